@@ -1,0 +1,101 @@
+//! The `voxpipe` command line: argument definitions and dispatch.
+
+mod pipeline;
+mod plugin;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use voxpipe::plugin::{default_cache_dir, PluginRuntime, RuntimeOptions};
+
+#[derive(Parser)]
+#[command(
+    name = "voxpipe",
+    version,
+    about = "Text-to-speech server: a native neural voice chained with sandboxed Wasm plugins",
+    long_about = "Text-to-speech server: a native neural voice chained with sandboxed \
+WebAssembly stage plugins (text normalization, instruct-to-style mapping, audio \
+post-processing) in the order a TOML pipeline file gives.\n\n\
+Typical plugin author loop:\n  \
+voxpipe plugin build plugins            # build every plugin crate to a component\n  \
+voxpipe plugin inspect target/plugins/text-replace.wasm\n  \
+voxpipe plugin run target/plugins/text-replace.wasm --stage text --input 'Tom & Jerry' --config 'replace={\"&\"=\"and\"}'\n  \
+voxpipe pipeline check pipelines/default.toml"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Folder of compiled plugins [default: $VOXPIPE_CACHE_DIR, else $XDG_CACHE_HOME/voxpipe, else ~/.cache/voxpipe].
+    #[arg(long, global = true, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Do not read or write the compiled-plugin cache.
+    #[arg(long, global = true)]
+    no_cache: bool,
+    /// Log format on stderr; the level comes from RUST_LOG (default: info).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate pipeline files.
+    #[command(subcommand)]
+    Pipeline(pipeline::PipelineCommand),
+    /// Build, inspect and run stage plugins.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
+}
+
+impl Cli {
+    fn runtime(&self) -> anyhow::Result<PluginRuntime> {
+        let cache_dir = if self.no_cache {
+            None
+        } else {
+            self.cache_dir.clone().or_else(default_cache_dir)
+        };
+        PluginRuntime::new(RuntimeOptions {
+            cache_dir,
+            ..RuntimeOptions::default()
+        })
+    }
+
+    fn init_logging(&self) {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr);
+        match self.log_format {
+            LogFormat::Text => builder.with_target(false).init(),
+            LogFormat::Json => builder.json().init(),
+        }
+    }
+
+    /// Run the command; the exit code is 0 on success, 1 on failure.
+    pub fn run(self) -> anyhow::Result<std::process::ExitCode> {
+        self.init_logging();
+        match &self.command {
+            Command::Pipeline(c) => c.run(&self),
+            Command::Plugin(c) => c.run(&self),
+        }
+    }
+}
+
+/// Plugin folders: the flag, else `$VOXPIPE_PLUGIN_DIRS` (colon-separated),
+/// else `target/plugins` (where `voxpipe plugin build` writes).
+pub fn plugin_dirs(flag: &[PathBuf]) -> Vec<PathBuf> {
+    if !flag.is_empty() {
+        return flag.to_vec();
+    }
+    if let Some(v) = std::env::var_os("VOXPIPE_PLUGIN_DIRS") {
+        return std::env::split_paths(&v).collect();
+    }
+    vec![PathBuf::from("target/plugins")]
+}

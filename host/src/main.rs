@@ -1,0 +1,13 @@
+mod cli;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    match cli::Cli::parse().run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

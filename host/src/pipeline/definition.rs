@@ -1,0 +1,102 @@
+//! The pipeline file format (TOML), parsed with source positions so every
+//! error can name its file, line and stage.
+//!
+//! ```toml
+//! name = "default"               # optional: defaults to the file stem
+//! description = "…"
+//! voice = "en_US-joe-medium"
+//! language = "en-US"             # optional default language of requests
+//!
+//! [limits]                       # defaults for every plugin stage
+//! memory_mb = 128
+//! deadline_ms = 5000
+//! max_output_kb = 32768
+//!
+//! [[stages]]
+//! kind = "text"                  # text | style | model | audio
+//! plugin = "text-replace"        # a name (searched) or a path ending in .wasm
+//! name = "replace"               # optional: defaults to the plugin's name
+//! config = { replace = { "&" = "and" } }
+//! limits = { deadline_ms = 200 } # optional per-stage override
+//!
+//! [[stages]]
+//! kind = "model"                 # the native voice, exactly once
+//! ```
+
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PipelineFile {
+    pub name: Option<Spanned<String>>,
+    pub description: Option<String>,
+    pub voice: Spanned<String>,
+    pub language: Option<Spanned<String>>,
+    #[serde(default)]
+    pub limits: Option<Spanned<LimitsDef>>,
+    #[serde(default)]
+    pub stages: Vec<Spanned<StageDef>>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LimitsDef {
+    pub memory_mb: Option<u64>,
+    pub deadline_ms: Option<u64>,
+    pub max_output_kb: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StageDef {
+    pub kind: Spanned<String>,
+    pub name: Option<Spanned<String>>,
+    pub plugin: Option<Spanned<String>>,
+    pub config: Option<Spanned<toml::Table>>,
+    pub limits: Option<Spanned<LimitsDef>>,
+}
+
+/// 1-based line and column of a byte offset.
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+/// The plugin paths a pipeline text refers to, without validating anything
+/// else: used to notice when a plugin file changes under a pipeline.
+pub(crate) fn plugin_refs(text: &str) -> Vec<String> {
+    let Ok(table) = text.parse::<toml::Table>() else {
+        return Vec::new();
+    };
+    table
+        .get("stages")
+        .and_then(|s| s.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.get("plugin").and_then(|p| p.as_str()).map(String::from))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_and_column_are_one_based() {
+        let t = "a = 1\nbb = 2\n";
+        assert_eq!(line_col(t, 0), (1, 1));
+        assert_eq!(line_col(t, 6), (2, 1));
+        assert_eq!(line_col(t, 9), (2, 4));
+    }
+
+    #[test]
+    fn plugin_refs_survive_other_errors() {
+        let t = "voice = 3\n[[stages]]\nkind = \"text\"\nplugin = \"a\"\n[[stages]]\nkind = \"model\"\n";
+        assert_eq!(plugin_refs(t), vec!["a".to_string()]);
+        assert!(plugin_refs("[[broken").is_empty());
+    }
+}

@@ -1,0 +1,32 @@
+//! Per-call resource limits of a plugin stage. A pipeline sets defaults in
+//! `[limits]` and may override them per stage; the runtime enforces them on
+//! every call.
+
+use serde::Serialize;
+use std::time::Duration;
+
+/// Limits for one call of a plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PluginLimits {
+    /// Linear memory a call may grow to, in bytes.
+    pub memory_bytes: usize,
+    /// Wall-clock deadline of a call (enforced by epoch interruption).
+    #[serde(serialize_with = "as_millis")]
+    pub deadline: Duration,
+    /// Largest output a call may return, in bytes (text bytes, or 4 × samples).
+    pub max_output_bytes: usize,
+}
+
+fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_millis() as u64)
+}
+
+impl Default for PluginLimits {
+    fn default() -> Self {
+        PluginLimits {
+            memory_bytes: 128 << 20,
+            deadline: Duration::from_secs(5),
+            max_output_bytes: 32 << 20,
+        }
+    }
+}

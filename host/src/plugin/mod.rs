@@ -1,0 +1,23 @@
+//! The plugin runtime: loads stage plugins (Wasm components), checks them
+//! against the stage worlds of `wit/stages.wit`, and runs each call in a
+//! fresh sandboxed instance under the stage's limits.
+//!
+//! Nothing here knows about voices, pipelines or HTTP.
+
+mod bindings;
+pub mod build;
+mod cache;
+mod config;
+mod error;
+mod limits;
+mod loaded;
+mod runtime;
+mod store;
+
+pub use cache::default_cache_dir;
+pub use config::StageConfig;
+pub use error::{LoadError, PluginError};
+pub use limits::PluginLimits;
+pub use loaded::{LoadedPlugin, Origin, PluginId};
+pub use runtime::{PluginRuntime, RuntimeOptions, RuntimeStats, EPOCH_TICK};
+pub use store::{MAX_LOG_LINE, MAX_LOG_LINES};

@@ -1,0 +1,80 @@
+//! Typed access to the stage's `config` table, which the host passes as a
+//! JSON object text.
+
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::StageError;
+
+/// The stage's config table from the pipeline file.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Config {
+    table: Map<String, Value>,
+}
+
+impl Config {
+    /// Parse the JSON object the host passes.
+    pub fn parse(json: &str) -> Result<Config, StageError> {
+        match serde_json::from_str::<Value>(json) {
+            Ok(Value::Object(table)) => Ok(Config { table }),
+            Ok(_) => Err(StageError::InvalidConfig(
+                "config must be a table".to_string(),
+            )),
+            Err(e) => Err(StageError::InvalidConfig(format!("config is not JSON: {e}"))),
+        }
+    }
+
+    /// Build a config from a JSON value (handy in unit tests).
+    pub fn from_value(value: Value) -> Result<Config, StageError> {
+        Config::parse(&value.to_string())
+    }
+
+    /// The value at `key`, converted to `T`; `None` when absent. A value of
+    /// the wrong type is an [`StageError::InvalidConfig`] naming the key.
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StageError> {
+        match self.table.get(key) {
+            None => Ok(None),
+            Some(v) => serde_json::from_value(v.clone())
+                .map(Some)
+                .map_err(|e| StageError::InvalidConfig(format!("`{key}`: {e}"))),
+        }
+    }
+
+    /// The value at `key`, or `default` when absent.
+    pub fn get_or<T: DeserializeOwned>(&self, key: &str, default: T) -> Result<T, StageError> {
+        Ok(self.get(key)?.unwrap_or(default))
+    }
+
+    /// The whole table as a `serde` type (use `#[serde(deny_unknown_fields)]`
+    /// to refuse misspelled keys).
+    pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, StageError> {
+        serde_json::from_value(Value::Object(self.table.clone()))
+            .map_err(|e| StageError::InvalidConfig(e.to_string()))
+    }
+
+    /// The raw table.
+    pub fn table(&self) -> &Map<String, Value> {
+        &self.table
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn typed_get_names_the_key_on_a_type_error() {
+        let c = Config::from_value(json!({"gain_db": "loud"})).unwrap();
+        let err = c.get::<f32>("gain_db").unwrap_err();
+        assert!(matches!(err, StageError::InvalidConfig(m) if m.contains("gain_db")));
+        assert_eq!(c.get_or::<f32>("other", 1.5).unwrap(), 1.5);
+    }
+
+    #[test]
+    fn non_object_config_is_refused() {
+        assert!(Config::parse("[1]").is_err());
+        assert!(Config::parse("{").is_err());
+        assert!(Config::parse("{}").unwrap().table().is_empty());
+    }
+}

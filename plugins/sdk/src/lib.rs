@@ -1,0 +1,67 @@
+//! Guest-side SDK for voxpipe stage plugins.
+//!
+//! A plugin is a type implementing one of [`TextStage`], [`StyleStage`] or
+//! [`AudioStage`], exported with the `export!` macro of the matching world
+//! crate (`voxpipe-plugin-text`, `voxpipe-plugin-style`,
+//! `voxpipe-plugin-audio`). Those crates hold the generated Wasm bindings;
+//! this one holds the plain Rust types, so plugin logic can be unit-tested
+//! natively with `cargo test`.
+//!
+//! Every call runs in a fresh instance: keep no state between calls.
+
+mod config;
+pub mod log;
+mod types;
+
+#[doc(hidden)]
+pub mod wit_glue;
+
+pub use config::Config;
+pub use types::*;
+
+/// The trait of a `text` stage: text in, text out.
+pub trait TextStage {
+    /// Name, version and description of the plugin.
+    fn info() -> PluginInfo;
+    /// Check the stage's config table when a pipeline is loaded.
+    fn check_config(_config: &Config) -> Result<(), StageError> {
+        Ok(())
+    }
+    /// Transform the request's text.
+    fn normalize(ctx: &Context, config: &Config, text: String) -> Result<String, StageError>;
+}
+
+/// The trait of a `style` stage: an instruction in, a style out.
+pub trait StyleStage {
+    /// Name, version and description of the plugin.
+    fn info() -> PluginInfo;
+    /// Check the stage's config table when a pipeline is loaded.
+    fn check_config(_config: &Config) -> Result<(), StageError> {
+        Ok(())
+    }
+    /// Map an instruction to a style, or say why it cannot be mapped.
+    fn map_instruct(
+        ctx: &Context,
+        config: &Config,
+        instruct: &str,
+    ) -> Result<StyleOutcome, StageError>;
+}
+
+/// The trait of an `audio` stage: samples in, samples out.
+pub trait AudioStage {
+    /// Name, version and description of the plugin. Set
+    /// [`PluginInfo::streamable`] when processing chunks one by one gives
+    /// the same result as processing the whole utterance.
+    fn info() -> PluginInfo;
+    /// Check the stage's config table when a pipeline is loaded.
+    fn check_config(_config: &Config) -> Result<(), StageError> {
+        Ok(())
+    }
+    /// Process one chunk of audio (the whole utterance unless streamable).
+    fn process(
+        ctx: &Context,
+        config: &Config,
+        audio: Audio,
+        position: ChunkPosition,
+    ) -> Result<Audio, StageError>;
+}

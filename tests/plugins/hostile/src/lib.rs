@@ -1,0 +1,61 @@
+//! A text plugin that misbehaves on purpose, chosen by `config.mode`:
+//! `echo` (behaves), `loop`, `membomb`, `recursion`, `panic`, `huge-output`,
+//! `log-flood`, `fault`. The runtime tests use it to prove that no plugin can
+//! take the host down.
+
+use std::hint::black_box;
+use voxpipe_plugin_text::{log, Config, Context, PluginInfo, StageError, TextStage};
+
+pub struct Hostile;
+
+#[inline(never)]
+fn recurse(depth: u64, pad: [u8; 256]) -> u64 {
+    let pad = black_box(pad);
+    if black_box(depth) == u64::MAX {
+        return pad[0] as u64;
+    }
+    recurse(depth + 1, pad) + pad[(depth % 256) as usize] as u64
+}
+
+impl TextStage for Hostile {
+    fn info() -> PluginInfo {
+        PluginInfo::new("hostile", env!("CARGO_PKG_VERSION"), "Misbehaves on purpose (tests only)")
+    }
+
+    fn normalize(_ctx: &Context, config: &Config, text: String) -> Result<String, StageError> {
+        let mode: String = config.get_or("mode", "echo".to_string())?;
+        match mode.as_str() {
+            "echo" => Ok(text),
+            "loop" => {
+                let mut n = 0u64;
+                loop {
+                    n = black_box(n.wrapping_add(1));
+                }
+            }
+            "membomb" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1 << 20]);
+                    black_box(&hoard);
+                }
+            }
+            "recursion" => Ok(recurse(0, [7; 256]).to_string()),
+            "panic" => panic!("hostile plugin panics on purpose"),
+            "huge-output" => {
+                let mb: usize = config.get_or("size_mb", 8)?;
+                Ok("x".repeat(mb << 20))
+            }
+            "log-flood" => {
+                for i in 0..10_000 {
+                    log::info(&format!("flood line {i} {}", "y".repeat(4096)));
+                }
+                Ok(text)
+            }
+            "fault" => Err(StageError::PluginFault("refuses on purpose".to_string())),
+            "invalid" => Err(StageError::InvalidInput("does not like this text".to_string())),
+            other => Err(StageError::InvalidConfig(format!("unknown mode {other}"))),
+        }
+    }
+}
+
+voxpipe_plugin_text::export!(Hostile);
