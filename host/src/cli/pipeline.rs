@@ -123,7 +123,10 @@ fn print_pipeline(p: &Pipeline) {
             }
         }
     }
-    if p.stages.iter().any(|s| s.plugin.as_ref().is_some_and(|ps| ps.plugin.streamable)) {
+    if p.stages
+        .iter()
+        .any(|s| s.plugin.as_ref().is_some_and(|ps| ps.plugin.streamable))
+    {
         println!("  (⇶ = streamable audio stage)");
     }
 }

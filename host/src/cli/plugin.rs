@@ -204,8 +204,13 @@ impl PluginCommand {
                             bail!("audio stages need --output FILE.wav");
                         };
                         let audio = voxpipe::wav::read(Path::new(input))?;
-                        let out =
-                            plugin.call_audio(&limits, &ctx, &config, &audio, ChunkPosition::WHOLE)?;
+                        let out = plugin.call_audio(
+                            &limits,
+                            &ctx,
+                            &config,
+                            &audio,
+                            ChunkPosition::WHOLE,
+                        )?;
                         voxpipe::wav::write(output, &out)?;
                         eprintln!("wrote {} ({:.2} s)", output.display(), out.seconds());
                     }

@@ -101,21 +101,33 @@ fn limits_from(
     if let Some(mb) = def.memory_mb {
         let ceiling_mb = (ceiling >> 20) as u64;
         if mb == 0 || mb > ceiling_mb {
-            r.at(offset, stage, format!("limits.memory_mb = {mb} is outside 1..={ceiling_mb}"));
+            r.at(
+                offset,
+                stage,
+                format!("limits.memory_mb = {mb} is outside 1..={ceiling_mb}"),
+            );
         } else {
             limits.memory_bytes = (mb as usize) << 20;
         }
     }
     if let Some(ms) = def.deadline_ms {
         if ms == 0 || ms > 600_000 {
-            r.at(offset, stage, format!("limits.deadline_ms = {ms} is outside 1..=600000"));
+            r.at(
+                offset,
+                stage,
+                format!("limits.deadline_ms = {ms} is outside 1..=600000"),
+            );
         } else {
             limits.deadline = Duration::from_millis(ms);
         }
     }
     if let Some(kb) = def.max_output_kb {
         if kb == 0 || kb > 1 << 20 {
-            r.at(offset, stage, format!("limits.max_output_kb = {kb} is outside 1..=1048576"));
+            r.at(
+                offset,
+                stage,
+                format!("limits.max_output_kb = {kb} is outside 1..=1048576"),
+            );
         } else {
             limits.max_output_bytes = (kb as usize) << 10;
         }
@@ -158,7 +170,11 @@ pub fn resolve_plugin(
 
 /// Parse and validate the pipeline in `text` (read from `file`). The result
 /// has version 0; the registry numbers versions.
-pub fn load_pipeline(file: &Path, text: &str, ctx: &LoadContext) -> Result<Pipeline, PipelineErrors> {
+pub fn load_pipeline(
+    file: &Path,
+    text: &str,
+    ctx: &LoadContext,
+) -> Result<Pipeline, PipelineErrors> {
     let mut r = Reporter {
         file,
         text,
@@ -177,18 +193,26 @@ pub fn load_pipeline(file: &Path, text: &str, ctx: &LoadContext) -> Result<Pipel
     let name = match &def.name {
         Some(n) => {
             if !valid_name(n.get_ref()) {
-                r.at(n.span().start, None, format!(
-                    "name `{}` must be 1-64 characters of letters, digits, `-`, `_` or `.`",
-                    n.get_ref()
-                ));
+                r.at(
+                    n.span().start,
+                    None,
+                    format!(
+                        "name `{}` must be 1-64 characters of letters, digits, `-`, `_` or `.`",
+                        n.get_ref()
+                    ),
+                );
             }
             n.get_ref().clone()
         }
         None => {
             if !valid_name(stem) {
-                r.at(0, None, format!(
-                    "the file name `{stem}` is not a valid pipeline name; set `name = \"…\"`"
-                ));
+                r.at(
+                    0,
+                    None,
+                    format!(
+                        "the file name `{stem}` is not a valid pipeline name; set `name = \"…\"`"
+                    ),
+                );
             }
             stem.to_string()
         }
@@ -198,13 +222,24 @@ pub fn load_pipeline(file: &Path, text: &str, ctx: &LoadContext) -> Result<Pipel
     }
     if let Some(lang) = &def.language {
         if lang.get_ref().trim().is_empty() {
-            r.at(lang.span().start, None, "language must not be empty when set");
+            r.at(
+                lang.span().start,
+                None,
+                "language must not be empty when set",
+            );
         }
     }
 
     let ceiling = ctx.runtime.options().max_memory_bytes;
     let default_limits = match &def.limits {
-        Some(l) => limits_from(PluginLimits::default(), l.get_ref(), ceiling, l.span().start, None, &mut r),
+        Some(l) => limits_from(
+            PluginLimits::default(),
+            l.get_ref(),
+            ceiling,
+            l.span().start,
+            None,
+            &mut r,
+        ),
         None => PluginLimits::default(),
     };
 
@@ -217,10 +252,14 @@ pub fn load_pipeline(file: &Path, text: &str, ctx: &LoadContext) -> Result<Pipel
         let stage_offset = spanned.span().start;
         let s: &StageDef = spanned.get_ref();
         let Some(kind) = StageKind::parse(s.kind.get_ref()) else {
-            r.at(s.kind.span().start, Some(&format!("stage {}", index + 1)), format!(
-                "unknown stage kind `{}` (expected text, style, model or audio)",
-                s.kind.get_ref()
-            ));
+            r.at(
+                s.kind.span().start,
+                Some(&format!("stage {}", index + 1)),
+                format!(
+                    "unknown stage kind `{}` (expected text, style, model or audio)",
+                    s.kind.get_ref()
+                ),
+            );
             continue;
         };
         let default_name = match (&s.plugin, kind) {
@@ -232,30 +271,53 @@ pub fn load_pipeline(file: &Path, text: &str, ctx: &LoadContext) -> Result<Pipel
                 .to_string(),
             (None, _) => format!("{kind}-{}", index + 1),
         };
-        let stage_name = s.name.as_ref().map_or(default_name, |n| n.get_ref().clone());
+        let stage_name = s
+            .name
+            .as_ref()
+            .map_or(default_name, |n| n.get_ref().clone());
         let label = format!("stage {} \"{stage_name}\" ({kind})", index + 1);
         let label = Some(label.as_str());
         if !names.insert(stage_name.clone()) {
             let at = s.name.as_ref().map_or(stage_offset, |n| n.span().start);
-            r.at(at, label, format!("another stage is already named `{stage_name}`"));
+            r.at(
+                at,
+                label,
+                format!("another stage is already named `{stage_name}`"),
+            );
         }
 
         // Order: text and style stages, then the model, then audio stages.
         match kind {
             StageKind::Model => {
                 if model_seen {
-                    r.at(stage_offset, label, "a pipeline has exactly one model stage");
+                    r.at(
+                        stage_offset,
+                        label,
+                        "a pipeline has exactly one model stage",
+                    );
                 }
                 model_seen = true;
             }
             StageKind::Audio if !model_seen => {
-                r.at(stage_offset, label, "audio stages come after the model stage");
+                r.at(
+                    stage_offset,
+                    label,
+                    "audio stages come after the model stage",
+                );
             }
             StageKind::Text | StageKind::Style if model_seen => {
-                r.at(stage_offset, label, format!("{kind} stages come before the model stage"));
+                r.at(
+                    stage_offset,
+                    label,
+                    format!("{kind} stages come before the model stage"),
+                );
             }
             StageKind::Style if style_seen => {
-                r.at(stage_offset, label, "a pipeline has at most one style stage");
+                r.at(
+                    stage_offset,
+                    label,
+                    "a pipeline has at most one style stage",
+                );
             }
             _ => {}
         }
@@ -277,11 +339,22 @@ pub fn load_pipeline(file: &Path, text: &str, ctx: &LoadContext) -> Result<Pipel
         }
 
         let limits = match &s.limits {
-            Some(l) => limits_from(default_limits, l.get_ref(), ceiling, l.span().start, label, &mut r),
+            Some(l) => limits_from(
+                default_limits,
+                l.get_ref(),
+                ceiling,
+                l.span().start,
+                label,
+                &mut r,
+            ),
             None => default_limits,
         };
         let Some(plugin_ref) = &s.plugin else {
-            r.at(stage_offset, label, format!("a {kind} stage needs `plugin = \"…\"`"));
+            r.at(
+                stage_offset,
+                label,
+                format!("a {kind} stage needs `plugin = \"…\"`"),
+            );
             continue;
         };
         let path = match resolve_plugin(plugin_ref.get_ref(), pipeline_dir, ctx.plugin_dirs) {
@@ -299,11 +372,15 @@ pub fn load_pipeline(file: &Path, text: &str, ctx: &LoadContext) -> Result<Pipel
             }
         };
         if plugin.kind != kind {
-            r.at(plugin_ref.span().start, label, format!(
-                "plugin `{}` implements the {} world, but this is a {kind} stage",
-                plugin.id.name,
-                plugin.kind.world().unwrap_or("?"),
-            ));
+            r.at(
+                plugin_ref.span().start,
+                label,
+                format!(
+                    "plugin `{}` implements the {} world, but the stage kind is `{kind}`",
+                    plugin.id.name,
+                    plugin.kind.world().unwrap_or("?"),
+                ),
+            );
             continue;
         }
         let config = s
@@ -312,7 +389,11 @@ pub fn load_pipeline(file: &Path, text: &str, ctx: &LoadContext) -> Result<Pipel
             .map_or_else(StageConfig::empty, |c| StageConfig::from_toml(c.get_ref()));
         if let Err(e) = plugin.check_config(&limits, &config) {
             let at = s.config.as_ref().map_or(stage_offset, |c| c.span().start);
-            r.at(at, label, format!("plugin `{}` refused its config: {e}", plugin.id.name));
+            r.at(
+                at,
+                label,
+                format!("plugin `{}` refused its config: {e}", plugin.id.name),
+            );
             continue;
         }
         stages.push(Stage {
@@ -327,7 +408,11 @@ pub fn load_pipeline(file: &Path, text: &str, ctx: &LoadContext) -> Result<Pipel
         });
     }
     if !model_seen && r.errors.is_empty() {
-        r.at(text.len(), None, "the pipeline has no model stage: add `[[stages]]` with `kind = \"model\"`");
+        r.at(
+            text.len(),
+            None,
+            "the pipeline has no model stage: add `[[stages]]` with `kind = \"model\"`",
+        );
     }
     if !r.errors.is_empty() {
         return Err(PipelineErrors(r.errors));

@@ -120,7 +120,10 @@ impl PipelineRegistry {
     /// any, keeps serving).
     pub fn errors(&self) -> Vec<ReloadError> {
         let scan = self.scan.lock().unwrap();
-        scan.files.values().filter_map(|f| f.error.clone()).collect()
+        scan.files
+            .values()
+            .filter_map(|f| f.error.clone())
+            .collect()
     }
 
     /// (accepted, refused) reloads since start.

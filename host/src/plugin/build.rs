@@ -109,8 +109,7 @@ pub fn build_workspace(
     if !status.success() {
         bail!("cargo build failed for {} ({status})", workspace.display());
     }
-    std::fs::create_dir_all(out_dir)
-        .with_context(|| format!("creating {}", out_dir.display()))?;
+    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let release = target_dir.join(route.triple()).join("release");
     let mut built = Vec::new();
     for (package, lib) in crates {
@@ -164,7 +163,13 @@ fn cargo(route: Route) -> Command {
 /// (package name, library name) of every cdylib crate in the workspace.
 fn cdylib_crates(manifest: &Path, route: Route) -> anyhow::Result<Vec<(String, String)>> {
     let out = cargo(route)
-        .args(["metadata", "--no-deps", "--format-version", "1", "--manifest-path"])
+        .args([
+            "metadata",
+            "--no-deps",
+            "--format-version",
+            "1",
+            "--manifest-path",
+        ])
         .arg(manifest)
         .output()
         .context("running cargo metadata")?;
@@ -184,7 +189,10 @@ fn cdylib_crates(manifest: &Path, route: Route) -> anyhow::Result<Vec<(String, S
                 .is_some_and(|t| t.iter().any(|k| k == "cdylib"));
             if is_cdylib {
                 let package = pkg["name"].as_str().unwrap_or_default().to_string();
-                let lib = target["name"].as_str().unwrap_or_default().replace('-', "_");
+                let lib = target["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .replace('-', "_");
                 crates.push((package, lib));
             }
         }

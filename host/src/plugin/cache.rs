@@ -20,7 +20,11 @@ impl CompileCache {
     pub(crate) fn new(root: &Path, engine: &Engine) -> CompileCache {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
-        let dir = root.join(format!("v{}-{:016x}", env!("CARGO_PKG_VERSION"), h.finish()));
+        let dir = root.join(format!(
+            "v{}-{:016x}",
+            env!("CARGO_PKG_VERSION"),
+            h.finish()
+        ));
         CompileCache { dir }
     }
 
@@ -31,13 +35,14 @@ impl CompileCache {
     /// The cached component for `sha256`, if there is a usable one.
     pub(crate) fn get(&self, engine: &Engine, sha256: &str) -> Option<Component> {
         let path = self.entry(sha256);
-        if !path.exists() {
-            return None;
-        }
+        // Read into memory rather than mmap the file: a cache file truncated
+        // under a running server must not turn into a SIGBUS.
+        let bytes = std::fs::read(&path).ok()?;
         // SAFETY: the artifact was written by `put` below with an engine of
         // the same compatibility hash (the folder name); the cache folder is
-        // documented as private to the voxpipe user.
-        match unsafe { Component::deserialize_file(engine, &path) } {
+        // documented as private to the voxpipe user. wasmtime still checks
+        // the header and refuses artifacts of another engine configuration.
+        match unsafe { Component::deserialize(engine, &bytes) } {
             Ok(c) => Some(c),
             Err(e) => {
                 tracing::warn!(path = %path.display(), "ignoring unusable compiled plugin: {e:#}");
@@ -52,7 +57,9 @@ impl CompileCache {
             std::fs::create_dir_all(&self.dir)?;
             let bytes = component.serialize()?;
             // Write then rename, so a concurrent reader never sees half a file.
-            let tmp = self.dir.join(format!(".{sha256}.{}.tmp", std::process::id()));
+            let tmp = self
+                .dir
+                .join(format!(".{sha256}.{}.tmp", std::process::id()));
             std::fs::write(&tmp, bytes)?;
             std::fs::rename(&tmp, self.entry(sha256))?;
             Ok(())

@@ -167,11 +167,21 @@ impl LoadedPlugin {
     }
 
     /// Ask the plugin whether `config` suits it.
-    pub fn check_config(&self, limits: &PluginLimits, config: &StageConfig) -> Result<(), PluginError> {
+    pub fn check_config(
+        &self,
+        limits: &PluginLimits,
+        config: &StageConfig,
+    ) -> Result<(), PluginError> {
         self.call(limits, |store, pre| match pre {
-            StagePre::Text(p) => p.instantiate(&mut *store)?.call_check_config(store, config.wit()),
-            StagePre::Style(p) => p.instantiate(&mut *store)?.call_check_config(store, config.wit()),
-            StagePre::Audio(p) => p.instantiate(&mut *store)?.call_check_config(store, config.wit()),
+            StagePre::Text(p) => p
+                .instantiate(&mut *store)?
+                .call_check_config(store, config.wit()),
+            StagePre::Style(p) => p
+                .instantiate(&mut *store)?
+                .call_check_config(store, config.wit()),
+            StagePre::Audio(p) => p
+                .instantiate(&mut *store)?
+                .call_check_config(store, config.wit()),
         })?
         .map_err(Self::stage_error)
     }
@@ -197,9 +207,10 @@ impl LoadedPlugin {
         let ctx = bindings::context_to_wit(ctx);
         let out = self
             .call(limits, |store, pre| match pre {
-                StagePre::Text(p) => p
-                    .instantiate(&mut *store)?
-                    .call_normalize(store, &ctx, config.wit(), input),
+                StagePre::Text(p) => {
+                    p.instantiate(&mut *store)?
+                        .call_normalize(store, &ctx, config.wit(), input)
+                }
                 _ => unreachable!("checked above"),
             })?
             .map_err(Self::stage_error)?;
@@ -221,9 +232,12 @@ impl LoadedPlugin {
         let ctx = bindings::context_to_wit(ctx);
         let out = self
             .call(limits, |store, pre| match pre {
-                StagePre::Style(p) => p
-                    .instantiate(&mut *store)?
-                    .call_map_instruct(store, &ctx, config.wit(), instruct),
+                StagePre::Style(p) => p.instantiate(&mut *store)?.call_map_instruct(
+                    store,
+                    &ctx,
+                    config.wit(),
+                    instruct,
+                ),
                 _ => unreachable!("checked above"),
             })?
             .map_err(Self::stage_error)?;
@@ -259,9 +273,13 @@ impl LoadedPlugin {
         let position = bindings::position_to_wit(position);
         let out = self
             .call(limits, |store, pre| match pre {
-                StagePre::Audio(p) => p
-                    .instantiate(&mut *store)?
-                    .call_process(store, &ctx, config.wit(), &wit_audio, position),
+                StagePre::Audio(p) => p.instantiate(&mut *store)?.call_process(
+                    store,
+                    &ctx,
+                    config.wit(),
+                    &wit_audio,
+                    position,
+                ),
                 _ => unreachable!("checked above"),
             })?
             .map_err(Self::stage_error)?;
@@ -280,7 +298,9 @@ fn classify(e: wasmtime::Error, state: &CallState, limits: &PluginLimits) -> Plu
     if state.limiter.memory_hit {
         return PluginError::MemoryLimit(limits.memory_bytes);
     }
-    if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
+    if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+        .is_some()
+    {
         return PluginError::Overloaded;
     }
     match e.downcast_ref::<Trap>() {

@@ -161,12 +161,22 @@ impl PluginRuntime {
             return Err(LoadError::NotWasm(path.to_path_buf()));
         }
         let from_core = !is_component;
-        if let Some(c) = self.cache.as_ref().and_then(|c| c.get(&self.engine, sha256)) {
+        if let Some(c) = self
+            .cache
+            .as_ref()
+            .and_then(|c| c.get(&self.engine, sha256))
+        {
             self.stats.disk_cache_hits.fetch_add(1, Ordering::Relaxed);
             return Ok((c, Origin::new(from_core, true)));
         }
         let encoded;
         let component_bytes = if from_core {
+            if !has_component_type(bytes) {
+                return Err(LoadError::NotAComponent {
+                    path: path.to_path_buf(),
+                    reason: "it has no `component-type` custom section".to_string(),
+                });
+            }
             encoded = wit_component::ComponentEncoder::default()
                 .module(bytes)
                 .and_then(|e| e.validate(true).encode())
@@ -201,8 +211,14 @@ impl PluginRuntime {
         started: Instant,
     ) -> Result<LoadedPlugin, LoadError> {
         let ty = component.component_type();
-        let exports: Vec<String> = ty.exports(&self.engine).map(|(n, _)| n.to_string()).collect();
-        let imports: Vec<String> = ty.imports(&self.engine).map(|(n, _)| n.to_string()).collect();
+        let exports: Vec<String> = ty
+            .exports(&self.engine)
+            .map(|(n, _)| n.to_string())
+            .collect();
+        let imports: Vec<String> = ty
+            .imports(&self.engine)
+            .map(|(n, _)| n.to_string())
+            .collect();
         let world = [
             ("normalize", StageKind::Text),
             ("map-instruct", StageKind::Style),
@@ -219,13 +235,13 @@ impl PluginRuntime {
                 exports.join(", ")
             },
         })?;
-        let instance_pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| LoadError::Imports {
-                path: path.to_path_buf(),
-                reason: format!("{e:#}"),
-            })?;
+        let instance_pre =
+            self.linker
+                .instantiate_pre(&component)
+                .map_err(|e| LoadError::Imports {
+                    path: path.to_path_buf(),
+                    reason: format!("{e:#}"),
+                })?;
         let world_name = world.world().unwrap_or("?");
         let mismatch = |e: wasmtime::Error| LoadError::WorldMismatch {
             path: path.to_path_buf(),
@@ -233,7 +249,9 @@ impl PluginRuntime {
             reason: format!("{e:#}"),
         };
         let pre = match world {
-            StageKind::Text => StagePre::Text(text::TextStagePre::new(instance_pre).map_err(mismatch)?),
+            StageKind::Text => {
+                StagePre::Text(text::TextStagePre::new(instance_pre).map_err(mismatch)?)
+            }
             StageKind::Style => {
                 StagePre::Style(style::StyleStagePre::new(instance_pre).map_err(mismatch)?)
             }
@@ -253,6 +271,14 @@ impl PluginRuntime {
             self.options.max_memory_bytes,
         )
     }
+}
+
+/// Whether a core module carries the `component-type:*` custom section that
+/// wit-bindgen emits (and wit-component needs to build a component).
+fn has_component_type(bytes: &[u8]) -> bool {
+    wasmparser::Parser::new(0).parse_all(bytes).any(|payload| {
+        matches!(payload, Ok(wasmparser::Payload::CustomSection(c)) if c.name().starts_with("component-type"))
+    })
 }
 
 /// Advance the engine's epoch every [`EPOCH_TICK`] for as long as the engine

@@ -67,11 +67,17 @@ impl PluginLog {
         // Plugin logs are events inside the caller's span, so they carry the
         // request's trace context wherever the subscriber sends them.
         match level {
-            wit_log::Level::Trace => tracing::trace!(target: "voxpipe::plugin", plugin, "{message}"),
-            wit_log::Level::Debug => tracing::debug!(target: "voxpipe::plugin", plugin, "{message}"),
+            wit_log::Level::Trace => {
+                tracing::trace!(target: "voxpipe::plugin", plugin, "{message}")
+            }
+            wit_log::Level::Debug => {
+                tracing::debug!(target: "voxpipe::plugin", plugin, "{message}")
+            }
             wit_log::Level::Info => tracing::info!(target: "voxpipe::plugin", plugin, "{message}"),
             wit_log::Level::Warn => tracing::warn!(target: "voxpipe::plugin", plugin, "{message}"),
-            wit_log::Level::Error => tracing::error!(target: "voxpipe::plugin", plugin, "{message}"),
+            wit_log::Level::Error => {
+                tracing::error!(target: "voxpipe::plugin", plugin, "{message}")
+            }
         }
     }
 }

@@ -12,7 +12,10 @@ pub mod bindings {
         export_macro_name: "__export_world",
         default_bindings_module: "voxpipe_plugin_audio::bindings",
     });
-    voxpipe_plugin_sdk::__wit_glue!(crate::bindings::voxpipe::stages::types, crate::bindings::voxpipe::stages::log);
+    voxpipe_plugin_sdk::__wit_glue!(
+        crate::bindings::voxpipe::stages::types,
+        crate::bindings::voxpipe::stages::log
+    );
 }
 
 /// Export an [`AudioStage`] implementation as this component's `audio-stage` world.
@@ -63,7 +66,7 @@ macro_rules! export {
                     })
                 }
             }
-            $crate::bindings::__export_world!(VoxpipeAudioStage with_types_in $crate::bindings);
+    $crate::bindings::__export_world!(VoxpipeAudioStage with_types_in $crate::bindings);
         };
     };
 }

@@ -12,7 +12,10 @@ pub mod bindings {
         export_macro_name: "__export_world",
         default_bindings_module: "voxpipe_plugin_style::bindings",
     });
-    voxpipe_plugin_sdk::__wit_glue!(crate::bindings::voxpipe::stages::types, crate::bindings::voxpipe::stages::log);
+    voxpipe_plugin_sdk::__wit_glue!(
+        crate::bindings::voxpipe::stages::types,
+        crate::bindings::voxpipe::stages::log
+    );
 }
 
 /// Export a [`StyleStage`] implementation as this component's `style-stage` world.
@@ -56,7 +59,7 @@ macro_rules! export {
                     })
                 }
             }
-            $crate::bindings::__export_world!(VoxpipeStyleStage with_types_in $crate::bindings);
+    $crate::bindings::__export_world!(VoxpipeStyleStage with_types_in $crate::bindings);
         };
     };
 }

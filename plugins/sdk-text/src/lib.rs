@@ -12,7 +12,10 @@ pub mod bindings {
         export_macro_name: "__export_world",
         default_bindings_module: "voxpipe_plugin_text::bindings",
     });
-    voxpipe_plugin_sdk::__wit_glue!(crate::bindings::voxpipe::stages::types, crate::bindings::voxpipe::stages::log);
+    voxpipe_plugin_sdk::__wit_glue!(
+        crate::bindings::voxpipe::stages::types,
+        crate::bindings::voxpipe::stages::log
+    );
 }
 
 /// Export a [`TextStage`] implementation as this component's `text-stage` world.
@@ -43,7 +46,7 @@ macro_rules! export {
                         .map_err(glue::error)
                 }
             }
-            $crate::bindings::__export_world!(VoxpipeTextStage with_types_in $crate::bindings);
+    $crate::bindings::__export_world!(VoxpipeTextStage with_types_in $crate::bindings);
         };
     };
 }

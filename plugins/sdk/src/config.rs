@@ -20,7 +20,9 @@ impl Config {
             Ok(_) => Err(StageError::InvalidConfig(
                 "config must be a table".to_string(),
             )),
-            Err(e) => Err(StageError::InvalidConfig(format!("config is not JSON: {e}"))),
+            Err(e) => Err(StageError::InvalidConfig(format!(
+                "config is not JSON: {e}"
+            ))),
         }
     }
 

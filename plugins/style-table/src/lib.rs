@@ -47,7 +47,9 @@ fn settings(config: &Config) -> Result<Settings, StageError> {
     let s: Settings = config.deserialize()?;
     for (i, r) in s.rules.iter().enumerate() {
         if r.keywords.iter().all(|k| k.trim().is_empty()) {
-            return Err(StageError::InvalidConfig(format!("rules[{i}] has no keyword")));
+            return Err(StageError::InvalidConfig(format!(
+                "rules[{i}] has no keyword"
+            )));
         }
     }
     Ok(s)

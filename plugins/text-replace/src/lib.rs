@@ -97,18 +97,31 @@ mod tests {
 
     #[test]
     fn longest_key_wins_and_whitespace_collapses() {
-        let out = run(r#"{"replace": {"Dr": "Drive", "Dr.": "Doctor"}}"#, "Dr.  Who  on Dr").unwrap();
+        let out = run(
+            r#"{"replace": {"Dr": "Drive", "Dr.": "Doctor"}}"#,
+            "Dr.  Who  on Dr",
+        )
+        .unwrap();
         assert_eq!(out, "Doctor Who on Drive");
     }
 
     #[test]
     fn unknown_keys_and_empty_keys_are_refused() {
-        assert!(matches!(run(r#"{"replac": {}}"#, "x"), Err(StageError::InvalidConfig(_))));
-        assert!(matches!(run(r#"{"replace": {"": "x"}}"#, "x"), Err(StageError::InvalidConfig(_))));
+        assert!(matches!(
+            run(r#"{"replac": {}}"#, "x"),
+            Err(StageError::InvalidConfig(_))
+        ));
+        assert!(matches!(
+            run(r#"{"replace": {"": "x"}}"#, "x"),
+            Err(StageError::InvalidConfig(_))
+        ));
     }
 
     #[test]
     fn multibyte_text_is_safe() {
-        assert_eq!(run(r#"{"replace": {"号": "號"}}"#, "3号 ok").unwrap(), "3號 ok");
+        assert_eq!(
+            run(r#"{"replace": {"号": "號"}}"#, "3号 ok").unwrap(),
+            "3號 ok"
+        );
     }
 }

@@ -19,7 +19,11 @@ fn recurse(depth: u64, pad: [u8; 256]) -> u64 {
 
 impl TextStage for Hostile {
     fn info() -> PluginInfo {
-        PluginInfo::new("hostile", env!("CARGO_PKG_VERSION"), "Misbehaves on purpose (tests only)")
+        PluginInfo::new(
+            "hostile",
+            env!("CARGO_PKG_VERSION"),
+            "Misbehaves on purpose (tests only)",
+        )
     }
 
     fn normalize(_ctx: &Context, config: &Config, text: String) -> Result<String, StageError> {
@@ -52,7 +56,9 @@ impl TextStage for Hostile {
                 Ok(text)
             }
             "fault" => Err(StageError::PluginFault("refuses on purpose".to_string())),
-            "invalid" => Err(StageError::InvalidInput("does not like this text".to_string())),
+            "invalid" => Err(StageError::InvalidInput(
+                "does not like this text".to_string(),
+            )),
             other => Err(StageError::InvalidConfig(format!("unknown mode {other}"))),
         }
     }

@@ -1,0 +1,271 @@
+//! The `voxpipe` command line as a user runs it.
+
+mod common;
+
+use std::process::Output;
+
+fn run(args: &[&str]) -> Output {
+    common::plugins();
+    let cache = common::root().join("target/test-cache");
+    common::voxpipe()
+        .arg("--cache-dir")
+        .arg(&cache)
+        .args(args)
+        .output()
+        .expect("run voxpipe")
+}
+
+fn text(o: &[u8]) -> String {
+    String::from_utf8_lossy(o).into_owned()
+}
+
+fn plugin(name: &str) -> String {
+    common::plugin(name).display().to_string()
+}
+
+fn plugin_dir() -> String {
+    common::plugins().display().to_string()
+}
+
+#[test]
+fn default_pipeline_checks_out() {
+    let o = run(&[
+        "pipeline",
+        "check",
+        "pipelines/default.toml",
+        "--plugin-dir",
+        &plugin_dir(),
+    ]);
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{}{}", out, text(&o.stderr));
+    assert!(out.contains("pipeline \"default\""), "{out}");
+    for stage in ["symbols", "instruct", "model", "gain", "text-replace 0.1.0"] {
+        assert!(out.contains(stage), "{stage} missing in\n{out}");
+    }
+    let o = run(&[
+        "pipeline",
+        "check",
+        "pipelines/default.toml",
+        "--plugin-dir",
+        &plugin_dir(),
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["stages"][1]["plugin"]["name"], "style-table");
+    assert_eq!(v[0]["stages"][3]["plugin"]["streamable"], true);
+}
+
+#[test]
+fn broken_pipeline_reports_every_problem_with_its_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("broken.toml");
+    std::fs::write(
+        &file,
+        "voice = \"v\"\n[[stages]]\nkind = \"text\"\nplugin = \"missing\"\n\
+         [[stages]]\nkind = \"text\"\nplugin = \"text-replace\"\nconfig = { replace = 5 }\n\
+         [[stages]]\nkind = \"model\"\n",
+    )
+    .unwrap();
+    let o = run(&[
+        "pipeline",
+        "check",
+        file.to_str().unwrap(),
+        "--plugin-dir",
+        &plugin_dir(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("broken.toml:4:10: stage 1 \"missing\" (text): plugin `missing` not found"),
+        "{err}"
+    );
+    assert!(err.contains("broken.toml:8:10: stage 2 \"text-replace\" (text): plugin `text-replace` refused its config"), "{err}");
+
+    std::fs::write(&file, "voice = \"v\"\n[[stages]\n").unwrap();
+    let o = run(&["pipeline", "check", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("broken.toml:2:"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+#[test]
+fn inspect_shows_world_identity_and_imports() {
+    let o = run(&["plugin", "inspect", &plugin("style-table"), "--json"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["world"], "voxpipe:stages/style-stage@0.1.0");
+    assert_eq!(v["name"], "style-table");
+    assert_eq!(v["version"], "0.1.0");
+    assert_eq!(v["sha256"].as_str().unwrap().len(), 64);
+    assert!(v["imports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i == "voxpipe:stages/log@0.1.0"));
+
+    let o = run(&["plugin", "inspect", &plugin("audio-gain")]);
+    let out = text(&o.stdout);
+    assert!(
+        out.contains("world        voxpipe:stages/audio-stage@0.1.0"),
+        "{out}"
+    );
+    assert!(out.contains("streamable   yes"), "{out}");
+
+    let o = run(&["plugin", "inspect", "Cargo.toml"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("is not a WebAssembly file"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+#[test]
+fn run_executes_each_stage_kind_standalone() {
+    let o = run(&[
+        "plugin",
+        "run",
+        &plugin("text-replace"),
+        "--stage",
+        "text",
+        "--input",
+        "Tom  &  Jerry",
+        "--config",
+        "replace={\"&\"=\"and\"}",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout).trim(), "Tom and Jerry");
+
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(
+        &rules,
+        "[[rules]]\nkeywords = [\"悲伤\"]\nlabel = \"emotion=sad\"\nemotions = [\"sad\"]\n",
+    )
+    .unwrap();
+    let o = run(&[
+        "plugin",
+        "run",
+        &plugin("style-table"),
+        "--stage",
+        "style",
+        "--input",
+        "用悲伤的语气朗读",
+        "--config-file",
+        rules.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["outcome"], "mapped");
+    assert_eq!(v["label"], "emotion=sad");
+
+    // Audio: a WAV in, a quieter WAV out.
+    let input = dir.path().join("in.wav");
+    let output = dir.path().join("out.wav");
+    let tone: Vec<f32> = (0..22050).map(|i| 0.5 * (i as f32 * 0.05).sin()).collect();
+    voxpipe::wav::write(
+        &input,
+        &voxpipe::types::Audio {
+            sample_rate: 22050,
+            channels: 1,
+            samples: tone,
+        },
+    )
+    .unwrap();
+    let o = run(&[
+        "plugin",
+        "run",
+        &plugin("audio-gain"),
+        "--stage",
+        "audio",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+        "--config",
+        "gain_db=-6",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let peak_in = voxpipe::wav::read(&input)
+        .unwrap()
+        .samples
+        .iter()
+        .fold(0f32, |m, s| m.max(s.abs()));
+    let peak_out = voxpipe::wav::read(&output)
+        .unwrap()
+        .samples
+        .iter()
+        .fold(0f32, |m, s| m.max(s.abs()));
+    assert!(
+        (peak_out / peak_in - 0.501).abs() < 0.01,
+        "{peak_in} → {peak_out}"
+    );
+
+    // Typed failures, clearly worded.
+    let o = run(&[
+        "plugin",
+        "run",
+        &plugin("audio-gain"),
+        "--stage",
+        "text",
+        "--input",
+        "x",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("run it with --stage audio"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = run(&[
+        "plugin",
+        "run",
+        &plugin("hostile"),
+        "--stage",
+        "text",
+        "--input",
+        "x",
+        "--config",
+        "mode=loop",
+        "--deadline-ms",
+        "100",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("exceeded its deadline of 100 ms"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = run(&[
+        "plugin",
+        "run",
+        &plugin("audio-gain"),
+        "--stage",
+        "audio",
+        "--input",
+        "x.wav",
+        "--output",
+        "y.wav",
+        "--config",
+        "gain_db=500",
+    ]);
+    assert!(
+        text(&o.stderr).contains("refused the config"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+#[test]
+fn help_explains_the_commands() {
+    let o = run(&["--help"]);
+    let out = text(&o.stdout);
+    for word in ["pipeline", "plugin", "--cache-dir", "plugin build plugins"] {
+        assert!(out.contains(word), "{word} missing in --help:\n{out}");
+    }
+    let o = run(&["plugin", "run", "--help"]);
+    assert!(text(&o.stdout).contains("KEY=VALUE"));
+}
