@@ -133,7 +133,8 @@ fn hostile_plugins_end_as_typed_errors_and_the_next_call_succeeds() {
     let deadline = 200;
     let l = limits(deadline, 32, 1024);
     let margin = Duration::from_millis(300);
-    let cases: &[(&str, fn(&PluginError) -> bool)] = &[
+    type Expect = fn(&PluginError) -> bool;
+    let cases: &[(&str, Expect)] = &[
         ("loop", |e| matches!(e, PluginError::Timeout(_))),
         ("membomb", |e| matches!(e, PluginError::MemoryLimit(_))),
         ("recursion", |e| matches!(e, PluginError::Trap(_))),
@@ -160,6 +161,18 @@ fn hostile_plugins_end_as_typed_errors_and_the_next_call_succeeds() {
     }
     assert!(PluginError::Timeout(Duration::ZERO).is_plugin_fault());
     assert!(!PluginError::InvalidInput(String::new()).is_plugin_fault());
+}
+
+/// The SDK's arena allocator inside Wasm gives the same results as the
+/// native allocator, across arena exhaustion, frees and reallocations.
+#[test]
+fn sdk_allocator_is_correct_inside_wasm() {
+    let runtime = common::runtime();
+    let p = hostile(&runtime);
+    let out = call(&p, &limits(5000, 64, 1024), "churn").unwrap();
+    assert_eq!(out, hostile::churn().to_string());
+    // And again in a fresh instance: no state carried over.
+    assert_eq!(call(&p, &limits(5000, 64, 1024), "churn").unwrap(), out);
 }
 
 /// Host memory stays flat across 1 000 hostile calls.

@@ -42,6 +42,7 @@ pub struct Pipeline {
 }
 
 /// One stage of a pipeline.
+#[derive(Debug)]
 pub struct Stage {
     /// Position in the pipeline, from 0.
     pub index: usize,
@@ -52,6 +53,7 @@ pub struct Stage {
 }
 
 /// The plugin of a plugin stage, with its config and limits.
+#[derive(Debug)]
 pub struct PluginStage {
     pub plugin: Arc<LoadedPlugin>,
     pub config: StageConfig,
@@ -60,10 +62,13 @@ pub struct PluginStage {
 
 impl Pipeline {
     /// Plugin stages of one kind, in order.
-    pub fn plugin_stages(&self, kind: StageKind) -> impl Iterator<Item = (&Stage, &PluginStage)> {
+    pub fn plugin_stages(
+        &self,
+        kind: StageKind,
+    ) -> impl Iterator<Item = (&Arc<Stage>, &PluginStage)> {
         self.stages
             .iter()
             .filter(move |s| s.kind == kind)
-            .filter_map(|s| s.plugin.as_ref().map(|p| (&**s, p)))
+            .filter_map(|s| s.plugin.as_ref().map(|p| (s, p)))
     }
 }

@@ -3,29 +3,38 @@
 //! Plugin calls are synchronous and CPU-bound; [`off_executor`] moves them to
 //! Tokio's blocking pool so they never stall the async executor's threads.
 
-use crate::plugin::{PluginError, PluginId};
+use std::fmt;
+use std::sync::Arc;
+
+use crate::plugin::PluginError;
 use crate::types::{Audio, ChunkPosition, RequestContext, StageKind, StyleOutcome};
 
 use super::{Pipeline, PluginStage, Stage};
 
-/// A stage that failed, and how.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("stage {} \"{stage}\" ({kind}, plugin {}@{}): {error}", index + 1, plugin.name, plugin.version)]
+/// A stage that failed, and how. `stage` names the stage, its kind, index
+/// and plugin (name, version, sha256).
+#[derive(Debug, Clone)]
 pub struct StageFailure {
-    /// Position in the pipeline, from 0.
-    pub index: usize,
-    pub stage: String,
-    pub kind: StageKind,
-    pub plugin: PluginId,
+    pub stage: Arc<Stage>,
     pub error: PluginError,
 }
 
-fn failure(stage: &Stage, p: &PluginStage, error: PluginError) -> StageFailure {
+impl fmt::Display for StageFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.stage;
+        write!(f, "stage {} \"{}\" ({}", s.index + 1, s.name, s.kind)?;
+        if let Some(p) = &s.plugin {
+            write!(f, ", plugin {}@{}", p.plugin.id.name, p.plugin.id.version)?;
+        }
+        write!(f, "): {}", self.error)
+    }
+}
+
+impl std::error::Error for StageFailure {}
+
+fn failure(stage: &Arc<Stage>, error: PluginError) -> StageFailure {
     StageFailure {
-        index: stage.index,
-        stage: stage.name.clone(),
-        kind: stage.kind,
-        plugin: p.plugin.id.clone(),
+        stage: stage.clone(),
         error,
     }
 }
@@ -52,7 +61,7 @@ impl Pipeline {
             text = p
                 .plugin
                 .call_text(&p.limits, ctx, &p.config, &text)
-                .map_err(|e| failure(stage, p, e))?;
+                .map_err(|e| failure(stage, e))?;
         }
         Ok(text)
     }
@@ -71,7 +80,7 @@ impl Pipeline {
         p.plugin
             .call_style(&p.limits, ctx, &p.config, instruct)
             .map(Some)
-            .map_err(|e| failure(stage, p, e))
+            .map_err(|e| failure(stage, e))
     }
 
     /// Run every audio stage in order on one chunk.
@@ -87,7 +96,7 @@ impl Pipeline {
             audio = p
                 .plugin
                 .call_audio(&p.limits, ctx, &p.config, &audio, position)
-                .map_err(|e| failure(stage, p, e))?;
+                .map_err(|e| failure(stage, e))?;
         }
         Ok(audio)
     }

@@ -81,6 +81,11 @@ pub fn build_workspace(
     target_dir: &Path,
     route: Route,
 ) -> anyhow::Result<Vec<Built>> {
+    // Cargo runs inside the workspace (for its .cargo/config.toml), so every
+    // path handed to it must be absolute.
+    let workspace = &std::path::absolute(workspace)?;
+    let out_dir = &std::path::absolute(out_dir)?;
+    let target_dir = &std::path::absolute(target_dir)?;
     let manifest = workspace.join("Cargo.toml");
     if !manifest.is_file() {
         bail!("{} has no Cargo.toml", workspace.display());
@@ -90,7 +95,9 @@ pub fn build_workspace(
         bail!("{} has no cdylib crates to build", workspace.display());
     }
     let mut cmd = cargo(route);
-    cmd.arg("build")
+    // Run inside the workspace so its `.cargo/config.toml` applies.
+    cmd.current_dir(workspace)
+        .arg("build")
         .arg("--release")
         .arg("--manifest-path")
         .arg(&manifest)

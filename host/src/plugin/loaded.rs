@@ -64,6 +64,16 @@ pub struct LoadedPlugin {
     pre: StagePre,
 }
 
+impl std::fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedPlugin")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
 impl LoadedPlugin {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn describe(

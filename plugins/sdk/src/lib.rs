@@ -9,6 +9,8 @@
 //!
 //! Every call runs in a fresh instance: keep no state between calls.
 
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+mod alloc;
 mod config;
 pub mod log;
 mod types;

@@ -8,6 +8,38 @@ use voxpipe_plugin_text::{log, Config, Context, PluginInfo, StageError, TextStag
 
 pub struct Hostile;
 
+/// Exercise the SDK allocator: many blocks freed out of order, a vector
+/// grown far past the arena into the system allocator, strings grown in
+/// place. Returns a checksum that the native build computes identically.
+pub fn churn() -> u64 {
+    let mut keep: Vec<Vec<u32>> = Vec::new();
+    let mut sum = 0u64;
+    for i in 0..2000u32 {
+        let v: Vec<u32> = (0..(i % 97) * 31).map(|x| x ^ i).collect();
+        if i % 3 == 0 {
+            keep.push(v);
+        } else {
+            sum = sum.wrapping_add(v.iter().map(|&x| x as u64).sum::<u64>());
+        }
+        if keep.len() > 50 {
+            keep.remove(i as usize % 50);
+        }
+    }
+    let mut big: Vec<u64> = Vec::new();
+    for i in 0..1_500_000u64 {
+        big.push(i * 7);
+    }
+    let mut s = String::new();
+    for i in 0..20_000 {
+        s.push_str(&i.to_string());
+    }
+    for v in &keep {
+        sum = sum.wrapping_add(v.iter().map(|&x| x as u64).sum::<u64>());
+    }
+    sum.wrapping_add(big.iter().sum::<u64>())
+        .wrapping_add(s.len() as u64)
+}
+
 #[inline(never)]
 fn recurse(depth: u64, pad: [u8; 256]) -> u64 {
     let pad = black_box(pad);
@@ -55,6 +87,7 @@ impl TextStage for Hostile {
                 }
                 Ok(text)
             }
+            "churn" => Ok(churn().to_string()),
             "fault" => Err(StageError::PluginFault("refuses on purpose".to_string())),
             "invalid" => Err(StageError::InvalidInput(
                 "does not like this text".to_string(),

@@ -1,0 +1,241 @@
+//! `voxpipe-bench`: measures what the project promises, printing tables.
+//!
+//! `cargo run --release --bin voxpipe-bench -- runtime` — per-call overhead of
+//! the plugin runtime (fresh store + instantiate + call) and cold start
+//! (compile vs compiled cache vs in-memory).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use voxpipe::plugin::build::{build_workspace, Route};
+use voxpipe::plugin::{LoadedPlugin, PluginLimits, PluginRuntime, RuntimeOptions, StageConfig};
+use voxpipe::types::{Audio, ChunkPosition, RequestContext};
+
+#[derive(Parser)]
+#[command(about = "voxpipe benchmarks: each prints a Markdown table of medians and percentiles")]
+struct Args {
+    #[command(subcommand)]
+    bench: Bench,
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Plugin runtime: per-call overhead and cold start.
+    Runtime {
+        /// Calls measured per text row (after warm-up).
+        #[arg(long, default_value_t = 20_000)]
+        calls: usize,
+        /// Calls measured per audio row.
+        #[arg(long, default_value_t = 200)]
+        audio_calls: usize,
+        /// Cold-start repetitions.
+        #[arg(long, default_value_t = 5)]
+        loads: usize,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    match Args::parse().bench {
+        Bench::Runtime {
+            calls,
+            audio_calls,
+            loads,
+        } => runtime_bench(calls, audio_calls, loads),
+    }
+}
+
+struct Stats {
+    p50: Duration,
+    p99: Duration,
+    mean: Duration,
+}
+
+fn stats(mut samples: Vec<Duration>) -> Stats {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+    let total: Duration = samples.iter().sum();
+    Stats {
+        p50: at(0.50),
+        p99: at(0.99),
+        mean: total / samples.len() as u32,
+    }
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.1} µs", d.as_secs_f64() * 1e6)
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+fn measure(n: usize, mut f: impl FnMut()) -> Stats {
+    for _ in 0..(n / 10).max(3) {
+        f();
+    }
+    let samples = (0..n)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .collect();
+    stats(samples)
+}
+
+fn ctx() -> RequestContext {
+    RequestContext {
+        request_id: "bench".into(),
+        language: "en-US".into(),
+        voice: "en_US-joe-medium".into(),
+        pipeline: "bench".into(),
+        style: None,
+    }
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn runtime_bench(calls: usize, audio_calls: usize, loads: usize) -> anyhow::Result<()> {
+    let root = repo_root();
+    let out = root.join("target/plugins");
+    let target = root.join("target/wasm");
+    let route = Route::detect()?;
+    for ws in ["plugins", "tests/plugins"] {
+        build_workspace(&root.join(ws), &out, &target, route)
+            .with_context(|| format!("building {ws}"))?;
+    }
+    let runtime = PluginRuntime::new(RuntimeOptions {
+        cache_dir: None,
+        ..RuntimeOptions::default()
+    })?;
+    let load = |name: &str| -> anyhow::Result<Arc<LoadedPlugin>> {
+        Ok(runtime.load(&out.join(format!("{name}.wasm")))?)
+    };
+    let limits = PluginLimits::default();
+    let ctx = ctx();
+
+    println!("## Plugin runtime: one call = fresh store + instantiate + call\n");
+    println!("| call | input | calls | p50 | p99 | mean |");
+    println!("|---|---|---:|---:|---:|---:|");
+    let row = |what: &str, input: &str, n: usize, s: Stats| {
+        println!(
+            "| {what} | {input} | {n} | {} | {} | {} |",
+            us(s.p50),
+            us(s.p99),
+            us(s.mean)
+        )
+    };
+
+    // 1 KB of text in and out.
+    let text: String = "The quick brown fox jumps over the lazy dog. "
+        .repeat(23)
+        .chars()
+        .take(1024)
+        .collect();
+    let echo = load("hostile")?;
+    let echo_cfg = StageConfig::from_json(r#"{"mode":"echo"}"#).unwrap();
+    let s = measure(calls, || {
+        let out = echo.call_text(&limits, &ctx, &echo_cfg, &text).unwrap();
+        assert_eq!(out.len(), 1024);
+    });
+    row("text, echo (pure overhead)", "1 KB", calls, s);
+
+    let replace = load("text-replace")?;
+    let cfg = StageConfig::from_json(r#"{"replace":{"&":"and","%":" percent"}}"#).unwrap();
+    let s = measure(calls, || {
+        replace.call_text(&limits, &ctx, &cfg, &text).unwrap();
+    });
+    row("text, text-replace", "1 KB", calls, s);
+
+    let style = load("style-table")?;
+    let style_cfg = StageConfig::from_json(
+        r#"{"rules":[{"keywords":["四川话"],"label":"dialect=sichuanese","dialect":"sichuanese"},{"keywords":["sad","悲伤"],"label":"emotion=sad","emotions":["sad"]}]}"#,
+    )
+    .unwrap();
+    let s = measure(calls, || {
+        style
+            .call_style(&limits, &ctx, &style_cfg, "用四川话, 悲伤地说")
+            .unwrap();
+    });
+    row("style, style-table", "instruct, 2 rules", calls, s);
+
+    let gain = load("audio-gain")?;
+    let gain_cfg = StageConfig::from_json(r#"{"gain_db":-3.0}"#).unwrap();
+    let audio = Audio {
+        sample_rate: 22050,
+        channels: 1,
+        samples: (0..220_500)
+            .map(|i| (i as f32 * 0.01).sin() * 0.5)
+            .collect(),
+    };
+    let s = measure(audio_calls, || {
+        gain.call_audio(&limits, &ctx, &gain_cfg, &audio, ChunkPosition::WHOLE)
+            .unwrap();
+    });
+    row("audio, audio-gain", "10 s @ 22.05 kHz", audio_calls, s);
+
+    // The same text call through the blocking-pool hop the server uses.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()?;
+    let echo2 = echo.clone();
+    let s = rt.block_on(async {
+        let mut samples = Vec::with_capacity(calls / 4);
+        for _ in 0..calls / 4 {
+            let (p, t, c, cx) = (echo2.clone(), text.clone(), echo_cfg.clone(), ctx.clone());
+            let started = Instant::now();
+            voxpipe::pipeline::off_executor(move || p.call_text(&limits, &cx, &c, &t).unwrap())
+                .await;
+            samples.push(started.elapsed());
+        }
+        stats(samples)
+    });
+    row("text, echo via off_executor", "1 KB", calls / 4, s);
+
+    println!(
+        "\n## Cold start: loading a plugin (text-replace, {} KB)\n",
+        std::fs::metadata(out.join("text-replace.wasm"))?.len() >> 10
+    );
+    println!("| load | runs | median | max |");
+    println!("|---|---:|---:|---:|");
+    let path = out.join("text-replace.wasm");
+    let mut compile = Vec::new();
+    let mut cached = Vec::new();
+    let mut memory = Vec::new();
+    for _ in 0..loads {
+        let cache = tempfile::tempdir()?;
+        let options = RuntimeOptions {
+            cache_dir: Some(cache.path().to_path_buf()),
+            ..RuntimeOptions::default()
+        };
+        let first = PluginRuntime::new(options.clone())?;
+        let t = Instant::now();
+        let p = first.load(&path)?;
+        compile.push(t.elapsed());
+        assert!(!p.origin.from_disk_cache);
+        let t = Instant::now();
+        let _again = first.load(&path)?;
+        memory.push(t.elapsed());
+        let second = PluginRuntime::new(options)?;
+        let t = Instant::now();
+        let p = second.load(&path)?;
+        cached.push(t.elapsed());
+        assert!(p.origin.from_disk_cache);
+    }
+    for (what, samples) in [
+        ("first load: compile with Cranelift", compile),
+        ("restart: compiled code from the disk cache", cached),
+        ("reload: same bytes already in memory", memory),
+    ] {
+        let max = *samples.iter().max().unwrap();
+        let s = stats(samples);
+        println!("| {what} | {loads} | {} | {} |", ms(s.p50), ms(max));
+    }
+    Ok(())
+}
