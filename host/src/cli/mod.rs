@@ -2,6 +2,7 @@
 
 mod pipeline;
 mod plugin;
+mod serve;
 
 use std::path::PathBuf;
 
@@ -17,6 +18,8 @@ use voxpipe::plugin::{default_cache_dir, PluginRuntime, RuntimeOptions};
     long_about = "Text-to-speech server: a native neural voice chained with sandboxed \
 WebAssembly stage plugins (text normalization, instruct-to-style mapping, audio \
 post-processing) in the order a TOML pipeline file gives.\n\n\
+Run the server (pipelines from ./pipelines, plugins from ./target/plugins):\n  \
+voxpipe serve --bind 127.0.0.1:8080\n\n\
 Typical plugin author loop:\n  \
 voxpipe plugin build plugins            # build every plugin crate to a component\n  \
 voxpipe plugin inspect target/plugins/text-replace.wasm\n  \
@@ -45,6 +48,8 @@ enum LogFormat {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the server: load the pipelines, watch them for edits, serve HTTP.
+    Serve(serve::ServeArgs),
     /// Validate pipeline files.
     #[command(subcommand)]
     Pipeline(pipeline::PipelineCommand),
@@ -82,6 +87,7 @@ impl Cli {
     pub fn run(self) -> anyhow::Result<std::process::ExitCode> {
         self.init_logging();
         match &self.command {
+            Command::Serve(c) => c.run(&self),
             Command::Pipeline(c) => c.run(&self),
             Command::Plugin(c) => c.run(&self),
         }

@@ -11,7 +11,7 @@ pub struct PluginLimits {
     /// Linear memory a call may grow to, in bytes.
     pub memory_bytes: usize,
     /// Wall-clock deadline of a call (enforced by epoch interruption).
-    #[serde(serialize_with = "as_millis")]
+    #[serde(rename = "deadline_ms", serialize_with = "as_millis")]
     pub deadline: Duration,
     /// Largest output a call may return, in bytes (text bytes, or 4 × samples).
     pub max_output_bytes: usize,
