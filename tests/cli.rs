@@ -81,6 +81,25 @@ fn broken_pipeline_reports_every_problem_with_its_position() {
     );
     assert!(err.contains("broken.toml:8:10: stage 2 \"text-replace\" (text): plugin `text-replace` refused its config"), "{err}");
 
+    // Order: text stages run before the style stage.
+    std::fs::write(
+        &file,
+        "voice = \"v\"\n[[stages]]\nkind = \"style\"\nplugin = \"style-table\"\n\
+         config = { rules = [] }\n[[stages]]\nkind = \"text\"\nplugin = \"text-replace\"\n\
+         [[stages]]\nkind = \"model\"\n",
+    )
+    .unwrap();
+    let o = run(&[
+        "pipeline",
+        "check",
+        file.to_str().unwrap(),
+        "--plugin-dir",
+        &plugin_dir(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    assert!(err.contains("broken.toml:6:1: stage 2 \"text-replace\" (text): text stages come before the style stage"), "{err}");
+
     std::fs::write(&file, "voice = \"v\"\n[[stages]\n").unwrap();
     let o = run(&["pipeline", "check", file.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));

@@ -319,6 +319,13 @@ pub fn load_pipeline(
                     "a pipeline has at most one style stage",
                 );
             }
+            StageKind::Text if style_seen => {
+                r.at(
+                    stage_offset,
+                    label,
+                    "text stages come before the style stage",
+                );
+            }
             _ => {}
         }
         if kind == StageKind::Style {
