@@ -5,7 +5,7 @@
 mod common;
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use voxpipe::pipeline::{load_pipeline, LoadContext};
@@ -219,26 +219,9 @@ fn host_memory_does_not_grow_across_1000_hostile_calls() {
 /// the plugin's name inside the caller's span.
 #[test]
 fn plugin_logs_are_capped_and_land_in_the_callers_span() {
-    #[derive(Clone, Default)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buf = Buf::default();
-    let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
     let runtime = common::runtime();
     let p = hostile(&runtime);
-    tracing::subscriber::with_default(subscriber, || {
+    let logs = common::capture_logs(|| {
         let span = tracing::info_span!("request", request_id = "req-42");
         let _g = span.enter();
         assert_eq!(
@@ -246,7 +229,6 @@ fn plugin_logs_are_capped_and_land_in_the_callers_span() {
             "hello"
         );
     });
-    let logs = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
     let lines: Vec<&str> = logs.lines().filter(|l| l.contains("flood line")).collect();
     assert_eq!(lines.len(), voxpipe::plugin::MAX_LOG_LINES as usize);
     assert!(
@@ -421,4 +403,56 @@ fn off_executor_keeps_the_async_threads_free() {
         assert!(started.elapsed() < Duration::from_millis(200));
         assert!(matches!(slow.await.unwrap(), Err(PluginError::Timeout(_))));
     });
+}
+
+/// A WASI component from a non-Rust toolchain (Python, componentize-py)
+/// loads and runs; what it prints and logs reaches the host's logs; and WASI
+/// grants it nothing: no environment, no files, no network.
+#[test]
+fn python_wasi_component_runs_with_nothing_granted() {
+    let cache = common::root().join("target/test-cache");
+    let runtime = common::runtime_with(Some(&cache), 4);
+    let p = runtime.load(common::python_plugin()).unwrap();
+    assert_eq!(p.id.name, "py-title");
+    assert!(
+        p.imports.iter().any(|i| i.starts_with("wasi:cli/")),
+        "{:?}",
+        p.imports
+    );
+    let l = PluginLimits::default();
+
+    let logs = common::capture_logs(|| {
+        let out = p
+            .call_text(
+                &l,
+                &ctx(),
+                &config(r#"{"suffix": "!"}"#),
+                "hello wasi world",
+            )
+            .unwrap();
+        assert_eq!(out, "Hello Wasi World!");
+    });
+    assert!(
+        logs.contains("py-title says hello through the log import"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("py-title: request test-1, 16 chars"),
+        "{logs}"
+    );
+
+    let probe = p
+        .call_text(&l, &ctx(), &config(r#"{"probe": true}"#), "")
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&probe).unwrap();
+    assert_eq!(v["env"], 0, "{probe}");
+    for what in ["root", "etc", "cwd", "net"] {
+        assert_eq!(v[what], "denied", "{what}: {probe}");
+    }
+
+    let err = p.check_config(&l, &config(r#"{"suffix": 3}"#)).unwrap_err();
+    assert_eq!(
+        err,
+        PluginError::InvalidConfig("`suffix` must be a string".into())
+    );
 }

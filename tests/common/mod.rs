@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use voxpipe::plugin::{PluginRuntime, RuntimeOptions};
 
@@ -38,6 +38,56 @@ pub fn plugins() -> &'static Path {
 
 pub fn plugin(name: &str) -> PathBuf {
     plugins().join(format!("{name}.wasm"))
+}
+
+/// The Python plugin `tests/plugins/python/app.py`, built with
+/// componentize-py (installed by .ci/setup): a WASI component made by a
+/// non-Rust toolchain.
+pub fn python_plugin() -> &'static Path {
+    static FILE: OnceLock<PathBuf> = OnceLock::new();
+    FILE.get_or_init(|| {
+        let out = root().join("target/test-plugins/py-title.wasm");
+        let status = Command::new("componentize-py")
+            .current_dir(root().join("tests/plugins/python"))
+            .args([
+                "-d",
+                "../../../wit",
+                "-w",
+                "text-stage",
+                "componentize",
+                "app",
+                "-o",
+            ])
+            .arg(&out)
+            .status()
+            .expect("run componentize-py (pip install componentize-py; .ci/setup does)");
+        assert!(status.success(), "componentize-py failed");
+        out
+    })
+}
+
+/// Everything `f` logs through `tracing`, as plain text lines.
+pub fn capture_logs(f: impl FnOnce()) -> String {
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::with_default(subscriber, f);
+    let bytes = buf.0.lock().unwrap().clone();
+    String::from_utf8(bytes).unwrap()
 }
 
 /// A runtime with its own compile cache in `cache` (None: no disk cache).
