@@ -59,55 +59,37 @@ fn default_pipeline_checks_out() {
 fn broken_pipeline_reports_every_problem_with_its_position() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("broken.toml");
-    std::fs::write(
-        &file,
+    let check = |toml: &str| -> String {
+        std::fs::write(&file, toml).unwrap();
+        let (f, d) = (file.to_str().unwrap(), plugin_dir());
+        let o = run(&["pipeline", "check", f, "--plugin-dir", &d]);
+        assert_eq!(o.status.code(), Some(1));
+        text(&o.stderr)
+    };
+
+    let err = check(
         "voice = \"v\"\n[[stages]]\nkind = \"text\"\nplugin = \"missing\"\n\
          [[stages]]\nkind = \"text\"\nplugin = \"text-replace\"\nconfig = { replace = 5 }\n\
          [[stages]]\nkind = \"model\"\n",
-    )
-    .unwrap();
-    let o = run(&[
-        "pipeline",
-        "check",
-        file.to_str().unwrap(),
-        "--plugin-dir",
-        &plugin_dir(),
-    ]);
-    assert_eq!(o.status.code(), Some(1));
-    let err = text(&o.stderr);
-    assert!(
-        err.contains("broken.toml:4:10: stage 1 \"missing\" (text): plugin `missing` not found"),
-        "{err}"
     );
-    assert!(err.contains("broken.toml:8:10: stage 2 \"text-replace\" (text): plugin `text-replace` refused its config"), "{err}");
+    let missing = "broken.toml:4:10: stage 1 \"missing\" (text): plugin `missing` not found";
+    assert!(err.contains(missing), "{err}");
+    let refused = "broken.toml:8:10: stage 2 \"text-replace\" (text): plugin `text-replace` refused its config";
+    assert!(err.contains(refused), "{err}");
 
     // Order: text stages run before the style stage.
-    std::fs::write(
-        &file,
+    let err = check(
         "voice = \"v\"\n[[stages]]\nkind = \"style\"\nplugin = \"style-table\"\n\
          config = { rules = [] }\n[[stages]]\nkind = \"text\"\nplugin = \"text-replace\"\n\
          [[stages]]\nkind = \"model\"\n",
-    )
-    .unwrap();
-    let o = run(&[
-        "pipeline",
-        "check",
-        file.to_str().unwrap(),
-        "--plugin-dir",
-        &plugin_dir(),
-    ]);
-    assert_eq!(o.status.code(), Some(1));
-    let err = text(&o.stderr);
-    assert!(err.contains("broken.toml:6:1: stage 2 \"text-replace\" (text): text stages come before the style stage"), "{err}");
-
-    std::fs::write(&file, "voice = \"v\"\n[[stages]\n").unwrap();
-    let o = run(&["pipeline", "check", file.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(
-        text(&o.stderr).contains("broken.toml:2:"),
-        "{}",
-        text(&o.stderr)
     );
+    let order =
+        "broken.toml:6:1: stage 2 \"text-replace\" (text): text stages come before the style stage";
+    assert!(err.contains(order), "{err}");
+
+    // A TOML syntax error names its line too.
+    let err = check("voice = \"v\"\n[[stages]\n");
+    assert!(err.contains("broken.toml:2:"), "{err}");
 }
 
 #[test]
@@ -224,58 +206,60 @@ fn run_executes_each_stage_kind_standalone() {
     );
 
     // Typed failures, clearly worded.
-    let o = run(&[
-        "plugin",
-        "run",
-        &plugin("audio-gain"),
-        "--stage",
-        "text",
-        "--input",
-        "x",
-    ]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(
-        text(&o.stderr).contains("run it with --stage audio"),
-        "{}",
-        text(&o.stderr)
+    let audio_gain = plugin("audio-gain");
+    let hostile = plugin("hostile");
+    fails_with(
+        &[
+            "plugin",
+            "run",
+            &audio_gain,
+            "--stage",
+            "text",
+            "--input",
+            "x",
+        ],
+        "run it with --stage audio",
     );
-    let o = run(&[
-        "plugin",
-        "run",
-        &plugin("hostile"),
-        "--stage",
-        "text",
-        "--input",
-        "x",
-        "--config",
-        "mode=loop",
-        "--deadline-ms",
-        "100",
-    ]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(
-        text(&o.stderr).contains("exceeded its deadline of 100 ms"),
-        "{}",
-        text(&o.stderr)
+    fails_with(
+        &[
+            "plugin",
+            "run",
+            &hostile,
+            "--stage",
+            "text",
+            "--input",
+            "x",
+            "--config",
+            "mode=loop",
+            "--deadline-ms",
+            "100",
+        ],
+        "exceeded its deadline of 100 ms",
     );
-    let o = run(&[
-        "plugin",
-        "run",
-        &plugin("audio-gain"),
-        "--stage",
-        "audio",
-        "--input",
-        "x.wav",
-        "--output",
-        "y.wav",
-        "--config",
-        "gain_db=500",
-    ]);
-    assert!(
-        text(&o.stderr).contains("refused the config"),
-        "{}",
-        text(&o.stderr)
+    fails_with(
+        &[
+            "plugin",
+            "run",
+            &audio_gain,
+            "--stage",
+            "audio",
+            "--input",
+            "x.wav",
+            "-o",
+            "y.wav",
+            "--config",
+            "gain_db=500",
+        ],
+        "refused the config",
     );
+}
+
+/// Run voxpipe, expect exit code 1 and `needle` in its stderr.
+fn fails_with(args: &[&str], needle: &str) {
+    let o = run(args);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+    assert!(err.contains(needle), "{args:?}: {err}");
 }
 
 #[test]
