@@ -72,6 +72,9 @@ pub struct PipelineRegistry {
     runtime: Arc<PluginRuntime>,
     options: RegistryOptions,
     current: ArcSwap<BTreeMap<String, Arc<Pipeline>>>,
+    /// Refused files, published at the end of each rescan so readers never
+    /// wait for a rescan (which may be compiling a large plugin).
+    errors: ArcSwap<Vec<ReloadError>>,
     /// Also serializes rescans.
     scan: Mutex<ScanState>,
     accepted: AtomicU64,
@@ -91,6 +94,7 @@ impl PipelineRegistry {
             runtime,
             options,
             current: ArcSwap::from_pointee(BTreeMap::new()),
+            errors: ArcSwap::from_pointee(Vec::new()),
             scan: Mutex::new(ScanState::default()),
             accepted: AtomicU64::new(0),
             refused: AtomicU64::new(0),
@@ -288,6 +292,8 @@ impl PipelineRegistry {
             }
         }
         self.current.store(Arc::new(map));
+        let errors = scan.files.values().filter_map(|f| f.error.clone()).collect();
+        self.errors.store(Arc::new(errors));
         report
     }
 }
