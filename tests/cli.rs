@@ -39,7 +39,15 @@ fn default_pipeline_checks_out() {
     let out = text(&o.stdout);
     assert!(o.status.success(), "{}{}", out, text(&o.stderr));
     assert!(out.contains("pipeline \"default\""), "{out}");
-    for stage in ["symbols", "instruct", "model", "gain", "text-replace 0.1.0"] {
+    for stage in [
+        "normalize",
+        "instruct",
+        "model",
+        "pitch",
+        "trim",
+        "loudness",
+        "en-normalize 0.1.0",
+    ] {
         assert!(out.contains(stage), "{stage} missing in\n{out}");
     }
     let o = run(&[
@@ -51,8 +59,11 @@ fn default_pipeline_checks_out() {
         "--json",
     ]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v[0]["stages"][1]["plugin"]["name"], "style-table");
-    assert_eq!(v[0]["stages"][3]["plugin"]["streamable"], true);
+    assert_eq!(v[0]["stages"][1]["plugin"]["name"], "instruct-style");
+    // The style table comes from its config_file.
+    assert!(v[0]["stages"][1]["plugin"]["config"]["dialects"]["sichuanese"].is_object());
+    assert_eq!(v[0]["stages"][4]["plugin"]["streamable"], true);
+    assert_eq!(v[0]["stages"][5]["plugin"]["streamable"], false);
 }
 
 #[test]

@@ -67,6 +67,9 @@ fn serve_reloads_edits_refuses_broken_ones_and_stops_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let default = std::fs::read_to_string(common::root().join("pipelines/default.toml")).unwrap();
     std::fs::write(dir.path().join("default.toml"), &default).unwrap();
+    std::fs::create_dir(dir.path().join("tables")).unwrap();
+    let table = common::root().join("pipelines/tables/instruct-style.toml");
+    std::fs::copy(&table, dir.path().join("tables/instruct-style.toml")).unwrap();
     let port = free_port();
     let child = common::voxpipe()
         .args(["--cache-dir", "target/test-cache", "serve", "--bind"])
@@ -89,19 +92,18 @@ fn serve_reloads_edits_refuses_broken_ones_and_stops_cleanly() {
     let v = json(port, "/v1/pipelines");
     assert_eq!(v["pipelines"][0]["name"], "default");
     assert_eq!(v["pipelines"][0]["version"], 1);
-    assert_eq!(
-        v["pipelines"][0]["stages"][0]["plugin"]["name"],
-        "text-replace"
-    );
-    assert_eq!(
-        v["pipelines"][0]["stages"][3]["limits"]["deadline_ms"],
-        1000
-    );
+    let stages = &v["pipelines"][0]["stages"];
+    assert_eq!(stages[0]["plugin"]["name"], "en-normalize");
+    assert_eq!(stages[3]["limits"]["deadline_ms"], 5000);
     assert_eq!(v["errors"].as_array().unwrap().len(), 0);
 
     // A broken edit: refused, reported with its position, v1 keeps serving.
     let file = dir.path().join("default.toml");
-    std::fs::write(&file, default.replace("gain_db = 0.0", "gain_db = 99.0")).unwrap();
+    std::fs::write(
+        &file,
+        default.replace("target_lufs = -16.0", "target_lufs = 99.0"),
+    )
+    .unwrap();
     wait_for("the refusal", || {
         json(port, "/v1/pipelines")["errors"]
             .as_array()
@@ -112,23 +114,43 @@ fn serve_reloads_edits_refuses_broken_ones_and_stops_cleanly() {
     let v = json(port, "/v1/pipelines");
     let message = v["errors"][0]["message"].as_str().unwrap();
     assert!(message.contains("default.toml:"), "{message}");
-    assert!(message.contains("stage 4 \"gain\" (audio)"), "{message}");
-    assert!(message.contains("gain_db"), "{message}");
+    assert!(
+        message.contains("stage 6 \"loudness\" (audio)"),
+        "{message}"
+    );
+    assert!(message.contains("target_lufs"), "{message}");
     assert_eq!(v["pipelines"][0]["version"], 1);
     assert_eq!(get(port, "/readyz").unwrap().0, 200);
 
     // A good edit: version 2, the error cleared.
-    std::fs::write(&file, default.replace("gain_db = 0.0", "gain_db = -3.0")).unwrap();
-    wait_for("version 2", || {
-        json(port, "/v1/pipelines")["pipelines"][0]["version"] == 2
-    });
-    assert_eq!(
+    let edited = default.replace("target_lufs = -16.0", "target_lufs = -18.0");
+    std::fs::write(&file, edited).unwrap();
+    let version = |n: u64| move || json(port, "/v1/pipelines")["pipelines"][0]["version"] == n;
+    let errors = || {
         json(port, "/v1/pipelines")["errors"]
             .as_array()
             .unwrap()
-            .len(),
-        0
-    );
+            .len()
+    };
+    wait_for("version 2", version(2));
+    assert_eq!(errors(), 0);
+
+    // Editing the table a stage reads with config_file is a new version too…
+    let table_file = dir.path().join("tables/instruct-style.toml");
+    let table = std::fs::read_to_string(&table_file).unwrap();
+    std::fs::write(&table_file, table.replace("speed = 0.8", "speed = 0.75")).unwrap();
+    wait_for("version 3", version(3));
+    // …and a broken table is refused, naming the table file and line.
+    std::fs::write(&table_file, "dialects.x = [").unwrap();
+    wait_for("the table refusal", || errors() == 1);
+    let v = json(port, "/v1/pipelines");
+    let message = v["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("config_file"), "{message}");
+    assert!(message.contains("instruct-style.toml:1:"), "{message}");
+    assert_eq!(v["pipelines"][0]["version"], 3);
+    std::fs::write(&table_file, &table).unwrap();
+    wait_for("version 4", version(4));
+    assert_eq!(errors(), 0);
 
     // Without its default pipeline the server is alive but not ready.
     std::fs::remove_file(&file).unwrap();

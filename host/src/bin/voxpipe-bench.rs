@@ -3,6 +3,10 @@
 //! `cargo run --release --bin voxpipe-bench -- runtime` — per-call overhead of
 //! the plugin runtime (fresh store + instantiate + call) and cold start
 //! (compile vs compiled cache vs in-memory).
+//!
+//! `cargo run --release --bin voxpipe-bench -- plugins` — per-call time of
+//! every first-party plugin through the host on realistic inputs (a 1 KB
+//! paragraph; 10 s of audio).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -36,6 +40,15 @@ enum Bench {
         #[arg(long, default_value_t = 5)]
         loads: usize,
     },
+    /// First-party plugins: per-call time on realistic inputs.
+    Plugins {
+        /// Calls measured per text/style plugin.
+        #[arg(long, default_value_t = 2000)]
+        calls: usize,
+        /// Calls measured per audio plugin.
+        #[arg(long, default_value_t = 30)]
+        audio_calls: usize,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -45,6 +58,7 @@ fn main() -> anyhow::Result<()> {
             audio_calls,
             loads,
         } => runtime_bench(calls, audio_calls, loads),
+        Bench::Plugins { calls, audio_calls } => plugins_bench(calls, audio_calls),
     }
 }
 
@@ -101,7 +115,8 @@ fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn runtime_bench(calls: usize, audio_calls: usize, loads: usize) -> anyhow::Result<()> {
+/// Build the plugin workspaces into target/plugins and return that folder.
+fn built_plugins() -> anyhow::Result<PathBuf> {
     let root = repo_root();
     let out = root.join("target/plugins");
     let target = root.join("target/wasm");
@@ -110,6 +125,128 @@ fn runtime_bench(calls: usize, audio_calls: usize, loads: usize) -> anyhow::Resu
         build_workspace(&root.join(ws), &out, &target, route)
             .with_context(|| format!("building {ws}"))?;
     }
+    Ok(out)
+}
+
+/// 10 s of speech-like audio at 22.05 kHz: voiced segments (a 130 Hz
+/// harmonic tone with syllable-rate amplitude modulation) between pauses.
+fn speechlike() -> Audio {
+    let rate = 22050;
+    let samples = (0..rate * 10)
+        .map(|i| {
+            let t = i as f32 / rate as f32;
+            let voiced = (t % 2.0) < 1.6 && t > 0.3;
+            if !voiced {
+                return 0.0;
+            }
+            let envelope = 0.5 + 0.5 * (2.0 * std::f32::consts::PI * 4.0 * t).sin();
+            let tone: f32 = (1..8)
+                .map(|h| (2.0 * std::f32::consts::PI * 130.0 * h as f32 * t).sin() / h as f32)
+                .sum();
+            0.2 * envelope * tone
+        })
+        .collect();
+    Audio {
+        sample_rate: rate as u32,
+        channels: 1,
+        samples,
+    }
+}
+
+fn plugins_bench(calls: usize, audio_calls: usize) -> anyhow::Result<()> {
+    let out = built_plugins()?;
+    let runtime = PluginRuntime::new(RuntimeOptions {
+        cache_dir: None,
+        ..RuntimeOptions::default()
+    })?;
+    let limits = PluginLimits::default();
+    let ctx = ctx();
+    let en = "On Nov. 21, 2026 at 3:30 pm, Dr. Smith paid $1,234.56 (about 15% more than \
+in 1999) for 3 km of cable on Elm St.; call 555-123-4567 or mail jo.smith@mail.org. "
+        .repeat(6)
+        .chars()
+        .take(1024)
+        .collect::<String>();
+    let zh =
+        "2026年11月21日13:05，气温25°C，增长了3.5%，共有1234567人参加，请拨打电话13812345678。"
+            .repeat(12)
+            .chars()
+            .take(340)
+            .collect::<String>();
+    let table = std::fs::read_to_string(repo_root().join("pipelines/tables/instruct-style.toml"))?;
+    let table = StageConfig::from_toml(&table.parse::<toml::Table>()?);
+    let empty = StageConfig::empty();
+    let audio = speechlike();
+    let mut pitched = ctx.clone();
+    pitched.style = Some(voxpipe::types::Style {
+        pitch: Some(3.0),
+        ..Default::default()
+    });
+
+    println!("## First-party plugins through the host (fresh instance per call)\n");
+    println!("| plugin | input | calls | p50 | p99 |");
+    println!("|---|---|---:|---:|---:|");
+    let row = |name: &str, input: &str, n: usize, s: Stats| {
+        println!("| {name} | {input} | {n} | {} | {} |", us(s.p50), us(s.p99));
+    };
+    let load = |name: &str| runtime.load(&out.join(format!("{name}.wasm")));
+
+    let p = load("en-normalize")?;
+    let s = measure(calls, || {
+        p.call_text(&limits, &ctx, &empty, &en).unwrap();
+    });
+    row(
+        "en-normalize",
+        &format!("{} B English paragraph", en.len()),
+        calls,
+        s,
+    );
+
+    let p = load("zh-normalize")?;
+    let s = measure(calls, || {
+        p.call_text(&limits, &ctx, &empty, &zh).unwrap();
+    });
+    row(
+        "zh-normalize",
+        &format!("{} B Chinese paragraph", zh.len()),
+        calls,
+        s,
+    );
+
+    let p = load("instruct-style")?;
+    let s = measure(calls, || {
+        p.call_style(&limits, &ctx, &table, "请用四川话，开心地、慢一点说这句话")
+            .unwrap();
+    });
+    row(
+        "instruct-style",
+        "instruct, default table (19 dialects)",
+        calls,
+        s,
+    );
+
+    for (name, c) in [
+        ("loudness", &ctx),
+        ("trim-fade", &ctx),
+        ("pitch-shift", &pitched),
+    ] {
+        let p = load(name)?;
+        let s = measure(audio_calls, || {
+            p.call_audio(&limits, c, &empty, &audio, ChunkPosition::WHOLE)
+                .unwrap();
+        });
+        let input = if name == "pitch-shift" {
+            "10 s @ 22.05 kHz, +3 semitones"
+        } else {
+            "10 s @ 22.05 kHz"
+        };
+        row(name, input, audio_calls, s);
+    }
+    Ok(())
+}
+
+fn runtime_bench(calls: usize, audio_calls: usize, loads: usize) -> anyhow::Result<()> {
+    let out = built_plugins()?;
     let runtime = PluginRuntime::new(RuntimeOptions {
         cache_dir: None,
         ..RuntimeOptions::default()

@@ -17,6 +17,7 @@
 //! plugin = "text-replace"        # a name (searched) or a path ending in .wasm
 //! name = "replace"               # optional: defaults to the plugin's name
 //! config = { replace = { "&" = "and" } }
+//! config_file = "tables/x.toml"  # optional: config from a file, `config` overrides
 //! limits = { deadline_ms = 200 } # optional per-stage override
 //!
 //! [[stages]]
@@ -54,6 +55,9 @@ pub(crate) struct StageDef {
     pub name: Option<Spanned<String>>,
     pub plugin: Option<Spanned<String>>,
     pub config: Option<Spanned<toml::Table>>,
+    /// A TOML file (relative to the pipeline file) holding the config table;
+    /// keys of `config` override its top-level keys.
+    pub config_file: Option<Spanned<String>>,
     pub limits: Option<Spanned<LimitsDef>>,
 }
 
@@ -66,19 +70,32 @@ pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
-/// The plugin paths a pipeline text refers to, without validating anything
-/// else: used to notice when a plugin file changes under a pipeline.
-pub(crate) fn plugin_refs(text: &str) -> Vec<String> {
+/// The files a pipeline text refers to, without validating anything else:
+/// used to notice when a plugin or config file changes under a pipeline.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct FileRefs {
+    /// `plugin` values (names or paths).
+    pub plugins: Vec<String>,
+    /// `config_file` values (paths relative to the pipeline file).
+    pub config_files: Vec<String>,
+}
+
+pub(crate) fn file_refs(text: &str) -> FileRefs {
     let Ok(table) = text.parse::<toml::Table>() else {
-        return Vec::new();
+        return FileRefs::default();
     };
-    table
-        .get("stages")
-        .and_then(|s| s.as_array())
-        .into_iter()
-        .flatten()
-        .filter_map(|s| s.get("plugin").and_then(|p| p.as_str()).map(String::from))
-        .collect()
+    let stages = table.get("stages").and_then(|s| s.as_array());
+    let values = |key: &str| -> Vec<String> {
+        stages
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.get(key).and_then(|p| p.as_str()).map(String::from))
+            .collect()
+    };
+    FileRefs {
+        plugins: values("plugin"),
+        config_files: values("config_file"),
+    }
 }
 
 #[cfg(test)]
@@ -94,9 +111,11 @@ mod tests {
     }
 
     #[test]
-    fn plugin_refs_survive_other_errors() {
-        let t = "voice = 3\n[[stages]]\nkind = \"text\"\nplugin = \"a\"\n[[stages]]\nkind = \"model\"\n";
-        assert_eq!(plugin_refs(t), vec!["a".to_string()]);
-        assert!(plugin_refs("[[broken").is_empty());
+    fn file_refs_survive_other_errors() {
+        let t = "voice = 3\n[[stages]]\nkind = \"text\"\nplugin = \"a\"\nconfig_file = \"t.toml\"\n[[stages]]\nkind = \"model\"\n";
+        let refs = file_refs(t);
+        assert_eq!(refs.plugins, vec!["a".to_string()]);
+        assert_eq!(refs.config_files, vec!["t.toml".to_string()]);
+        assert_eq!(file_refs("[[broken"), FileRefs::default());
     }
 }

@@ -168,6 +168,20 @@ pub fn resolve_plugin(
     ))
 }
 
+/// The table in a stage's `config_file`.
+fn read_config_file(path: &Path) -> Result<toml::Table, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("config_file {}: {e}", path.display()))?;
+    text.parse::<toml::Table>().map_err(|e| {
+        let (line, column) = e.span().map_or((1, 1), |s| line_col(&text, s.start));
+        format!(
+            "config_file {}:{line}:{column}: {}",
+            path.display(),
+            e.message().trim_end()
+        )
+    })
+}
+
 /// Parse and validate the pipeline in `text` (read from `file`). The result
 /// has version 0; the registry numbers versions.
 pub fn load_pipeline(
@@ -333,7 +347,11 @@ pub fn load_pipeline(
         }
 
         if kind == StageKind::Model {
-            if s.plugin.is_some() || s.config.is_some() || s.limits.is_some() {
+            if s.plugin.is_some()
+                || s.config.is_some()
+                || s.config_file.is_some()
+                || s.limits.is_some()
+            {
                 r.at(stage_offset, label, "the model stage takes no plugin, config or limits (the voice is set by `voice`)");
             }
             stages.push(Stage {
@@ -390,10 +408,20 @@ pub fn load_pipeline(
             );
             continue;
         }
-        let config = s
-            .config
-            .as_ref()
-            .map_or_else(StageConfig::empty, |c| StageConfig::from_toml(c.get_ref()));
+        let mut table = toml::Table::new();
+        if let Some(f) = &s.config_file {
+            match read_config_file(&pipeline_dir.join(f.get_ref())) {
+                Ok(t) => table = t,
+                Err(reason) => {
+                    r.at(f.span().start, label, reason);
+                    continue;
+                }
+            }
+        }
+        if let Some(c) = &s.config {
+            table.extend(c.get_ref().clone());
+        }
+        let config = StageConfig::from_toml(&table);
         if let Err(e) = plugin.check_config(&limits, &config) {
             let at = s.config.as_ref().map_or(stage_offset, |c| c.span().start);
             r.at(

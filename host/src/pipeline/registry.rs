@@ -17,7 +17,7 @@ use arc_swap::ArcSwap;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::definition::plugin_refs;
+use super::definition::file_refs;
 use super::load::{load_pipeline, resolve_plugin, LoadContext};
 use super::Pipeline;
 use crate::plugin::PluginRuntime;
@@ -147,14 +147,16 @@ impl PipelineRegistry {
             .map(|f| (f.fingerprint.clone(), f.error.clone()))
     }
 
-    /// The fingerprint of pipeline text `text` read from `file`: the text
-    /// plus the identity (inode, size, mtime) of every plugin file it names,
-    /// so rebuilding a plugin reloads the pipelines that use it.
+    /// The fingerprint of pipeline text `text` read from `file`: the text,
+    /// the identity (inode, size, mtime) of every plugin file it names, and
+    /// the content of every config file it names, so rebuilding a plugin or
+    /// editing a table reloads the pipelines that use them.
     pub fn fingerprint(&self, file: &Path, text: &str) -> String {
         let mut h = Sha256::new();
         h.update(text.as_bytes());
         let dir = file.parent().unwrap_or(Path::new("."));
-        for reference in plugin_refs(text) {
+        let refs = file_refs(text);
+        for reference in refs.plugins {
             if let Ok(path) = resolve_plugin(&reference, dir, &self.options.plugin_dirs) {
                 if let Ok(m) = std::fs::metadata(&path) {
                     h.update(path.to_string_lossy().as_bytes());
@@ -163,6 +165,12 @@ impl PipelineRegistry {
                     h.update(m.mtime_nsec().to_le_bytes());
                     h.update(m.mtime().to_le_bytes());
                 }
+            }
+        }
+        for config_file in refs.config_files {
+            h.update(config_file.as_bytes());
+            if let Ok(bytes) = std::fs::read(dir.join(&config_file)) {
+                h.update(Sha256::digest(&bytes));
             }
         }
         hex::encode(&h.finalize()[..16])
@@ -292,7 +300,11 @@ impl PipelineRegistry {
             }
         }
         self.current.store(Arc::new(map));
-        let errors = scan.files.values().filter_map(|f| f.error.clone()).collect();
+        let errors = scan
+            .files
+            .values()
+            .filter_map(|f| f.error.clone())
+            .collect();
         self.errors.store(Arc::new(errors));
         report
     }
