@@ -250,15 +250,8 @@ fn invalid(message: String) -> StageError {
 
 /// Parse and validate the whole config.
 pub fn parse(config: &Config) -> Result<Table, StageError> {
+    config.only_keys(KNOWN_KEYS)?;
     let raw = config.table();
-    for key in raw.keys() {
-        if !KNOWN_KEYS.contains(&key.as_str()) {
-            return Err(invalid(format!(
-                "unknown key `{key}`; expected one of: {}",
-                KNOWN_KEYS.join(", ")
-            )));
-        }
-    }
 
     let mut entries = Vec::new();
     for (name, e) in section::<DialectEntry>(raw, Dim::Dialect)? {

@@ -36,34 +36,15 @@ impl Default for Settings {
     }
 }
 
-fn ranged(config: &Config, key: &str, default: f64, lo: f64, hi: f64) -> Result<f64, StageError> {
-    let v: f64 = config.get_or(key, default)?;
-    if !(lo..=hi).contains(&v) {
-        return Err(StageError::InvalidConfig(format!(
-            "`{key}` = {v} is outside {lo}..={hi}"
-        )));
-    }
-    Ok(v)
-}
-
 impl Settings {
     /// Read and check the config table.
     pub fn from_config(config: &Config) -> Result<Settings, StageError> {
-        if let Some(k) = config
-            .table()
-            .keys()
-            .find(|k| !KNOWN_KEYS.contains(&k.as_str()))
-        {
-            return Err(StageError::InvalidConfig(format!(
-                "unknown key `{k}` (known: {})",
-                KNOWN_KEYS.join(", ")
-            )));
-        }
+        config.only_keys(&KNOWN_KEYS)?;
         let d = Settings::default();
         Ok(Settings {
-            target_lufs: ranged(config, "target_lufs", d.target_lufs, -60.0, -5.0)?,
-            true_peak_dbtp: ranged(config, "true_peak_dbtp", d.true_peak_dbtp, -20.0, 0.0)?,
-            max_gain_db: ranged(config, "max_gain_db", d.max_gain_db, 0.0, 60.0)?,
+            target_lufs: config.number_in("target_lufs", d.target_lufs, -60.0, -5.0)?,
+            true_peak_dbtp: config.number_in("true_peak_dbtp", d.true_peak_dbtp, -20.0, 0.0)?,
+            max_gain_db: config.number_in("max_gain_db", d.max_gain_db, 0.0, 60.0)?,
             limiter: config.get_or("limiter", d.limiter)?,
         })
     }

@@ -32,12 +32,7 @@ pub struct Settings {
 impl Settings {
     /// Parse and validate the config table; errors name the key.
     pub fn from_config(config: &Config) -> Result<Settings, StageError> {
-        if let Some(key) = config.table().keys().find(|k| !KEYS.contains(&k.as_str())) {
-            return Err(StageError::InvalidConfig(format!(
-                "unknown key `{key}` (expected one of: {})",
-                KEYS.join(", ")
-            )));
-        }
+        config.only_keys(&KEYS)?;
         let s = Settings {
             semitones: config.get_or("semitones", 0.0)?,
             tempo: config.get_or("tempo", 1.0)?,

@@ -54,6 +54,36 @@ impl Config {
             .map_err(|e| StageError::InvalidConfig(e.to_string()))
     }
 
+    /// Refuse any key not in `known`, naming it and listing the known ones
+    /// (a misspelled key is caught when the pipeline loads).
+    pub fn only_keys(&self, known: &[&str]) -> Result<(), StageError> {
+        match self.table.keys().find(|k| !known.contains(&k.as_str())) {
+            Some(key) => Err(StageError::InvalidConfig(format!(
+                "unknown key `{key}` (known keys: {})",
+                known.join(", ")
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// The number at `key` (or `default` when absent), refused unless it lies
+    /// within `min..=max`.
+    pub fn number_in(
+        &self,
+        key: &str,
+        default: f64,
+        min: f64,
+        max: f64,
+    ) -> Result<f64, StageError> {
+        let v: f64 = self.get_or(key, default)?;
+        if !(min..=max).contains(&v) {
+            return Err(StageError::InvalidConfig(format!(
+                "`{key}` = {v} is outside {min}..={max}"
+            )));
+        }
+        Ok(v)
+    }
+
     /// The raw table.
     pub fn table(&self) -> &Map<String, Value> {
         &self.table
@@ -71,6 +101,19 @@ mod tests {
         let err = c.get::<f32>("gain_db").unwrap_err();
         assert!(matches!(err, StageError::InvalidConfig(m) if m.contains("gain_db")));
         assert_eq!(c.get_or::<f32>("other", 1.5).unwrap(), 1.5);
+    }
+
+    #[test]
+    fn unknown_keys_and_out_of_range_numbers_name_the_key() {
+        let c = Config::from_value(json!({"gain": 3, "level": 99.0})).unwrap();
+        let err = c.only_keys(&["level"]).unwrap_err();
+        assert_eq!(
+            err,
+            StageError::InvalidConfig("unknown key `gain` (known keys: level)".into())
+        );
+        let err = c.number_in("level", 0.0, -10.0, 10.0).unwrap_err();
+        assert!(matches!(err, StageError::InvalidConfig(m) if m.contains("`level` = 99")));
+        assert_eq!(c.number_in("other", 1.5, 0.0, 2.0).unwrap(), 1.5);
     }
 
     #[test]

@@ -62,25 +62,10 @@ const KEYS: &[&str] = &[
 /// margin, fade or pause, and bounds the memory a pause can allocate.
 pub const MAX_MS: f64 = 5000.0;
 
-fn number(config: &Config, key: &str, default: f64, min: f64, max: f64) -> Result<f64, StageError> {
-    let v: f64 = config.get_or(key, default)?;
-    if !(min..=max).contains(&v) {
-        return Err(StageError::InvalidConfig(format!(
-            "`{key}` = {v} is outside {min}..={max}"
-        )));
-    }
-    Ok(v)
-}
-
 impl Settings {
     /// Read and validate the config table.
     pub fn from_config(config: &Config) -> Result<Settings, StageError> {
-        if let Some(k) = config.table().keys().find(|k| !KEYS.contains(&k.as_str())) {
-            return Err(StageError::InvalidConfig(format!(
-                "unknown key `{k}` (known keys: {})",
-                KEYS.join(", ")
-            )));
-        }
+        config.only_keys(KEYS)?;
         let d = Settings::default();
         let fade_shape = match config.get::<String>("fade_shape")?.as_deref() {
             None | Some("cosine") => FadeShape::Cosine,
@@ -92,15 +77,14 @@ impl Settings {
             }
         };
         Ok(Settings {
-            threshold_db: number(config, "threshold_db", d.threshold_db, -120.0, 0.0)?,
+            threshold_db: config.number_in("threshold_db", d.threshold_db, -120.0, 0.0)?,
             // A zero-length window could not measure anything.
-            window_ms: number(config, "window_ms", d.window_ms, 1.0, 1000.0)?,
-            keep_ms: number(config, "keep_ms", d.keep_ms, 0.0, MAX_MS)?,
-            fade_in_ms: number(config, "fade_in_ms", d.fade_in_ms, 0.0, MAX_MS)?,
-            fade_out_ms: number(config, "fade_out_ms", d.fade_out_ms, 0.0, MAX_MS)?,
+            window_ms: config.number_in("window_ms", d.window_ms, 1.0, 1000.0)?,
+            keep_ms: config.number_in("keep_ms", d.keep_ms, 0.0, MAX_MS)?,
+            fade_in_ms: config.number_in("fade_in_ms", d.fade_in_ms, 0.0, MAX_MS)?,
+            fade_out_ms: config.number_in("fade_out_ms", d.fade_out_ms, 0.0, MAX_MS)?,
             fade_shape,
-            sentence_pause_ms: number(
-                config,
+            sentence_pause_ms: config.number_in(
                 "sentence_pause_ms",
                 d.sentence_pause_ms,
                 0.0,

@@ -104,12 +104,7 @@ impl Default for Settings {
 
 /// Reads and checks the config table.
 pub fn settings(config: &Config) -> Result<Settings, StageError> {
-    if let Some(key) = config.table().keys().find(|k| !KEYS.contains(&k.as_str())) {
-        return Err(invalid(format!(
-            "unknown key `{key}` (known keys: {})",
-            KEYS.join(", ")
-        )));
-    }
+    config.only_keys(KEYS)?;
     let defaults = Settings::default();
     let words: Vec<String> = config.get_or("digit_context_words", defaults.digit_context_words)?;
     check_words("digit_context_words", words.iter().map(String::as_str))?;
