@@ -363,3 +363,28 @@ fn en_normalize_reads_written_forms_aloud() {
         .check_config(&PluginLimits::default(), &config("rules.numbrs = false"))
         .is_err());
 }
+
+/// The plugin-author template works as shipped: it maps its dialect and
+/// reports anything else as unmapped.
+#[test]
+fn template_style_maps_its_dialect() {
+    let runtime = common::runtime();
+    let p = load(&runtime, "template-style");
+    let empty = StageConfig::empty();
+    match style(&p, &empty, "请用粤语讲这句话") {
+        StyleOutcome::Mapped { label, style } => {
+            assert_eq!(label, "dialect=cantonese");
+            assert_eq!(style.language.as_deref(), Some("yue-HK"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        style(&p, &empty, "用四川话说"),
+        StyleOutcome::Unmapped { .. }
+    ));
+    let cfg = config("keywords = [\"港式\"]\nvoice = \"yue-voice\"");
+    match style(&p, &cfg, "港式口音") {
+        StyleOutcome::Mapped { style, .. } => assert_eq!(style.voice.as_deref(), Some("yue-voice")),
+        other => panic!("{other:?}"),
+    }
+}

@@ -80,7 +80,22 @@ fn stats(mut samples: Vec<Duration>) -> Stats {
 }
 
 fn us(d: Duration) -> String {
+    if d >= Duration::from_millis(1) {
+        return ms(d);
+    }
     format!("{:.1} µs", d.as_secs_f64() * 1e6)
+}
+
+/// The first `bytes` bytes (at most) of `text` repeated, cut at a char boundary.
+fn paragraph(text: &str, bytes: usize) -> String {
+    let mut out = String::new();
+    for c in text.chars().cycle() {
+        if out.len() + c.len_utf8() > bytes {
+            break;
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn ms(d: Duration) -> String {
@@ -161,18 +176,15 @@ fn plugins_bench(calls: usize, audio_calls: usize) -> anyhow::Result<()> {
     })?;
     let limits = PluginLimits::default();
     let ctx = ctx();
-    let en = "On Nov. 21, 2026 at 3:30 pm, Dr. Smith paid $1,234.56 (about 15% more than \
-in 1999) for 3 km of cable on Elm St.; call 555-123-4567 or mail jo.smith@mail.org. "
-        .repeat(6)
-        .chars()
-        .take(1024)
-        .collect::<String>();
-    let zh =
-        "2026年11月21日13:05，气温25°C，增长了3.5%，共有1234567人参加，请拨打电话13812345678。"
-            .repeat(12)
-            .chars()
-            .take(340)
-            .collect::<String>();
+    let en = paragraph(
+        "On Nov. 21, 2026 at 3:30 pm, Dr. Smith paid $1,234.56 (about 15% more than \
+in 1999) for 3 km of cable on Elm St.; call 555-123-4567 or mail jo.smith@mail.org. ",
+        1024,
+    );
+    let zh = paragraph(
+        "2026年11月21日13:05，气温25°C，增长了3.5%，共有1234567人参加，请拨打电话13812345678。",
+        1024,
+    );
     let table = std::fs::read_to_string(repo_root().join("pipelines/tables/instruct-style.toml"))?;
     let table = StageConfig::from_toml(&table.parse::<toml::Table>()?);
     let empty = StageConfig::empty();
@@ -270,11 +282,7 @@ fn runtime_bench(calls: usize, audio_calls: usize, loads: usize) -> anyhow::Resu
     };
 
     // 1 KB of text in and out.
-    let text: String = "The quick brown fox jumps over the lazy dog. "
-        .repeat(23)
-        .chars()
-        .take(1024)
-        .collect();
+    let text = paragraph("The quick brown fox jumps over the lazy dog. ", 1024);
     let echo = load("hostile")?;
     let echo_cfg = StageConfig::from_json(r#"{"mode":"echo"}"#).unwrap();
     let s = measure(calls, || {
