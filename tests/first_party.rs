@@ -37,8 +37,14 @@ fn text(p: &LoadedPlugin, cfg: &StageConfig, input: &str) -> String {
 
 fn audio(p: &LoadedPlugin, cfg: &StageConfig, ctx: &RequestContext, a: &Audio) -> Audio {
     p.check_config(&PluginLimits::default(), cfg).unwrap();
-    p.call_audio(&PluginLimits::default(), ctx, cfg, a, ChunkPosition::WHOLE)
-        .unwrap()
+    p.call_audio(
+        &PluginLimits::default(),
+        ctx,
+        cfg,
+        a.clone(),
+        ChunkPosition::WHOLE,
+    )
+    .unwrap()
 }
 
 /// Real speech from espeak-ng (22.05 kHz mono), installed by .ci/setup.
@@ -175,7 +181,7 @@ fn trim_fade_trims_speech_and_pauses_between_sentences() {
             &PluginLimits::default(),
             &ctx(),
             &cfg,
-            &s,
+            s.clone(),
             ChunkPosition {
                 index: 0,
                 last: false,
@@ -187,7 +193,7 @@ fn trim_fade_trims_speech_and_pauses_between_sentences() {
             &PluginLimits::default(),
             &ctx(),
             &cfg,
-            &s,
+            s.clone(),
             ChunkPosition {
                 index: 1,
                 last: true,

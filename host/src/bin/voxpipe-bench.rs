@@ -244,7 +244,7 @@ in 1999) for 3 km of cable on Elm St.; call 555-123-4567 or mail jo.smith@mail.o
     ] {
         let p = load(name)?;
         let s = measure(audio_calls, || {
-            p.call_audio(&limits, c, &empty, &audio, ChunkPosition::WHOLE)
+            p.call_audio(&limits, c, &empty, audio.clone(), ChunkPosition::WHOLE)
                 .unwrap();
         });
         let input = if name == "pitch-shift" {
@@ -320,8 +320,14 @@ fn runtime_bench(calls: usize, audio_calls: usize, loads: usize) -> anyhow::Resu
             .collect(),
     };
     let s = measure(audio_calls, || {
-        gain.call_audio(&limits, &ctx, &gain_cfg, &audio, ChunkPosition::WHOLE)
-            .unwrap();
+        gain.call_audio(
+            &limits,
+            &ctx,
+            &gain_cfg,
+            audio.clone(),
+            ChunkPosition::WHOLE,
+        )
+        .unwrap();
     });
     row("audio, audio-gain", "10 s @ 22.05 kHz", audio_calls, s);
 

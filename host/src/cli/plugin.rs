@@ -208,7 +208,7 @@ impl PluginCommand {
                             &limits,
                             &ctx,
                             &config,
-                            &audio,
+                            audio,
                             ChunkPosition::WHOLE,
                         )?;
                         voxpipe::wav::write(output, &out)?;

@@ -95,7 +95,7 @@ impl Pipeline {
             let _span = stage_span(stage, p).entered();
             audio = p
                 .plugin
-                .call_audio(&p.limits, ctx, &p.config, &audio, position)
+                .call_audio(&p.limits, ctx, &p.config, audio, position)
                 .map_err(|e| failure(stage, e))?;
         }
         Ok(audio)

@@ -262,13 +262,15 @@ impl LoadedPlugin {
         Ok(outcome)
     }
 
-    /// Call an audio stage on one chunk (the whole utterance unless streamable).
+    /// Call an audio stage on one chunk (the whole utterance unless
+    /// streamable). Takes the audio by value: the samples move into the call
+    /// instead of being copied.
     pub fn call_audio(
         &self,
         limits: &PluginLimits,
         ctx: &RequestContext,
         config: &StageConfig,
-        input: &Audio,
+        input: Audio,
         position: ChunkPosition,
     ) -> Result<Audio, PluginError> {
         let StagePre::Audio(_) = &self.pre else {
@@ -278,7 +280,7 @@ impl LoadedPlugin {
         let wit_audio = wit::Audio {
             sample_rate: input.sample_rate,
             channels: input.channels,
-            samples: input.samples.clone(),
+            samples: input.samples,
         };
         let position = bindings::position_to_wit(position);
         let out = self
