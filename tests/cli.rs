@@ -283,3 +283,24 @@ fn help_explains_the_commands() {
     let o = run(&["plugin", "run", "--help"]);
     assert!(text(&o.stdout).contains("KEY=VALUE"));
 }
+
+#[test]
+fn voices_lists_the_default_voice() {
+    let o = run(&["voices", "--json"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let joe = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "en_US-joe-medium")
+        .expect("the default voice (fetched by .ci/setup)");
+    assert_eq!(joe["sample_rate"], 22050);
+    assert_eq!(joe["language"], "en-US");
+    assert_eq!(joe["speakers"], 1);
+    assert_eq!(joe["espeak_voice"], "en-us");
+    fails_with(
+        &["voices", "--voices", "no-such-dir"],
+        "cannot read no-such-dir",
+    );
+}

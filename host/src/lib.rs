@@ -1,6 +1,7 @@
 //! voxpipe: a text-to-speech server whose pipelines chain sandboxed Wasm
 //! stage plugins around a native neural voice. See docs/ARCHITECTURE.md.
 
+pub mod engine;
 pub mod http;
 pub mod pipeline;
 pub mod plugin;

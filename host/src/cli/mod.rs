@@ -3,6 +3,7 @@
 mod pipeline;
 mod plugin;
 mod serve;
+mod voices;
 
 use std::path::PathBuf;
 
@@ -50,6 +51,8 @@ enum LogFormat {
 enum Command {
     /// Run the server: load the pipelines, watch them for edits, serve HTTP.
     Serve(serve::ServeArgs),
+    /// List the voices of a voices folder (language, quality, rate, speakers).
+    Voices(voices::VoicesArgs),
     /// Validate pipeline files.
     #[command(subcommand)]
     Pipeline(pipeline::PipelineCommand),
@@ -88,6 +91,7 @@ impl Cli {
         self.init_logging();
         match &self.command {
             Command::Serve(c) => c.run(&self),
+            Command::Voices(c) => c.run(),
             Command::Pipeline(c) => c.run(&self),
             Command::Plugin(c) => c.run(&self),
         }
