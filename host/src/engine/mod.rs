@@ -1,9 +1,13 @@
 //! The native engine: Piper voices (VITS in candle) and their phonemizer.
 //! This module knows nothing about pipelines, plugins or HTTP.
 //!
-//! Present so far: the voice catalog ([`voice`]) and the reader of a voice's
-//! weights straight from its ONNX file ([`onnx`]). The model and phonemizer
-//! arrive with the rest of issue #4.
+//! Present so far: the voice catalog ([`voice`]), the reader of a voice's
+//! weights straight from its ONNX file ([`onnx`]), and the espeak-ng
+//! phonemizer that reproduces Piper's phoneme ids ([`phonemize`], with the
+//! hand-written bindings in [`espeak_ffi`]). The model arrives with the rest
+//! of issue #4.
 
+pub mod espeak_ffi;
 pub mod onnx;
+pub mod phonemize;
 pub mod voice;
