@@ -4,10 +4,11 @@
 //! Present so far: the voice catalog ([`voice`]), the reader of a voice's
 //! weights straight from its ONNX file ([`onnx`]), and the espeak-ng
 //! phonemizer that reproduces Piper's phoneme ids ([`phonemize`], with the
-//! hand-written bindings in [`espeak_ffi`]). The model arrives with the rest
-//! of issue #4.
+//! hand-written bindings in [`espeak_ffi`]), and the VITS model in candle
+//! ([`vits`]), which reproduces ONNX Runtime's output on the same voice.
 
 pub mod espeak_ffi;
 pub mod onnx;
 pub mod phonemize;
+pub mod vits;
 pub mod voice;

@@ -1,0 +1,187 @@
+//! HiFi-GAN generator (`dec`): latent frames → waveform.
+
+use candle_core::Tensor;
+
+use super::ops::{leaky_relu, Conv1d};
+use super::weights::Weights;
+use super::VitsError;
+
+/// LeakyReLU slope inside the generator.
+const SLOPE: f64 = 0.1;
+/// PyTorch's default slope, used once before `conv_post`.
+const SLOPE_POST: f64 = 0.01;
+
+/// Transposed convolution upsampling by `stride`, output length `T · stride`.
+#[derive(Debug, Clone)]
+struct Upsample {
+    /// `[in, out, k]`.
+    weight: Tensor,
+    /// `[1, out, 1]`.
+    bias: Tensor,
+    stride: usize,
+    padding: usize,
+}
+
+impl Upsample {
+    fn load(w: &Weights, prefix: &str, stride: usize) -> Result<Self, VitsError> {
+        let name = format!("{prefix}.weight");
+        let weight = w.get_rank(&name, 3)?;
+        let (_, out_ch, kernel) = weight.dims3()?;
+        if kernel < stride || !(kernel - stride).is_multiple_of(2) {
+            return Err(VitsError::Shape {
+                name,
+                expected: format!("kernel ≥ stride {stride} with even difference"),
+                got: weight.dims().to_vec(),
+            });
+        }
+        let bias = w
+            .get_vector(&format!("{prefix}.bias"), out_ch)?
+            .reshape((1, out_ch, 1))?;
+        Ok(Self {
+            weight,
+            bias,
+            stride,
+            padding: (kernel - stride) / 2,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor, VitsError> {
+        let len = x.dim(2)?;
+        // candle's fast path needs padding 0: compute the full output, then crop the
+        // `padding` samples a padded transposed conv would drop on each side.
+        let full = x
+            .contiguous()?
+            .conv_transpose1d(&self.weight, 0, 0, self.stride, 1, 1)?;
+        Ok(full
+            .narrow(2, self.padding, len * self.stride)?
+            .broadcast_add(&self.bias)?)
+    }
+}
+
+/// ResBlock2: per dilation, `x += conv(leaky(x))`.
+#[derive(Debug, Clone)]
+struct ResBlock2 {
+    convs: Vec<Conv1d>,
+}
+
+impl ResBlock2 {
+    fn load(w: &Weights, prefix: &str, dilations: &[usize]) -> Result<Self, VitsError> {
+        if w.contains(&format!("{prefix}.convs1.0.weight")) {
+            return Err(VitsError::Unsupported(format!(
+                "{prefix} is a ResBlock1 (high-quality voices); only ResBlock2 is implemented"
+            )));
+        }
+        let n = w.count_indexed(|i| format!("{prefix}.convs.{i}.weight"));
+        if n != dilations.len() {
+            return Err(VitsError::Unsupported(format!(
+                "{prefix} has {n} convs but the config gives {} dilations",
+                dilations.len()
+            )));
+        }
+        let convs = dilations
+            .iter()
+            .enumerate()
+            .map(|(i, &d)| Conv1d::load(w, &format!("{prefix}.convs.{i}"), d, true))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self { convs })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor, VitsError> {
+        let mut x = x.clone();
+        for conv in &self.convs {
+            x = (conv.forward(&leaky_relu(&x, SLOPE)?)? + x)?;
+        }
+        Ok(x)
+    }
+}
+
+/// The generator `dec`.
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    conv_pre: Conv1d,
+    /// One upsampling layer and its parallel resblocks per stage.
+    stages: Vec<(Upsample, Vec<ResBlock2>)>,
+    conv_post: Conv1d,
+}
+
+impl Decoder {
+    /// Loads `dec.*`. Kernel sizes and channel widths come from the tensors; the strides
+    /// (`upsample_rates`) and resblock dilations are not stored in a checkpoint.
+    pub fn load(
+        w: &Weights,
+        upsample_rates: &[usize],
+        resblock_dilations: &[Vec<usize>],
+    ) -> Result<Self, VitsError> {
+        let n_ups = w.count_indexed(|i| format!("dec.ups.{i}.weight"));
+        if n_ups != upsample_rates.len() {
+            return Err(VitsError::Unsupported(format!(
+                "dec has {n_ups} upsampling layers, config gives {} rates",
+                upsample_rates.len()
+            )));
+        }
+        let n_res = (0..)
+            .take_while(|i| {
+                w.contains(&format!("dec.resblocks.{i}.convs.0.weight"))
+                    || w.contains(&format!("dec.resblocks.{i}.convs1.0.weight"))
+            })
+            .count();
+        if n_ups == 0 || n_res % n_ups != 0 || n_res / n_ups != resblock_dilations.len() {
+            return Err(VitsError::Unsupported(format!(
+                "dec has {n_res} resblocks for {n_ups} stages; config gives {} per stage",
+                resblock_dilations.len()
+            )));
+        }
+        let per_stage = n_res / n_ups;
+        let stages = upsample_rates
+            .iter()
+            .enumerate()
+            .map(|(i, &rate)| {
+                let up = Upsample::load(w, &format!("dec.ups.{i}"), rate)?;
+                let blocks = (0..per_stage)
+                    .map(|j| {
+                        ResBlock2::load(
+                            w,
+                            &format!("dec.resblocks.{}", i * per_stage + j),
+                            &resblock_dilations[j],
+                        )
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((up, blocks))
+            })
+            .collect::<Result<Vec<_>, VitsError>>()?;
+        Ok(Self {
+            conv_pre: Conv1d::load(w, "dec.conv_pre", 1, true)?,
+            stages,
+            conv_post: Conv1d::load(w, "dec.conv_post", 1, false)?,
+        })
+    }
+
+    /// Samples per latent frame (product of the upsampling strides).
+    pub fn hop_length(&self) -> usize {
+        self.stages.iter().map(|(u, _)| u.stride).product()
+    }
+
+    /// `z` `[1, C, F]` → waveform `[F · hop]` in [−1, 1].
+    pub fn forward(&self, z: &Tensor) -> Result<Vec<f32>, VitsError> {
+        let mut x = self.conv_pre.forward(z)?;
+        for (up, blocks) in &self.stages {
+            x = up.forward(&leaky_relu(&x, SLOPE)?)?;
+            // Multi-receptive-field fusion: average of the parallel resblocks.
+            let mut sum: Option<Tensor> = None;
+            for block in blocks {
+                let y = block.forward(&x)?;
+                sum = Some(match sum {
+                    Some(s) => (s + y)?,
+                    None => y,
+                });
+            }
+            let sum = sum.ok_or_else(|| VitsError::Internal("stage without resblocks".into()))?;
+            x = (sum / blocks.len() as f64)?;
+        }
+        let x = self
+            .conv_post
+            .forward(&leaky_relu(&x, SLOPE_POST)?)?
+            .tanh()?;
+        Ok(x.flatten_all()?.to_vec1::<f32>()?)
+    }
+}

@@ -1,0 +1,138 @@
+//! Normalizing flow (`flow`): mean-only residual coupling layers with WaveNet
+//! conditioning, run in reverse (prior sample → latent for the decoder).
+
+use candle_core::Tensor;
+
+use super::ops::{flip_channels, Conv1d};
+use super::weights::Weights;
+use super::VitsError;
+
+/// Non-causal WaveNet: dilated conv → gated tanh·sigmoid → 1×1 res/skip.
+#[derive(Debug, Clone)]
+struct WaveNet {
+    in_layers: Vec<Conv1d>,
+    res_skip_layers: Vec<Conv1d>,
+    hidden: usize,
+}
+
+impl WaveNet {
+    fn load(w: &Weights, prefix: &str, dilation_rate: usize) -> Result<Self, VitsError> {
+        let n_layers = w.count_indexed(|i| format!("{prefix}.in_layers.{i}.weight"));
+        if n_layers == 0 {
+            return Err(VitsError::MissingWeight(format!(
+                "{prefix}.in_layers.0.weight"
+            )));
+        }
+        let in_layers = (0..n_layers)
+            .map(|i| {
+                Conv1d::load(
+                    w,
+                    &format!("{prefix}.in_layers.{i}"),
+                    dilation_rate.pow(i as u32),
+                    true,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let res_skip_layers = (0..n_layers)
+            .map(|i| Conv1d::load(w, &format!("{prefix}.res_skip_layers.{i}"), 1, true))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            hidden: in_layers[0].in_channels(),
+            in_layers,
+            res_skip_layers,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor, VitsError> {
+        let h = self.hidden;
+        let mut x = x.clone();
+        let mut skip: Option<Tensor> = None;
+        let last = self.in_layers.len() - 1;
+        for (i, (conv, res_skip)) in self.in_layers.iter().zip(&self.res_skip_layers).enumerate() {
+            let x_in = conv.forward(&x)?;
+            // Gated activation: tanh(first half) · sigmoid(second half).
+            let gate = (x_in.narrow(1, h, h)?.neg()?.exp()? + 1.0)?.recip()?;
+            let acts = (x_in.narrow(1, 0, h)?.tanh()? * gate)?;
+            let rs = res_skip.forward(&acts)?;
+            // Every layer but the last splits its output into a residual and a skip half.
+            let skip_part = if i < last {
+                x = (x + rs.narrow(1, 0, h)?)?;
+                rs.narrow(1, h, h)?
+            } else {
+                rs
+            };
+            skip = Some(match skip {
+                Some(s) => (s + skip_part)?,
+                None => skip_part,
+            });
+        }
+        skip.ok_or_else(|| VitsError::Internal("WaveNet without layers".into()))
+    }
+}
+
+/// Mean-only residual coupling layer: `x1 -= post(WN(pre(x0)))` in reverse.
+#[derive(Debug, Clone)]
+struct CouplingLayer {
+    pre: Conv1d,
+    enc: WaveNet,
+    post: Conv1d,
+    half: usize,
+}
+
+impl CouplingLayer {
+    fn reverse(&self, x: &Tensor) -> Result<Tensor, VitsError> {
+        let x0 = x.narrow(1, 0, self.half)?;
+        let x1 = x.narrow(1, self.half, self.half)?;
+        let h = self.enc.forward(&self.pre.forward(&x0)?)?;
+        let m = self.post.forward(&h)?;
+        Ok(Tensor::cat(&[&x0, &(x1 - m)?], 1)?)
+    }
+}
+
+/// The residual coupling block `flow` (coupling layers at even indices, Flips between).
+#[derive(Debug, Clone)]
+pub struct Flow {
+    layers: Vec<CouplingLayer>,
+}
+
+impl Flow {
+    /// Loads `flow.flows.{0,2,4,…}.*`. `dilation_rate` is the WaveNet's (1 in VITS/Piper).
+    pub fn load(w: &Weights, dilation_rate: usize) -> Result<Self, VitsError> {
+        let layers = (0..)
+            .map(|i| 2 * i)
+            .take_while(|i| w.contains(&format!("flow.flows.{i}.pre.weight")))
+            .map(|i| {
+                let p = format!("flow.flows.{i}");
+                let pre = Conv1d::load(w, &format!("{p}.pre"), 1, true)?;
+                let post = Conv1d::load(w, &format!("{p}.post"), 1, true)?;
+                let half = pre.in_channels();
+                // mean-only: post emits exactly the second half's means
+                if post.out_channels() != half {
+                    return Err(VitsError::Unsupported(format!(
+                        "{p}.post has {} outputs; only mean-only coupling is supported",
+                        post.out_channels()
+                    )));
+                }
+                Ok(CouplingLayer {
+                    pre,
+                    enc: WaveNet::load(w, &format!("{p}.enc"), dilation_rate)?,
+                    post,
+                    half,
+                })
+            })
+            .collect::<Result<Vec<_>, VitsError>>()?;
+        if layers.is_empty() {
+            return Err(VitsError::MissingWeight("flow.flows.0.pre.weight".into()));
+        }
+        Ok(Self { layers })
+    }
+
+    /// Inverse flow: for each coupling layer from last to first, Flip then un-couple.
+    pub fn reverse(&self, z: &Tensor) -> Result<Tensor, VitsError> {
+        let mut z = z.clone();
+        for layer in self.layers.iter().rev() {
+            z = layer.reverse(&flip_channels(&z)?)?;
+        }
+        Ok(z)
+    }
+}

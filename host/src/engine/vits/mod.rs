@@ -1,0 +1,245 @@
+//! Native Piper/VITS voice inference in candle.
+//!
+//! Pipeline for one sentence of phoneme ids (batch 1, no padding):
+//! text encoder → stochastic duration predictor (reverse) → length regulation →
+//! prior sample → flow (reverse) → HiFi-GAN decoder.
+//!
+//! Weights use the training checkpoint's names (`enc_p.emb.weight`, `dp.flows.0.logs`,
+//! `flow.flows.6.enc.in_layers.0.weight`, …). Piper's ONNX export stores some under other
+//! names; the loader that reads the ONNX file must rename them (see the module notes in
+//! the repository). Hyperparameters are read from tensor shapes wherever they are stored
+//! there; the rest is [`VitsConfig`].
+
+pub mod decoder;
+pub mod duration;
+pub mod flow;
+pub mod length;
+mod ops;
+pub mod text_encoder;
+pub mod weights;
+
+use candle_core::{Device, Tensor};
+
+pub use weights::Weights;
+
+/// Errors from loading or running a VITS voice.
+#[derive(Debug, thiserror::Error)]
+pub enum VitsError {
+    /// A tensor the architecture needs is not in the weights.
+    #[error("weight `{0}` is missing from the voice")]
+    MissingWeight(String),
+    /// A tensor has a shape the architecture cannot use.
+    #[error("weight `{name}` has shape {got:?}, expected {expected}")]
+    Shape {
+        name: String,
+        expected: String,
+        got: Vec<usize>,
+    },
+    /// The voice uses a variant this implementation does not support.
+    #[error("unsupported voice architecture: {0}")]
+    Unsupported(String),
+    /// The weights file could not be read.
+    #[error("cannot load weights from {path}: {source}")]
+    Load {
+        path: String,
+        #[source]
+        source: candle_core::Error,
+    },
+    /// A phoneme id is negative or beyond the embedding table.
+    #[error("phoneme id {id} out of range (voice has {n_symbols} symbols)")]
+    PhonemeIdOutOfRange { id: i64, n_symbols: usize },
+    /// No phoneme ids were given.
+    #[error("empty phoneme id sequence")]
+    EmptyInput,
+    /// A scale is negative or not finite.
+    #[error("invalid {name} {value}: must be finite and ≥ 0 (length_scale > 0)")]
+    InvalidScale { name: &'static str, value: f32 },
+    /// A tensor operation failed.
+    #[error("tensor operation failed: {0}")]
+    Candle(#[from] candle_core::Error),
+    /// An internal invariant was violated (a bug).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Hyperparameters that a checkpoint does not store. Defaults are Piper's
+/// (medium and low quality voices).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VitsConfig {
+    /// Strides of the decoder's transposed convolutions (their product is the hop length).
+    pub upsample_rates: Vec<usize>,
+    /// Dilations of each ResBlock2 in a stage, in resblock order.
+    pub resblock_dilations: Vec<Vec<usize>>,
+    /// Dilation growth of the flow's WaveNet layers.
+    pub flow_dilation_rate: usize,
+}
+
+impl Default for VitsConfig {
+    fn default() -> Self {
+        Self {
+            upsample_rates: vec![8, 8, 4],
+            resblock_dilations: vec![vec![1, 2], vec![2, 6], vec![3, 12]],
+            flow_dilation_rate: 1,
+        }
+    }
+}
+
+/// Result of synthesizing one sentence.
+#[derive(Debug, Clone)]
+pub struct Synthesis {
+    /// Mono samples in [−1, 1] at the voice's sample rate.
+    pub audio: Vec<f32>,
+    /// Frames per phoneme id (`ceil(exp(logw) · length_scale)`); `hop_length` samples each.
+    pub durations: Vec<u32>,
+}
+
+/// A loaded single-speaker VITS voice.
+#[derive(Debug, Clone)]
+pub struct Voice {
+    enc_p: text_encoder::TextEncoder,
+    dp: duration::DurationPredictor,
+    flow: flow::Flow,
+    dec: decoder::Decoder,
+    device: Device,
+}
+
+impl Voice {
+    /// Builds a voice from checkpoint-named weights.
+    pub fn from_weights(
+        w: &Weights,
+        config: &VitsConfig,
+        device: &Device,
+    ) -> Result<Self, VitsError> {
+        if w.contains("emb_g.weight") {
+            return Err(VitsError::Unsupported(
+                "multi-speaker voices (emb_g) are not implemented".into(),
+            ));
+        }
+        Ok(Self {
+            enc_p: text_encoder::TextEncoder::load(w)?,
+            dp: duration::DurationPredictor::load(w)?,
+            flow: flow::Flow::load(w, config.flow_dilation_rate)?,
+            dec: decoder::Decoder::load(w, &config.upsample_rates, &config.resblock_dilations)?,
+            device: device.clone(),
+        })
+    }
+
+    /// Builds a voice from the weights read out of its ONNX file, with the
+    /// hyperparameters the ONNX graph carries (upsample strides, dilations).
+    pub fn from_onnx(onnx: &super::onnx::Weights, device: &Device) -> Result<Self, VitsError> {
+        let hyper = super::onnx::hyperparameters(onnx)
+            .map_err(|e| VitsError::Unsupported(format!("cannot read the voice's shape: {e}")))?;
+        let config = VitsConfig {
+            upsample_rates: hyper.decoder.upsample_rates.clone(),
+            resblock_dilations: hyper.decoder.resblock_dilation_sizes.clone(),
+            flow_dilation_rate: hyper.flow.dilation_rate,
+        };
+        Self::from_weights(&Weights::from_onnx(onnx, device)?, &config, device)
+    }
+
+    /// Samples per duration frame.
+    pub fn hop_length(&self) -> usize {
+        self.dec.hop_length()
+    }
+
+    /// Synthesizes one sentence. `noise_scale` scales the prior's noise, `noise_w` the
+    /// duration predictor's, `length_scale` stretches durations (> 1 is slower). With both
+    /// noise scales 0 the output is deterministic and `seed` is irrelevant.
+    pub fn synthesize(
+        &self,
+        ids: &[i64],
+        noise_scale: f32,
+        length_scale: f32,
+        noise_w: f32,
+        seed: u64,
+    ) -> Result<Synthesis, VitsError> {
+        validate_scales(noise_scale, length_scale, noise_w)?;
+        if ids.is_empty() {
+            return Err(VitsError::EmptyInput);
+        }
+        let mut rng = NormalRng::new(seed);
+        let enc = self.enc_p.forward(ids)?;
+        let dp_noise =
+            rng.tensor(2 * ids.len(), noise_w, &self.device)?
+                .reshape((1, 2, ids.len()))?;
+        let logw = self.dp.reverse(&enc.hidden, &dp_noise)?;
+        let durations = length::durations_from_logw(&logw, length_scale);
+        let m_p = length::expand_frames(&enc.m_p, &durations)?;
+        let logs_p = length::expand_frames(&enc.logs_p, &durations)?;
+        let z_p = if noise_scale == 0.0 {
+            m_p
+        } else {
+            let eps = rng
+                .tensor(m_p.elem_count(), noise_scale, &self.device)?
+                .reshape(m_p.shape())?;
+            (m_p + (eps * logs_p.exp()?)?)?
+        };
+        let z = self.flow.reverse(&z_p)?;
+        let audio = self.dec.forward(&z)?;
+        Ok(Synthesis { audio, durations })
+    }
+}
+
+fn validate_scales(noise_scale: f32, length_scale: f32, noise_w: f32) -> Result<(), VitsError> {
+    for (name, value) in [("noise_scale", noise_scale), ("noise_w", noise_w)] {
+        if !value.is_finite() || value < 0.0 {
+            return Err(VitsError::InvalidScale { name, value });
+        }
+    }
+    if !length_scale.is_finite() || length_scale <= 0.0 {
+        return Err(VitsError::InvalidScale {
+            name: "length_scale",
+            value: length_scale,
+        });
+    }
+    Ok(())
+}
+
+/// Deterministic standard-normal generator (SplitMix64 + Box–Muller), so a seed gives the
+/// same audio on every platform without depending on candle's RNG.
+struct NormalRng {
+    state: u64,
+    spare: Option<f32>,
+}
+
+impl NormalRng {
+    fn new(seed: u64) -> Self {
+        Self {
+            state: seed,
+            spare: None,
+        }
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in (0, 1].
+    fn uniform(&mut self) -> f64 {
+        ((self.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64
+    }
+
+    fn normal(&mut self) -> f32 {
+        if let Some(v) = self.spare.take() {
+            return v;
+        }
+        let r = (-2.0 * self.uniform().ln()).sqrt();
+        let theta = std::f64::consts::TAU * self.uniform();
+        self.spare = Some((r * theta.sin()) as f32);
+        (r * theta.cos()) as f32
+    }
+
+    /// `n` samples of N(0, scale²) as a 1-D tensor (all zeros without drawing when scale is 0).
+    fn tensor(&mut self, n: usize, scale: f32, device: &Device) -> Result<Tensor, VitsError> {
+        let data: Vec<f32> = if scale == 0.0 {
+            vec![0.0; n]
+        } else {
+            (0..n).map(|_| self.normal() * scale).collect()
+        };
+        Ok(Tensor::from_vec(data, n, device)?)
+    }
+}

@@ -1,0 +1,275 @@
+//! VITS text encoder (`enc_p`): phoneme embedding, relative-position transformer
+//! (post-norm), projection to the prior's mean and log-std.
+
+use candle_core::{Device, Tensor};
+
+use super::ops::{softmax_last_dim, ChannelNorm, Conv1d};
+use super::weights::Weights;
+use super::VitsError;
+
+/// Output of the text encoder for one sentence (batch 1, no padding).
+#[derive(Debug, Clone)]
+pub struct EncodedText {
+    /// Transformer output `[1, hidden, T]`; conditions the duration predictor.
+    pub hidden: Tensor,
+    /// Prior mean `[1, C, T]`.
+    pub m_p: Tensor,
+    /// Prior log-std `[1, C, T]`.
+    pub logs_p: Tensor,
+}
+
+/// Multi-head self-attention with learned relative-position keys/values, shared by heads.
+#[derive(Debug, Clone)]
+struct RelativeAttention {
+    conv_q: Conv1d,
+    conv_k: Conv1d,
+    conv_v: Conv1d,
+    conv_o: Conv1d,
+    /// `[2·window+1, d_k]`.
+    emb_rel_k: Tensor,
+    /// `[2·window+1, d_k]`.
+    emb_rel_v: Tensor,
+    n_heads: usize,
+    window: usize,
+}
+
+impl RelativeAttention {
+    fn load(w: &Weights, prefix: &str, hidden: usize) -> Result<Self, VitsError> {
+        let conv = |n: &str| Conv1d::load(w, &format!("{prefix}.{n}"), 1, true);
+        let rel = |n: &str| -> Result<Tensor, VitsError> {
+            let name = format!("{prefix}.{n}");
+            let t = w.get_rank(&name, 3)?;
+            let (_, span, d_k) = t.dims3()?;
+            if span.is_multiple_of(2) || d_k == 0 || !hidden.is_multiple_of(d_k) {
+                return Err(VitsError::Shape {
+                    name,
+                    expected: "[1, 2·window+1, hidden/heads]".into(),
+                    got: t.dims().to_vec(),
+                });
+            }
+            Ok(t.squeeze(0)?.contiguous()?)
+        };
+        let emb_rel_k = rel("emb_rel_k")?;
+        let emb_rel_v = rel("emb_rel_v")?;
+        let (span, d_k) = emb_rel_k.dims2()?;
+        Ok(Self {
+            conv_q: conv("conv_q")?,
+            conv_k: conv("conv_k")?,
+            conv_v: conv("conv_v")?,
+            conv_o: conv("conv_o")?,
+            emb_rel_k,
+            emb_rel_v,
+            // Heads share one relative table of width d_k, so the head count follows.
+            n_heads: hidden / d_k,
+            window: span / 2,
+        })
+    }
+
+    /// `[1, H, T]` → `[heads, T, d_k]`.
+    fn split_heads(&self, x: &Tensor) -> Result<Tensor, VitsError> {
+        let (_, hidden, len) = x.dims3()?;
+        Ok(x.reshape((self.n_heads, hidden / self.n_heads, len))?
+            .transpose(1, 2)?
+            .contiguous()?)
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor, VitsError> {
+        let (_, hidden, len) = x.dims3()?;
+        let d_k = hidden / self.n_heads;
+        let q = (self.split_heads(&self.conv_q.forward(x)?)? / (d_k as f64).sqrt())?;
+        let k = self.split_heads(&self.conv_k.forward(x)?)?;
+        let v = self.split_heads(&self.conv_v.forward(x)?)?;
+
+        let scores = q.matmul(&k.t()?.contiguous()?)?;
+        let scores = (scores + self.relative_key_logits(&q, len)?)?;
+        let p_attn = softmax_last_dim(&scores)?;
+        let out = p_attn.matmul(&v)?;
+        let out = (out + self.relative_value_term(&p_attn, len)?)?;
+        let out = out
+            .transpose(1, 2)?
+            .contiguous()?
+            .reshape((1, hidden, len))?;
+        self.conv_o.forward(&out)
+    }
+
+    /// Banded `[heads, T, T]` logits `q_i · emb_rel_k[j − i + window]` (zero outside the window).
+    ///
+    /// Computes the `[T, 2w+1]` products once, then scatters them onto the band with one
+    /// gather (a zero column appended as the "outside" slot).
+    fn relative_key_logits(&self, q: &Tensor, len: usize) -> Result<Tensor, VitsError> {
+        let span = 2 * self.window + 1;
+        let d_k = q.dim(2)?;
+        let rel = q
+            .reshape((self.n_heads * len, d_k))?
+            .matmul(&self.emb_rel_k.t()?)?;
+        let rel = rel.reshape((self.n_heads, len * span))?;
+        let rel = rel.pad_with_zeros(1, 0, 1)?;
+        let idx = band_gather_index(len, self.window, q.device())?;
+        Ok(rel
+            .index_select(&idx, 1)?
+            .reshape((self.n_heads, len, len))?)
+    }
+
+    /// `Σ_{|p| ≤ w} p_attn[i, i+p] · emb_rel_v[p + w]`, as `[heads, T, d_k]`.
+    fn relative_value_term(&self, p_attn: &Tensor, len: usize) -> Result<Tensor, VitsError> {
+        let span = 2 * self.window + 1;
+        let flat = p_attn
+            .reshape((self.n_heads, len * len))?
+            .pad_with_zeros(1, 0, 1)?;
+        let idx = diagonal_gather_index(len, self.window, p_attn.device())?;
+        let rel_weights = flat
+            .index_select(&idx, 1)?
+            .reshape((self.n_heads * len, span))?;
+        let d_k = self.emb_rel_v.dim(1)?;
+        Ok(rel_weights
+            .matmul(&self.emb_rel_v)?
+            .reshape((self.n_heads, len, d_k))?)
+    }
+}
+
+/// Index into a flattened `[T, 2w+1]` table (+1 zero slot) producing the `[T, T]` band.
+fn band_gather_index(len: usize, window: usize, device: &Device) -> Result<Tensor, VitsError> {
+    let span = 2 * window + 1;
+    let zero_slot = (len * span) as u32;
+    let mut idx = Vec::with_capacity(len * len);
+    for i in 0..len {
+        for j in 0..len {
+            let rel = j as isize - i as isize;
+            idx.push(if rel.unsigned_abs() <= window {
+                (i * span + (rel + window as isize) as usize) as u32
+            } else {
+                zero_slot
+            });
+        }
+    }
+    Ok(Tensor::from_vec(idx, len * len, device)?)
+}
+
+/// Index into a flattened `[T, T]` matrix (+1 zero slot) reading its `2w+1` diagonals as `[T, 2w+1]`.
+fn diagonal_gather_index(len: usize, window: usize, device: &Device) -> Result<Tensor, VitsError> {
+    let span = 2 * window + 1;
+    let zero_slot = (len * len) as u32;
+    let mut idx = Vec::with_capacity(len * span);
+    for i in 0..len {
+        for r in 0..span {
+            let j = i as isize + r as isize - window as isize;
+            idx.push(if (0..len as isize).contains(&j) {
+                (i * len + j as usize) as u32
+            } else {
+                zero_slot
+            });
+        }
+    }
+    Ok(Tensor::from_vec(idx, len * span, device)?)
+}
+
+/// Position-wise feed-forward: conv(k) → ReLU → conv(k), "same" padding.
+#[derive(Debug, Clone)]
+struct FeedForward {
+    conv_1: Conv1d,
+    conv_2: Conv1d,
+}
+
+impl FeedForward {
+    fn forward(&self, x: &Tensor) -> Result<Tensor, VitsError> {
+        let h = self.conv_1.forward(x)?.relu()?;
+        self.conv_2.forward(&h)
+    }
+}
+
+/// One post-norm transformer layer.
+#[derive(Debug, Clone)]
+struct EncoderLayer {
+    attn: RelativeAttention,
+    norm_1: ChannelNorm,
+    ffn: FeedForward,
+    norm_2: ChannelNorm,
+}
+
+impl EncoderLayer {
+    fn forward(&self, x: &Tensor) -> Result<Tensor, VitsError> {
+        let x = self.norm_1.forward(&(x + self.attn.forward(x)?)?)?;
+        self.norm_2.forward(&(&x + self.ffn.forward(&x)?)?)
+    }
+}
+
+/// The text encoder `enc_p`.
+#[derive(Debug, Clone)]
+pub struct TextEncoder {
+    /// `[n_symbols, hidden]`.
+    emb: Tensor,
+    layers: Vec<EncoderLayer>,
+    proj: Conv1d,
+}
+
+impl TextEncoder {
+    /// Loads `enc_p.*`; layer count, widths, heads and window come from the tensor shapes.
+    pub fn load(w: &Weights) -> Result<Self, VitsError> {
+        let emb = w.get_rank("enc_p.emb.weight", 2)?;
+        let hidden = emb.dim(1)?;
+        let n_layers = w.count_indexed(|i| format!("enc_p.encoder.attn_layers.{i}.conv_q.weight"));
+        if n_layers == 0 {
+            return Err(VitsError::MissingWeight(
+                "enc_p.encoder.attn_layers.0.conv_q.weight".into(),
+            ));
+        }
+        let layers = (0..n_layers)
+            .map(|i| {
+                let p = "enc_p.encoder";
+                Ok(EncoderLayer {
+                    attn: RelativeAttention::load(w, &format!("{p}.attn_layers.{i}"), hidden)?,
+                    norm_1: ChannelNorm::load(w, &format!("{p}.norm_layers_1.{i}"), hidden)?,
+                    ffn: FeedForward {
+                        conv_1: Conv1d::load(w, &format!("{p}.ffn_layers.{i}.conv_1"), 1, true)?,
+                        conv_2: Conv1d::load(w, &format!("{p}.ffn_layers.{i}.conv_2"), 1, true)?,
+                    },
+                    norm_2: ChannelNorm::load(w, &format!("{p}.norm_layers_2.{i}"), hidden)?,
+                })
+            })
+            .collect::<Result<Vec<_>, VitsError>>()?;
+        let proj = Conv1d::load(w, "enc_p.proj", 1, true)?;
+        if proj.out_channels() % 2 != 0 {
+            return Err(VitsError::Shape {
+                name: "enc_p.proj.weight".into(),
+                expected: "even output channels (mean ‖ log-std)".into(),
+                got: vec![proj.out_channels()],
+            });
+        }
+        Ok(Self { emb, layers, proj })
+    }
+
+    /// Number of phoneme symbols the embedding knows.
+    pub fn n_symbols(&self) -> usize {
+        self.emb.dims()[0]
+    }
+
+    /// Encodes one sentence of phoneme ids.
+    pub fn forward(&self, ids: &[i64]) -> Result<EncodedText, VitsError> {
+        let n_symbols = self.n_symbols();
+        let idx = ids
+            .iter()
+            .map(|&id| {
+                u32::try_from(id)
+                    .ok()
+                    .filter(|&v| (v as usize) < n_symbols)
+                    .ok_or(VitsError::PhonemeIdOutOfRange { id, n_symbols })
+            })
+            .collect::<Result<Vec<u32>, _>>()?;
+        let len = idx.len();
+        let hidden = self.emb.dim(1)?;
+        let idx = Tensor::from_vec(idx, len, self.emb.device())?;
+        // Embeddings are scaled by sqrt(hidden) as in the original transformer.
+        let x = (self.emb.index_select(&idx, 0)? * (hidden as f64).sqrt())?;
+        let mut x = x.t()?.contiguous()?.unsqueeze(0)?;
+        for layer in &self.layers {
+            x = layer.forward(&x)?;
+        }
+        let stats = self.proj.forward(&x)?;
+        let half = self.proj.out_channels() / 2;
+        Ok(EncodedText {
+            m_p: stats.narrow(1, 0, half)?,
+            logs_p: stats.narrow(1, half, half)?,
+            hidden: x,
+        })
+    }
+}

@@ -1,0 +1,120 @@
+//! The candle VITS model against ONNX Runtime on the same voice file: text →
+//! our phonemizer → ids → both runtimes with noise_scale = noise_w = 0.
+//! Durations (w_ceil) must match exactly and the audio to ≥ 60 dB SNR.
+//! The references are made in the test run by tests/engine/golden.py
+//! (onnxruntime from PyPI; .ci/setup installs it).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use candle_core::Device;
+use voxpipe::engine::onnx::read_weights;
+use voxpipe::engine::phonemize::Phonemizer;
+use voxpipe::engine::vits::Voice;
+use voxpipe::engine::voice::VoiceConfig;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+const SENTENCES: &[&str] = &[
+    "Hi!",
+    "Hello, world.",
+    "Is this the right way to the station?",
+    "The quick brown fox jumps over the lazy dog; meanwhile, the cat sleeps soundly by the warm fire.",
+    "Loudness normalization, sentence splitting and pitch shifting all run as sandboxed plugins, while the voice itself runs natively, sentence by sentence, on the CPU or a GPU, and every stage appears as one span in a trace.",
+];
+
+fn snr_db(reference: &[f32], ours: &[f32]) -> f64 {
+    let signal: f64 = reference.iter().map(|&x| (x as f64).powi(2)).sum();
+    let noise: f64 = reference
+        .iter()
+        .zip(ours)
+        .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
+        .sum();
+    10.0 * (signal / noise.max(1e-30)).log10()
+}
+
+#[test]
+fn candle_matches_onnx_runtime_on_five_sentences() {
+    let voice_onnx = root().join("voices/en_US-joe-medium.onnx");
+    let config = VoiceConfig::read(&root().join("voices/en_US-joe-medium.onnx.json")).unwrap();
+    let phonemizer = Phonemizer::new().unwrap();
+    let mut cases = Vec::new();
+    for text in SENTENCES {
+        let sentences = phonemizer.phonemize(text, &config.espeak.voice).unwrap();
+        assert_eq!(sentences.len(), 1, "{text}");
+        let (ids, unknown) = Phonemizer::to_ids(&sentences[0], &config.phoneme_id_map);
+        assert!(unknown.is_empty(), "{text}: {unknown:?}");
+        cases.push(serde_json::json!({"text": text, "ids": ids}));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sentences = dir.path().join("sentences.json");
+    std::fs::write(
+        &sentences,
+        serde_json::json!({ "sentences": cases }).to_string(),
+    )
+    .unwrap();
+    let out = dir.path().join("golden");
+    let status = Command::new("python3")
+        .arg(root().join("tests/engine/golden.py"))
+        .arg(&voice_onnx)
+        .arg(&sentences)
+        .arg(&out)
+        .status()
+        .expect("python3 with onnxruntime (.ci/setup installs it)");
+    assert!(status.success(), "golden.py failed");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+
+    let weights = read_weights(&voice_onnx).unwrap();
+    let voice = Voice::from_onnx(&weights, &Device::Cpu).unwrap();
+    for (i, golden) in manifest["sentences"].as_array().unwrap().iter().enumerate() {
+        let ids: Vec<i64> = serde_json::from_value(golden["ids"].clone()).unwrap();
+        let ours = voice.synthesize(&ids, 0.0, 1.0, 0.0, 0).unwrap();
+        let durations: Vec<u32> = serde_json::from_value(golden["durations"].clone()).unwrap();
+        assert_eq!(ours.durations, durations, "sentence {i}: durations differ");
+        let bytes = std::fs::read(out.join(golden["audio"].as_str().unwrap())).unwrap();
+        let reference: Vec<f32> = bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        assert_eq!(ours.audio.len(), reference.len(), "sentence {i}: length");
+        let snr = snr_db(&reference, &ours.audio);
+        let max_diff = reference
+            .iter()
+            .zip(&ours.audio)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        eprintln!(
+            "sentence {i}: {} ids, {} samples, SNR {snr:.1} dB, max abs diff {max_diff:.2e}",
+            ids.len(),
+            reference.len()
+        );
+        assert!(
+            snr >= 60.0 || max_diff <= 1e-3,
+            "sentence {i}: SNR {snr:.1} dB, max diff {max_diff}"
+        );
+    }
+}
+
+#[test]
+fn bad_input_is_a_typed_error() {
+    let weights = read_weights(&root().join("voices/en_US-joe-medium.onnx")).unwrap();
+    let voice = Voice::from_onnx(&weights, &Device::Cpu).unwrap();
+    assert!(voice.synthesize(&[], 0.667, 1.0, 0.8, 0).is_err());
+    assert!(voice
+        .synthesize(&[1, 0, 9999, 0, 2], 0.667, 1.0, 0.8, 0)
+        .is_err());
+    assert!(voice
+        .synthesize(&[1, 0, 20, 0, 2], 0.667, -1.0, 0.8, 0)
+        .is_err());
+    // Seeded noise is reproducible.
+    let a = voice
+        .synthesize(&[1, 0, 20, 0, 59, 0, 2], 0.667, 1.0, 0.8, 7)
+        .unwrap();
+    let b = voice
+        .synthesize(&[1, 0, 20, 0, 59, 0, 2], 0.667, 1.0, 0.8, 7)
+        .unwrap();
+    assert_eq!(a.audio, b.audio);
+}
