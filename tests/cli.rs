@@ -304,3 +304,59 @@ fn voices_lists_the_default_voice() {
         "cannot read no-such-dir",
     );
 }
+
+#[test]
+fn synth_speaks_text_into_a_wav() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("hello.wav");
+    let o = run(&[
+        "synth",
+        "--text",
+        "Hello, world. This is voxpipe.",
+        "-o",
+        out.to_str().unwrap(),
+        "--seed",
+        "3",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("2 sentences"),
+        "{}",
+        text(&o.stderr)
+    );
+    let audio = voxpipe::wav::read(&out).unwrap();
+    assert_eq!(audio.sample_rate, 22050);
+    assert!(
+        (1.0..6.0).contains(&audio.seconds()),
+        "{} s",
+        audio.seconds()
+    );
+    let rms =
+        (audio.samples.iter().map(|s| s * s).sum::<f32>() / audio.samples.len() as f32).sqrt();
+    assert!(rms > 0.01, "silent output (rms {rms})");
+    // The same seed gives the same audio.
+    let again = dir.path().join("again.wav");
+    let o = run(&[
+        "synth",
+        "--text",
+        "Hello, world. This is voxpipe.",
+        "-o",
+        again.to_str().unwrap(),
+        "--seed",
+        "3",
+    ]);
+    assert!(o.status.success());
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&again).unwrap());
+    fails_with(
+        &[
+            "synth",
+            "--voice",
+            "xx_XX-nobody",
+            "--text",
+            "hi",
+            "-o",
+            "x.wav",
+        ],
+        "unknown voice `xx_XX-nobody`; available: en_US-joe-medium",
+    );
+}

@@ -3,6 +3,7 @@
 mod pipeline;
 mod plugin;
 mod serve;
+mod synth;
 mod voices;
 
 use std::path::PathBuf;
@@ -51,6 +52,8 @@ enum LogFormat {
 enum Command {
     /// Run the server: load the pipelines, watch them for edits, serve HTTP.
     Serve(serve::ServeArgs),
+    /// Speak text with a voice into a WAV file (no pipeline stages).
+    Synth(synth::SynthArgs),
     /// List the voices of a voices folder (language, quality, rate, speakers).
     Voices(voices::VoicesArgs),
     /// Validate pipeline files.
@@ -92,6 +95,7 @@ impl Cli {
         match &self.command {
             Command::Serve(c) => c.run(&self),
             Command::Voices(c) => c.run(),
+            Command::Synth(c) => c.run(),
             Command::Pipeline(c) => c.run(&self),
             Command::Plugin(c) => c.run(&self),
         }

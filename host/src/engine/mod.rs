@@ -5,10 +5,12 @@
 //! weights straight from its ONNX file ([`onnx`]), and the espeak-ng
 //! phonemizer that reproduces Piper's phoneme ids ([`phonemize`], with the
 //! hand-written bindings in [`espeak_ffi`]), and the VITS model in candle
-//! ([`vits`]), which reproduces ONNX Runtime's output on the same voice.
+//! ([`vits`]), which reproduces ONNX Runtime's output on the same voice;
+//! [`synth`] ties them together (a loaded voice: text → sentences → audio).
 
 pub mod espeak_ffi;
 pub mod onnx;
 pub mod phonemize;
+pub mod synth;
 pub mod vits;
 pub mod voice;
