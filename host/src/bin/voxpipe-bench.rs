@@ -7,6 +7,10 @@
 //! `cargo run --release --bin voxpipe-bench -- plugins` — per-call time of
 //! every first-party plugin through the host on realistic inputs (a 1 KB
 //! paragraph; 10 s of audio).
+//!
+//! `cargo run --release --bin voxpipe-bench -- engine` — the native voice
+//! against ONNX Runtime (tests/engine/ort_bench.py) on the same voice file and
+//! the same sentences, in one run: wall time, RTF, ratio; and memory.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -40,6 +44,15 @@ enum Bench {
         #[arg(long, default_value_t = 5)]
         loads: usize,
     },
+    /// The native voice vs ONNX Runtime, side by side.
+    Engine {
+        /// Repetitions per sentence (medians are reported).
+        #[arg(long, default_value_t = 5)]
+        reps: usize,
+        /// ONNX Runtime intra-op threads.
+        #[arg(long, default_value_t = 2)]
+        ort_threads: usize,
+    },
     /// First-party plugins: per-call time on realistic inputs.
     Plugins {
         /// Calls measured per text/style plugin.
@@ -59,6 +72,7 @@ fn main() -> anyhow::Result<()> {
             loads,
         } => runtime_bench(calls, audio_calls, loads),
         Bench::Plugins { calls, audio_calls } => plugins_bench(calls, audio_calls),
+        Bench::Engine { reps, ort_threads } => engine_bench(reps, ort_threads),
     }
 }
 
@@ -254,6 +268,128 @@ in 1999) for 3 km of cable on Elm St.; call 555-123-4567 or mail jo.smith@mail.o
         };
         row(name, input, audio_calls, s);
     }
+    Ok(())
+}
+
+/// Resident and peak resident memory of this process, in MiB.
+fn memory_mib() -> (f64, f64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn engine_bench(reps: usize, ort_threads: usize) -> anyhow::Result<()> {
+    use voxpipe::engine::phonemize::Phonemizer;
+    use voxpipe::engine::synth::{LoadedVoice, SynthOptions};
+
+    let root = repo_root();
+    let (rss_before, _) = memory_mib();
+    let voice = LoadedVoice::load(&root.join("voices"), "en_US-joe-medium")?;
+    let (rss_loaded, _) = memory_mib();
+    let phonemizer = Phonemizer::new()?;
+    let texts = [
+        "Hi!",
+        "The weather is nice today.",
+        "Is this the right way to the station, or should we turn left at the next corner?",
+        "The quick brown fox jumps over the lazy dog; meanwhile, the cat sleeps soundly by the warm fire, dreaming of summer.",
+        "Loudness normalization, sentence splitting and pitch shifting all run as sandboxed plugins, while the voice itself runs natively, sentence by sentence, on the CPU or a GPU, and every stage appears as one span in a trace that an operator can open from a user's trace id.",
+    ];
+    let mut cases = Vec::new();
+    for t in texts {
+        let ids = voice.sentence_ids(&phonemizer, t)?.remove(0);
+        cases.push(serde_json::json!({ "ids": ids }));
+    }
+    let dir = tempfile::tempdir()?;
+    let sentences = dir.path().join("sentences.json");
+    std::fs::write(
+        &sentences,
+        serde_json::json!({ "sentences": cases }).to_string(),
+    )?;
+    let ort = std::process::Command::new("python3")
+        .arg(root.join("tests/engine/ort_bench.py"))
+        .arg(&voice.entry.model)
+        .arg(&sentences)
+        .arg(reps.to_string())
+        .arg(ort_threads.to_string())
+        .output()
+        .context("running tests/engine/ort_bench.py (pip install onnxruntime)")?;
+    anyhow::ensure!(
+        ort.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ort.stderr)
+    );
+    let ort: serde_json::Value = serde_json::from_slice(&ort.stdout)?;
+    let options = SynthOptions::default();
+    let rate = voice.sample_rate() as f64;
+
+    println!(
+        "## Native voice (candle, CPU) vs ONNX Runtime ({ort_threads} threads), en_US-joe-medium\n"
+    );
+    println!("| sentence | ids | audio | voxpipe | RTF | ONNX Runtime | RTF | ratio |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let mut ratios = Vec::new();
+    let mut modules = [0f64; 4];
+    for (i, case) in cases.iter().enumerate() {
+        let ids: Vec<i64> = serde_json::from_value(case["ids"].clone())?;
+        let _ = voice.synthesize(&ids, &options)?; // warm-up
+        let mut times = Vec::new();
+        let mut samples = 0;
+        for _ in 0..reps {
+            let s = voice.synthesize(&ids, &options)?;
+            times.push(s.model_time);
+            samples = s.samples.len();
+            let t = s.timings;
+            for (m, d) in
+                modules
+                    .iter_mut()
+                    .zip([t.text_encoder, t.duration_predictor, t.flow, t.decoder])
+            {
+                *m += d.as_secs_f64();
+            }
+        }
+        let ours = stats(times).p50.as_secs_f64();
+        let theirs = ort["sentences"][i]["median_s"].as_f64().unwrap_or(f64::NAN);
+        let seconds = samples as f64 / rate;
+        let ratio = ours / theirs;
+        ratios.push(ratio);
+        println!(
+            "| {} | {} | {seconds:.2} s | {:.0} ms | {:.3} | {:.0} ms | {:.3} | {ratio:.2} |",
+            i + 1,
+            ids.len(),
+            ours * 1e3,
+            ours / seconds,
+            theirs * 1e3,
+            theirs / seconds,
+        );
+    }
+    ratios.sort_by(f64::total_cmp);
+    println!(
+        "\nMedian ratio voxpipe / ONNX Runtime: {:.2} (below 1.0 is faster than ONNX Runtime).",
+        ratios[ratios.len() / 2]
+    );
+    let total: f64 = modules.iter().sum();
+    println!(
+        "Where voxpipe's time goes (all sentences): text encoder {:.0} %, duration predictor {:.0} %, flow {:.0} %, decoder {:.0} %.",
+        100.0 * modules[0] / total,
+        100.0 * modules[1] / total,
+        100.0 * modules[2] / total,
+        100.0 * modules[3] / total
+    );
+    let (_, peak) = memory_mib();
+    println!(
+        "Memory: voice loaded +{:.0} MiB RSS ({:.0} → {:.0} MiB); peak RSS during synthesis {:.0} MiB.",
+        rss_loaded - rss_before,
+        rss_before,
+        rss_loaded,
+        peak
+    );
     Ok(())
 }
 

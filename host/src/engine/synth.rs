@@ -47,6 +47,8 @@ pub struct SentenceAudio {
     pub phonemes: usize,
     /// Wall time of the model for this sentence.
     pub model_time: Duration,
+    /// The same, per module of the model.
+    pub timings: super::vits::ModuleTimings,
 }
 
 /// A voice loaded into memory.
@@ -131,6 +133,7 @@ impl LoadedVoice {
             samples: out.audio,
             phonemes: ids.len(),
             model_time: started.elapsed(),
+            timings: out.timings,
         })
     }
 }

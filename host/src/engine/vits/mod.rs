@@ -91,6 +91,17 @@ pub struct Synthesis {
     pub audio: Vec<f32>,
     /// Frames per phoneme id (`ceil(exp(logw) · length_scale)`); `hop_length` samples each.
     pub durations: Vec<u32>,
+    /// Where the time went, per module.
+    pub timings: ModuleTimings,
+}
+
+/// Wall time of each part of the model for one sentence.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ModuleTimings {
+    pub text_encoder: std::time::Duration,
+    pub duration_predictor: std::time::Duration,
+    pub flow: std::time::Duration,
+    pub decoder: std::time::Duration,
 }
 
 /// A loaded single-speaker VITS voice.
@@ -158,12 +169,18 @@ impl Voice {
             return Err(VitsError::EmptyInput);
         }
         let mut rng = NormalRng::new(seed);
+        let mut timings = ModuleTimings::default();
+        let clock = std::time::Instant::now();
         let enc = self.enc_p.forward(ids)?;
+        timings.text_encoder = clock.elapsed();
+        let clock = std::time::Instant::now();
         let dp_noise =
             rng.tensor(2 * ids.len(), noise_w, &self.device)?
                 .reshape((1, 2, ids.len()))?;
         let logw = self.dp.reverse(&enc.hidden, &dp_noise)?;
         let durations = length::durations_from_logw(&logw, length_scale);
+        timings.duration_predictor = clock.elapsed();
+        let clock = std::time::Instant::now();
         let m_p = length::expand_frames(&enc.m_p, &durations)?;
         let logs_p = length::expand_frames(&enc.logs_p, &durations)?;
         let z_p = if noise_scale == 0.0 {
@@ -175,8 +192,15 @@ impl Voice {
             (m_p + (eps * logs_p.exp()?)?)?
         };
         let z = self.flow.reverse(&z_p)?;
+        timings.flow = clock.elapsed();
+        let clock = std::time::Instant::now();
         let audio = self.dec.forward(&z)?;
-        Ok(Synthesis { audio, durations })
+        timings.decoder = clock.elapsed();
+        Ok(Synthesis {
+            audio,
+            durations,
+            timings,
+        })
     }
 }
 
