@@ -2,6 +2,7 @@
 
 use candle_core::Tensor;
 
+use super::direct_conv::DirectConv1d;
 use super::ops::{leaky_relu, Conv1d};
 use super::weights::Weights;
 use super::VitsError;
@@ -59,9 +60,13 @@ impl Upsample {
 }
 
 /// ResBlock2: per dilation, `x += conv(leaky(x))`.
+///
+/// The convolutions run as [`DirectConv1d`] with the LeakyReLU and the residual add
+/// fused: at these widths candle's im2col + gemm is several times slower and its im2col
+/// buffers set the decoder's peak memory.
 #[derive(Debug, Clone)]
 struct ResBlock2 {
-    convs: Vec<Conv1d>,
+    convs: Vec<DirectConv1d>,
 }
 
 impl ResBlock2 {
@@ -81,7 +86,7 @@ impl ResBlock2 {
         let convs = dilations
             .iter()
             .enumerate()
-            .map(|(i, &d)| Conv1d::load(w, &format!("{prefix}.convs.{i}"), d, true))
+            .map(|(i, &d)| Conv1d::load(w, &format!("{prefix}.convs.{i}"), d, true)?.to_direct())
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self { convs })
     }
@@ -89,7 +94,7 @@ impl ResBlock2 {
     fn forward(&self, x: &Tensor) -> Result<Tensor, VitsError> {
         let mut x = x.clone();
         for conv in &self.convs {
-            x = (conv.forward(&leaky_relu(&x, SLOPE)?)? + x)?;
+            x = conv.forward(&x, Some(SLOPE as f32), true)?;
         }
         Ok(x)
     }
@@ -101,7 +106,8 @@ pub struct Decoder {
     conv_pre: Conv1d,
     /// One upsampling layer and its parallel resblocks per stage.
     stages: Vec<(Upsample, Vec<ResBlock2>)>,
-    conv_post: Conv1d,
+    /// Direct: one output channel at 256× the frame rate is the worst case for im2col.
+    conv_post: DirectConv1d,
 }
 
 impl Decoder {
@@ -152,7 +158,7 @@ impl Decoder {
         Ok(Self {
             conv_pre: Conv1d::load(w, "dec.conv_pre", 1, true)?,
             stages,
-            conv_post: Conv1d::load(w, "dec.conv_post", 1, false)?,
+            conv_post: Conv1d::load(w, "dec.conv_post", 1, false)?.to_direct()?,
         })
     }
 
@@ -180,7 +186,7 @@ impl Decoder {
         }
         let x = self
             .conv_post
-            .forward(&leaky_relu(&x, SLOPE_POST)?)?
+            .forward(&x, Some(SLOPE_POST as f32), false)?
             .tanh()?;
         Ok(x.flatten_all()?.to_vec1::<f32>()?)
     }

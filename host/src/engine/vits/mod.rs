@@ -11,6 +11,7 @@
 //! there; the rest is [`VitsConfig`].
 
 pub mod decoder;
+mod direct_conv;
 pub mod duration;
 pub mod flow;
 pub mod length;

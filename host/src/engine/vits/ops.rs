@@ -3,6 +3,7 @@
 
 use candle_core::{Tensor, D};
 
+use super::direct_conv::DirectConv1d;
 use super::weights::Weights;
 use super::VitsError;
 
@@ -62,6 +63,17 @@ impl Conv1d {
     /// Number of input channels.
     pub(crate) fn in_channels(&self) -> usize {
         self.weight.dims()[1]
+    }
+
+    /// The same convolution as a [`DirectConv1d`], for long inputs with few channels
+    /// where candle's im2col buffer dominates (the decoder's later stages).
+    pub(crate) fn to_direct(&self) -> Result<DirectConv1d, VitsError> {
+        if self.kernel == 1 {
+            return Err(VitsError::Internal(
+                "pointwise convolutions already run as a matmul".into(),
+            ));
+        }
+        DirectConv1d::new(&self.weight, self.bias.as_ref(), self.dilation)
     }
 
     /// `x`: `[1, in, T]` → `[1, out, T]`.
