@@ -253,9 +253,7 @@ impl LoadedPlugin {
             .map_err(Self::stage_error)?;
         let outcome = bindings::outcome_from_wit(out);
         let size = match &outcome {
-            StyleOutcome::Mapped { style, label } => {
-                label.len() + serde_json::to_string(style).map_or(0, |s| s.len())
-            }
+            StyleOutcome::Mapped { style, label } => label.len() + style_bytes(style),
             StyleOutcome::Unmapped { reason } => reason.len(),
         };
         Self::check_output(size, limits)?;
@@ -303,6 +301,21 @@ impl LoadedPlugin {
         }
         Ok(bindings::audio_from_wit(out))
     }
+}
+
+/// Bytes of text a style carries (what the output limit counts); numbers
+/// are small and fixed, so only strings matter.
+fn style_bytes(s: &crate::types::Style) -> usize {
+    let opt = |o: &Option<String>| o.as_ref().map_or(0, String::len);
+    opt(&s.voice)
+        + opt(&s.language)
+        + opt(&s.speaker)
+        + opt(&s.dialect)
+        + s.emotions.iter().map(String::len).sum::<usize>()
+        + s.extra
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum::<usize>()
 }
 
 /// Turn a wasmtime error into the typed error of the call.
