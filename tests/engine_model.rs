@@ -3,6 +3,8 @@
 //! Durations (w_ceil) must match exactly and the audio to ≥ 60 dB SNR.
 //! The references are made in the test run by tests/engine/golden.py
 //! (onnxruntime from PyPI; .ci/setup installs it).
+//!
+//! `VOXPIPE_TEST_DEVICE=cuda` runs the same checks on a GPU (scripts/gpu-check).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,6 +14,20 @@ use voxpipe::engine::onnx::read_weights;
 use voxpipe::engine::phonemize::Phonemizer;
 use voxpipe::engine::vits::Voice;
 use voxpipe::engine::voice::VoiceConfig;
+
+/// The device under test: the CPU unless `VOXPIPE_TEST_DEVICE` names another.
+fn test_device() -> Device {
+    let spec: voxpipe::engine::device::DeviceSpec = std::env::var("VOXPIPE_TEST_DEVICE")
+        .unwrap_or_else(|_| "cpu".into())
+        .parse()
+        .unwrap();
+    let device = spec.open().unwrap();
+    eprintln!(
+        "device under test: {}",
+        voxpipe::engine::device::device_label(&device)
+    );
+    device
+}
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -68,7 +84,7 @@ fn candle_matches_onnx_runtime_on_five_sentences() {
         serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
 
     let weights = read_weights(&voice_onnx).unwrap();
-    let voice = Voice::from_onnx(&weights, &Device::Cpu).unwrap();
+    let voice = Voice::from_onnx(&weights, &test_device()).unwrap();
     for (i, golden) in manifest["sentences"].as_array().unwrap().iter().enumerate() {
         let ids: Vec<i64> = serde_json::from_value(golden["ids"].clone()).unwrap();
         let ours = voice.synthesize(&ids, 0.0, 1.0, 0.0, 0).unwrap();
@@ -101,7 +117,7 @@ fn candle_matches_onnx_runtime_on_five_sentences() {
 #[test]
 fn bad_input_is_a_typed_error() {
     let weights = read_weights(&root().join("voices/en_US-joe-medium.onnx")).unwrap();
-    let voice = Voice::from_onnx(&weights, &Device::Cpu).unwrap();
+    let voice = Voice::from_onnx(&weights, &test_device()).unwrap();
     assert!(voice.synthesize(&[], 0.667, 1.0, 0.8, 0).is_err());
     assert!(voice
         .synthesize(&[1, 0, 9999, 0, 2], 0.667, 1.0, 0.8, 0)

@@ -52,6 +52,9 @@ enum Bench {
         /// ONNX Runtime intra-op threads.
         #[arg(long, default_value_t = 2)]
         ort_threads: usize,
+        /// Where voxpipe's model runs: cpu, cuda, cuda:N, auto (ONNX Runtime stays on the CPU).
+        #[arg(long, default_value = "cpu")]
+        device: voxpipe::engine::device::DeviceSpec,
     },
     /// First-party plugins: per-call time on realistic inputs.
     Plugins {
@@ -72,7 +75,11 @@ fn main() -> anyhow::Result<()> {
             loads,
         } => runtime_bench(calls, audio_calls, loads),
         Bench::Plugins { calls, audio_calls } => plugins_bench(calls, audio_calls),
-        Bench::Engine { reps, ort_threads } => engine_bench(reps, ort_threads),
+        Bench::Engine {
+            reps,
+            ort_threads,
+            device,
+        } => engine_bench(reps, ort_threads, device),
     }
 }
 
@@ -285,13 +292,20 @@ fn memory_mib() -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-fn engine_bench(reps: usize, ort_threads: usize) -> anyhow::Result<()> {
+fn engine_bench(
+    reps: usize,
+    ort_threads: usize,
+    device: voxpipe::engine::device::DeviceSpec,
+) -> anyhow::Result<()> {
+    use voxpipe::engine::device::{device_label, gpu_memory};
     use voxpipe::engine::phonemize::Phonemizer;
     use voxpipe::engine::synth::{LoadedVoice, SynthOptions};
 
     let root = repo_root();
+    let device = device.open()?;
     let (rss_before, _) = memory_mib();
-    let voice = LoadedVoice::load(&root.join("voices"), "en_US-joe-medium")?;
+    let gpu_before = gpu_memory(&device);
+    let voice = LoadedVoice::load_on(&root.join("voices"), "en_US-joe-medium", &device)?;
     let (rss_loaded, _) = memory_mib();
     let phonemizer = Phonemizer::new()?;
     let texts = [
@@ -330,7 +344,8 @@ fn engine_bench(reps: usize, ort_threads: usize) -> anyhow::Result<()> {
     let rate = voice.sample_rate() as f64;
 
     println!(
-        "## Native voice (candle, CPU) vs ONNX Runtime ({ort_threads} threads), en_US-joe-medium\n"
+        "## Native voice (candle, {}) vs ONNX Runtime (CPU, {ort_threads} threads), en_US-joe-medium\n",
+        device_label(&device)
     );
     println!("| sentence | ids | audio | voxpipe | RTF | ONNX Runtime | RTF | ratio |");
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
@@ -384,12 +399,46 @@ fn engine_bench(reps: usize, ort_threads: usize) -> anyhow::Result<()> {
     );
     let (_, peak) = memory_mib();
     println!(
-        "Memory: voice loaded +{:.0} MiB RSS ({:.0} → {:.0} MiB); peak RSS during synthesis {:.0} MiB.",
+        "Memory: voice loaded +{:.0} MiB RSS ({:.0} → {:.0} MiB); peak RSS during synthesis {:.0} MiB, \
+         i.e. {:.0} MiB of working memory for one synthesis of these sentences.",
         rss_loaded - rss_before,
         rss_before,
         rss_loaded,
-        peak
+        peak,
+        peak - rss_loaded
     );
+    // Concurrent syntheses of the longest sentence: the working memory each one adds.
+    let longest: Vec<i64> = serde_json::from_value(cases[cases.len() - 1]["ids"].clone())?;
+    for n in [2usize, 4] {
+        let started = std::time::Instant::now();
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..n)
+                .map(|_| s.spawn(|| voice.synthesize(&longest, &options)))
+                .collect();
+            handles.into_iter().try_for_each(|h| {
+                h.join()
+                    .map_err(|_| anyhow::anyhow!("synthesis thread panicked"))?
+                    .map(|_| ())
+                    .map_err(anyhow::Error::from)
+            })
+        })?;
+        let (_, peak_n) = memory_mib();
+        println!(
+            "{n} concurrent syntheses of sentence 5: {:.2} s wall, peak RSS {:.0} MiB \
+             (≤ {:.0} MiB per synthesis above the loaded voice).",
+            started.elapsed().as_secs_f64(),
+            peak_n,
+            (peak_n - rss_loaded) / n as f64
+        );
+    }
+    if let (Some(before), Some(after)) = (gpu_before, gpu_memory(&device)) {
+        println!(
+            "GPU memory: {:.0} MiB in use before loading, {:.0} MiB after the runs, of {:.0} MiB.",
+            before.used_bytes as f64 / 1048576.0,
+            after.used_bytes as f64 / 1048576.0,
+            after.total_bytes as f64 / 1048576.0
+        );
+    }
     Ok(())
 }
 

@@ -8,6 +8,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use clap::Args;
 
+use voxpipe::engine::device::DeviceSpec;
 use voxpipe::engine::phonemize::Phonemizer;
 use voxpipe::engine::synth::{LoadedVoice, SynthOptions};
 use voxpipe::types::Audio;
@@ -44,6 +45,9 @@ pub struct SynthArgs {
     /// Seed of the model's noise: same seed, same audio.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Where the model runs: cpu, cuda, cuda:N or auto (GPU when there is one).
+    #[arg(long, default_value = "cpu", env = "VOXPIPE_DEVICE")]
+    device: DeviceSpec,
 }
 
 impl SynthArgs {
@@ -56,7 +60,8 @@ impl SynthArgs {
             }
             (None, None) => bail!("give --text or --file"),
         };
-        let voice = LoadedVoice::load(&self.voices, &self.voice)?;
+        let device = self.device.open()?;
+        let voice = LoadedVoice::load_on(&self.voices, &self.voice, &device)?;
         let phonemizer = Phonemizer::new()?;
         let sentences = voice.sentence_ids(&phonemizer, &text)?;
         let options = SynthOptions {

@@ -6,8 +6,10 @@
 //! phonemizer that reproduces Piper's phoneme ids ([`phonemize`], with the
 //! hand-written bindings in [`espeak_ffi`]), and the VITS model in candle
 //! ([`vits`]), which reproduces ONNX Runtime's output on the same voice;
-//! [`synth`] ties them together (a loaded voice: text → sentences → audio).
+//! [`synth`] ties them together (a loaded voice: text → sentences → audio);
+//! [`device`] chooses where the model runs (CPU, or CUDA with the `cuda` feature).
 
+pub mod device;
 pub mod espeak_ffi;
 pub mod onnx;
 pub mod phonemize;

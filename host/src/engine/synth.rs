@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use candle_core::Device;
 
+use super::device::{self, DeviceError};
 use super::onnx::{self, OnnxError};
 use super::phonemize::{PhonemizeError, Phonemizer};
 use super::vits::{VitsError, Voice};
@@ -24,9 +25,45 @@ pub enum EngineError {
     #[error("phonemizing: {0}")]
     Phonemize(#[from] PhonemizeError),
     #[error("the voice model: {0}")]
-    Model(#[from] VitsError),
+    Model(VitsError),
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    /// The GPU ran out of memory for this request; the voice stays loaded and
+    /// later (or smaller) requests can succeed.
+    #[error("out of GPU memory on {device} while synthesizing: {detail}")]
+    OutOfMemory { device: String, detail: String },
     #[error("the text has nothing to say")]
     NothingToSay,
+}
+
+impl From<VitsError> for EngineError {
+    fn from(e: VitsError) -> Self {
+        match e {
+            VitsError::Candle(c) if device::is_out_of_memory(&c) => EngineError::OutOfMemory {
+                device: "gpu".into(),
+                detail: c.to_string(),
+            },
+            other => EngineError::Model(other),
+        }
+    }
+}
+
+impl EngineError {
+    /// A stable snake_case name for this error, used in API errors, metrics and spans.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EngineError::Voice(_) | EngineError::Weights(_) => "voice_load",
+            EngineError::UnknownVoice { .. } => "unknown_voice",
+            EngineError::Phonemize(_) => "phonemize",
+            EngineError::Model(VitsError::PhonemeIdOutOfRange { .. })
+            | EngineError::Model(VitsError::InvalidScale { .. })
+            | EngineError::Model(VitsError::EmptyInput)
+            | EngineError::NothingToSay => "invalid_input",
+            EngineError::Model(_) => "model",
+            EngineError::Device(_) => "device",
+            EngineError::OutOfMemory { .. } => "oom",
+        }
+    }
 }
 
 /// Synthesis knobs; `None` takes the voice's default from its config.
@@ -61,6 +98,11 @@ pub struct LoadedVoice {
 impl LoadedVoice {
     /// Load voice `name` from `dir` onto the CPU.
     pub fn load(dir: &Path, name: &str) -> Result<LoadedVoice, EngineError> {
+        Self::load_on(dir, name, &Device::Cpu)
+    }
+
+    /// Load voice `name` from `dir` onto `device`.
+    pub fn load_on(dir: &Path, name: &str, device: &Device) -> Result<LoadedVoice, EngineError> {
         let started = Instant::now();
         let (voices, _) = voice::scan(dir)?;
         let available = voices
@@ -79,12 +121,17 @@ impl LoadedVoice {
             });
         };
         let weights = onnx::read_weights(&entry.model)?;
-        let model = Voice::from_onnx(&weights, &Device::Cpu)?;
+        let model = Voice::from_onnx(&weights, device)?;
         Ok(LoadedVoice {
             entry,
             model,
             load_time: started.elapsed(),
         })
+    }
+
+    /// Where the model runs.
+    pub fn device(&self) -> &Device {
+        self.model.device()
     }
 
     pub fn sample_rate(&self) -> u32 {
@@ -122,18 +169,50 @@ impl LoadedVoice {
     ) -> Result<SentenceAudio, EngineError> {
         let defaults = self.entry.config.inference;
         let started = Instant::now();
-        let out = self.model.synthesize(
-            ids,
-            options.noise_scale.unwrap_or(defaults.noise_scale),
-            options.length_scale.unwrap_or(defaults.length_scale),
-            options.noise_w.unwrap_or(defaults.noise_w),
-            options.seed,
-        )?;
+        let out = self
+            .model
+            .synthesize(
+                ids,
+                options.noise_scale.unwrap_or(defaults.noise_scale),
+                options.length_scale.unwrap_or(defaults.length_scale),
+                options.noise_w.unwrap_or(defaults.noise_w),
+                options.seed,
+            )
+            .map_err(|e| match EngineError::from(e) {
+                EngineError::OutOfMemory { detail, .. } => EngineError::OutOfMemory {
+                    device: device::device_label(self.device()),
+                    detail,
+                },
+                other => other,
+            })?;
         Ok(SentenceAudio {
             samples: out.audio,
             phonemes: ids.len(),
             model_time: started.elapsed(),
             timings: out.timings,
         })
+    }
+}
+
+impl LoadedVoice {
+    /// Synthesizes `text` sentence by sentence, yielding each as soon as it is done
+    /// (what streaming responses send). Phonemizing happens up front; a failure in
+    /// one sentence ends the stream with that error.
+    pub fn stream<'a>(
+        &'a self,
+        phonemizer: &Phonemizer,
+        text: &str,
+        options: SynthOptions,
+    ) -> Result<impl Iterator<Item = Result<SentenceAudio, EngineError>> + 'a, EngineError> {
+        let sentences = self.sentence_ids(phonemizer, text)?;
+        let mut failed = false;
+        Ok(sentences.into_iter().map_while(move |ids| {
+            if failed {
+                return None;
+            }
+            let out = self.synthesize(&ids, &options);
+            failed = out.is_err();
+            Some(out)
+        }))
     }
 }

@@ -1,15 +1,26 @@
-//! The HTTP service (axum). Today it serves health, readiness and the state
-//! of the pipelines (versions, stages, plugin ids, refused reloads); the
-//! synthesis endpoints build on the same router.
+//! The HTTP service (axum): synthesis (`POST /v1/tts`, the OpenAI-compatible
+//! `POST /v1/audio/speech`), voices, pipelines, health, readiness, and the web
+//! page at `/`. docs/api.md documents every endpoint and error.
 
+mod auth;
+mod openai;
+mod page;
 mod pipelines;
+mod reply;
+pub mod trace;
+mod tts;
+mod voices;
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 
+pub use auth::Auth;
+
 use crate::pipeline::PipelineRegistry;
+use crate::tts::TtsService;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -17,12 +28,25 @@ pub struct AppState {
     pub registry: Arc<PipelineRegistry>,
     /// The pipeline used when a request names none.
     pub default_pipeline: String,
+    pub service: Arc<TtsService>,
+    pub auth: Arc<Auth>,
+    /// Set when shutdown begins: `/readyz` turns 503 so balancers stop sending.
+    pub shutting_down: Arc<AtomicBool>,
 }
+
+/// Request bodies larger than this are refused before parsing (the text
+/// limit is checked after; this only stops abuse).
+const MAX_BODY_BYTES: usize = 4 << 20;
 
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .route("/", get(page::index))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(pipelines::readyz))
         .route("/v1/pipelines", get(pipelines::list))
+        .route("/v1/voices", get(voices::list))
+        .route("/v1/tts", post(tts::synthesize))
+        .route("/v1/audio/speech", post(openai::speech))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }

@@ -2,13 +2,19 @@
 
 use std::time::UNIX_EPOCH;
 
+use std::sync::atomic::Ordering;
+
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
+use super::auth::Access;
+use super::reply::Exchange;
 use super::AppState;
 use crate::pipeline::Pipeline;
+use crate::tts::Timings;
 
 fn pipeline_json(p: &Pipeline) -> Value {
     json!({
@@ -36,7 +42,10 @@ fn pipeline_json(p: &Pipeline) -> Value {
 }
 
 /// Every current pipeline, and every file whose latest edit was refused.
-pub async fn list(State(state): State<AppState>) -> Json<Value> {
+pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(e) = state.auth.check(&headers, Access::Admin) {
+        return Exchange::new(&headers).error(&e, &Timings::default());
+    }
     let all = state.registry.all();
     let (accepted, refused) = state.registry.reload_counts();
     Json(json!({
@@ -45,24 +54,46 @@ pub async fn list(State(state): State<AppState>) -> Json<Value> {
         "errors": state.registry.errors(),
         "reloads": { "accepted": accepted, "refused": refused },
     }))
+    .into_response()
 }
 
-/// Ready when the default pipeline is loaded.
+/// Ready when the default pipeline is loaded, its voice is loaded, and the
+/// server is not shutting down.
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    match state.registry.get(&state.default_pipeline) {
-        Some(p) => (
-            StatusCode::OK,
-            Json(json!({ "ready": true, "default_pipeline": p.name, "version": p.version })),
-        ),
-        None => (
+    let not_ready = |kind: &str, message: String| {
+        (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({
-                "ready": false,
-                "error": {
-                    "type": "not_ready",
-                    "message": format!("default pipeline `{}` is not loaded; see GET /v1/pipelines for reload errors", state.default_pipeline),
-                }
-            })),
-        ),
+            Json(json!({ "ready": false, "error": { "type": kind, "message": message } })),
+        )
+    };
+    if state.shutting_down.load(Ordering::Relaxed) {
+        return not_ready("shutting_down", "the server is shutting down".into());
     }
+    let Some(p) = state.registry.get(&state.default_pipeline) else {
+        return not_ready(
+            "not_ready",
+            format!(
+                "default pipeline `{}` is not loaded; see GET /v1/pipelines for reload errors",
+                state.default_pipeline
+            ),
+        );
+    };
+    if state.service.voices.loaded_voice(&p.voice).is_none() {
+        return not_ready(
+            "not_ready",
+            format!("voice `{}` of the default pipeline is not loaded", p.voice),
+        );
+    }
+    let a = &state.service.admission;
+    (
+        StatusCode::OK,
+        Json(json!({
+            "ready": true,
+            "default_pipeline": p.name,
+            "version": p.version,
+            "voice": p.voice,
+            "device": crate::engine::device::device_label(state.service.voices.device()),
+            "queue": { "running": a.running(), "queued": a.queued(), "concurrency": a.concurrency(), "capacity": a.queue_capacity() },
+        })),
+    )
 }

@@ -5,6 +5,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::plugin::PluginError;
 use crate::types::{Audio, ChunkPosition, RequestContext, StageKind, StyleOutcome};
@@ -55,13 +56,23 @@ fn stage_span(stage: &Stage, p: &PluginStage) -> tracing::Span {
 impl Pipeline {
     /// Run every text stage in order.
     pub fn run_text(&self, ctx: &RequestContext, text: String) -> Result<String, StageFailure> {
+        self.run_text_observed(ctx, text, &mut |_, _| {})
+    }
+
+    /// [`Pipeline::run_text`], telling `observe` how long each stage took.
+    pub fn run_text_observed(
+        &self,
+        ctx: &RequestContext,
+        text: String,
+        observe: &mut dyn FnMut(&Stage, Duration),
+    ) -> Result<String, StageFailure> {
         let mut text = text;
         for (stage, p) in self.plugin_stages(StageKind::Text) {
             let _span = stage_span(stage, p).entered();
-            text = p
-                .plugin
-                .call_text(&p.limits, ctx, &p.config, &text)
-                .map_err(|e| failure(stage, e))?;
+            let started = Instant::now();
+            let out = p.plugin.call_text(&p.limits, ctx, &p.config, &text);
+            observe(stage, started.elapsed());
+            text = out.map_err(|e| failure(stage, e))?;
         }
         Ok(text)
     }
@@ -73,14 +84,24 @@ impl Pipeline {
         ctx: &RequestContext,
         instruct: &str,
     ) -> Result<Option<StyleOutcome>, StageFailure> {
+        self.run_style_observed(ctx, instruct, &mut |_, _| {})
+    }
+
+    /// [`Pipeline::run_style`], telling `observe` how long the stage took.
+    pub fn run_style_observed(
+        &self,
+        ctx: &RequestContext,
+        instruct: &str,
+        observe: &mut dyn FnMut(&Stage, Duration),
+    ) -> Result<Option<StyleOutcome>, StageFailure> {
         let Some((stage, p)) = self.plugin_stages(StageKind::Style).next() else {
             return Ok(None);
         };
         let _span = stage_span(stage, p).entered();
-        p.plugin
-            .call_style(&p.limits, ctx, &p.config, instruct)
-            .map(Some)
-            .map_err(|e| failure(stage, e))
+        let started = Instant::now();
+        let out = p.plugin.call_style(&p.limits, ctx, &p.config, instruct);
+        observe(stage, started.elapsed());
+        out.map(Some).map_err(|e| failure(stage, e))
     }
 
     /// Run every audio stage in order on one chunk.
@@ -90,13 +111,38 @@ impl Pipeline {
         audio: Audio,
         position: ChunkPosition,
     ) -> Result<Audio, StageFailure> {
+        self.run_audio_observed(ctx, audio, position, false, &mut |_, _| {})
+    }
+
+    /// Run every audio stage on `audio`, telling `observe` how long each took.
+    ///
+    /// With `per_sentence`, `audio` is one sentence of a streamed response:
+    /// streamable stages see its real `position`, and the others see it as a
+    /// whole utterance ([`ChunkPosition::WHOLE`]) — a sentence is complete
+    /// speech, which is all a non-streamable stage needs (loudness is then
+    /// normalized per sentence).
+    pub fn run_audio_observed(
+        &self,
+        ctx: &RequestContext,
+        audio: Audio,
+        position: ChunkPosition,
+        per_sentence: bool,
+        observe: &mut dyn FnMut(&Stage, Duration),
+    ) -> Result<Audio, StageFailure> {
         let mut audio = audio;
         for (stage, p) in self.plugin_stages(StageKind::Audio) {
             let _span = stage_span(stage, p).entered();
-            audio = p
+            let position = if per_sentence && !p.plugin.streamable {
+                ChunkPosition::WHOLE
+            } else {
+                position
+            };
+            let started = Instant::now();
+            let out = p
                 .plugin
-                .call_audio(&p.limits, ctx, &p.config, audio, position)
-                .map_err(|e| failure(stage, e))?;
+                .call_audio(&p.limits, ctx, &p.config, audio, position);
+            observe(stage, started.elapsed());
+            audio = out.map_err(|e| failure(stage, e))?;
         }
         Ok(audio)
     }

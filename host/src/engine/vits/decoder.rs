@@ -2,8 +2,7 @@
 
 use candle_core::Tensor;
 
-use super::direct_conv::DirectConv1d;
-use super::ops::{leaky_relu, Conv1d};
+use super::ops::{leaky_relu, Conv1d, FusedConv1d};
 use super::weights::Weights;
 use super::VitsError;
 
@@ -61,16 +60,17 @@ impl Upsample {
 
 /// ResBlock2: per dilation, `x += conv(leaky(x))`.
 ///
-/// The convolutions run as [`DirectConv1d`] with the LeakyReLU and the residual add
-/// fused: at these widths candle's im2col + gemm is several times slower and its im2col
-/// buffers set the decoder's peak memory.
+/// On the CPU the convolutions run as [`super::direct_conv::DirectConv1d`] with the
+/// LeakyReLU and the residual add fused: at these widths candle's im2col + gemm is
+/// several times slower and its im2col buffers set the decoder's peak memory.
 #[derive(Debug, Clone)]
 struct ResBlock2 {
-    convs: Vec<DirectConv1d>,
+    convs: Vec<FusedConv1d>,
 }
 
 impl ResBlock2 {
     fn load(w: &Weights, prefix: &str, dilations: &[usize]) -> Result<Self, VitsError> {
+        let device = w.device();
         if w.contains(&format!("{prefix}.convs1.0.weight")) {
             return Err(VitsError::Unsupported(format!(
                 "{prefix} is a ResBlock1 (high-quality voices); only ResBlock2 is implemented"
@@ -86,7 +86,12 @@ impl ResBlock2 {
         let convs = dilations
             .iter()
             .enumerate()
-            .map(|(i, &d)| Conv1d::load(w, &format!("{prefix}.convs.{i}"), d, true)?.to_direct())
+            .map(|(i, &d)| {
+                FusedConv1d::new(
+                    Conv1d::load(w, &format!("{prefix}.convs.{i}"), d, true)?,
+                    device,
+                )
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self { convs })
     }
@@ -106,8 +111,9 @@ pub struct Decoder {
     conv_pre: Conv1d,
     /// One upsampling layer and its parallel resblocks per stage.
     stages: Vec<(Upsample, Vec<ResBlock2>)>,
-    /// Direct: one output channel at 256× the frame rate is the worst case for im2col.
-    conv_post: DirectConv1d,
+    /// Direct on the CPU: one output channel at 256× the frame rate is the worst case
+    /// for im2col.
+    conv_post: FusedConv1d,
 }
 
 impl Decoder {
@@ -158,7 +164,7 @@ impl Decoder {
         Ok(Self {
             conv_pre: Conv1d::load(w, "dec.conv_pre", 1, true)?,
             stages,
-            conv_post: Conv1d::load(w, "dec.conv_post", 1, false)?.to_direct()?,
+            conv_post: FusedConv1d::new(Conv1d::load(w, "dec.conv_post", 1, false)?, w.device())?,
         })
     }
 

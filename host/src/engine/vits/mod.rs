@@ -149,6 +149,11 @@ impl Voice {
         Self::from_weights(&Weights::from_onnx(onnx, device)?, &config, device)
     }
 
+    /// Where the model's tensors live.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
     /// Samples per duration frame.
     pub fn hop_length(&self) -> usize {
         self.dec.hop_length()

@@ -93,6 +93,46 @@ impl Conv1d {
     }
 }
 
+/// A "same" convolution with the input's LeakyReLU and an optional residual fused in:
+/// the hand-written [`DirectConv1d`] on the CPU, candle's own ops on other devices
+/// (the direct kernel works on host memory and would copy to and fro).
+#[derive(Debug, Clone)]
+pub(crate) enum FusedConv1d {
+    Direct(DirectConv1d),
+    Tensor(Conv1d),
+}
+
+impl FusedConv1d {
+    /// Picks the implementation for `device`.
+    pub(crate) fn new(conv: Conv1d, device: &candle_core::Device) -> Result<Self, VitsError> {
+        Ok(if device.is_cpu() {
+            Self::Direct(conv.to_direct()?)
+        } else {
+            Self::Tensor(conv)
+        })
+    }
+
+    /// `conv(leaky_relu(x, slope))`, plus `x` when `residual`.
+    pub(crate) fn forward(
+        &self,
+        x: &Tensor,
+        slope: Option<f32>,
+        residual: bool,
+    ) -> Result<Tensor, VitsError> {
+        match self {
+            Self::Direct(conv) => conv.forward(x, slope, residual),
+            Self::Tensor(conv) => {
+                let act = match slope {
+                    Some(a) => leaky_relu(x, a as f64)?,
+                    None => x.clone(),
+                };
+                let y = conv.forward(&act)?;
+                Ok(if residual { (y + x)? } else { y })
+            }
+        }
+    }
+}
+
 /// LayerNorm over the channel axis of a `[1, C, T]` tensor (VITS' `modules.LayerNorm`).
 #[derive(Debug, Clone)]
 pub(crate) struct ChannelNorm {

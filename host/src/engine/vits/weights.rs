@@ -10,6 +10,7 @@ use super::VitsError;
 #[derive(Debug, Clone)]
 pub struct Weights {
     tensors: HashMap<String, Tensor>,
+    device: Device,
 }
 
 impl Weights {
@@ -23,7 +24,15 @@ impl Weights {
             .into_iter()
             .map(|(k, v)| Ok((k, v.to_dtype(DType::F32)?.to_device(device)?)))
             .collect::<Result<HashMap<_, _>, VitsError>>()?;
-        Ok(Self { tensors })
+        Ok(Self {
+            tensors,
+            device: device.clone(),
+        })
+    }
+
+    /// The device every tensor lives on.
+    pub fn device(&self) -> &Device {
+        &self.device
     }
 
     /// Converts the weights read from a voice's ONNX file (already named

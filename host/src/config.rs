@@ -1,0 +1,180 @@
+//! The server's TOML config (`voxpipe serve --config FILE`). Every field has a
+//! default, so an empty file (or none) serves the default pipeline and voice;
+//! command-line flags override the file. docs/server.md documents each key;
+//! `examples/server.toml` shows them all.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub bind: SocketAddr,
+    /// Folder of pipeline files, watched for edits.
+    pub pipelines: PathBuf,
+    /// Folders searched for `<plugin>.wasm` (empty: $VOXPIPE_PLUGIN_DIRS, else target/plugins).
+    pub plugin_dirs: Vec<PathBuf>,
+    /// Folder of Piper voices.
+    pub voices: PathBuf,
+    /// The pipeline used when a request names none.
+    pub default_pipeline: String,
+    /// Where the voice runs: cpu, cuda, cuda:N, auto.
+    pub device: String,
+    /// Rescan interval (ms) for edits the OS does not report.
+    pub poll_ms: u64,
+    pub limits: Limits,
+    pub cache: CacheConfig,
+    pub auth: AuthConfig,
+}
+
+/// Admission and request limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Longest text accepted, in characters (longer → 413).
+    pub max_text_chars: usize,
+    /// Syntheses running at once (0: one per two CPU cores, at least 1).
+    pub concurrency: usize,
+    /// Requests allowed to wait for a slot; beyond that → 503 at once.
+    pub queue: usize,
+    /// Deadline of a request from arrival, queueing included (→ 504).
+    pub request_timeout_s: f64,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_grace_s: f64,
+}
+
+/// The audio cache.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Bytes of encoded audio kept, in MiB; 0 turns the cache off.
+    pub max_mb: usize,
+}
+
+/// API keys (bearer tokens). Empty lists leave the endpoints open.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Keys for synthesis and the voice list. `$VOXPIPE_API_KEYS` (comma-separated) adds more.
+    pub api_keys: Vec<String>,
+    /// Keys for admin endpoints (pipelines). `$VOXPIPE_ADMIN_KEYS` adds more.
+    pub admin_keys: Vec<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind: "127.0.0.1:8080".parse().expect("a valid address"),
+            pipelines: "pipelines".into(),
+            plugin_dirs: Vec::new(),
+            voices: "voices".into(),
+            default_pipeline: "default".into(),
+            device: "cpu".into(),
+            poll_ms: 2000,
+            limits: Limits::default(),
+            cache: CacheConfig::default(),
+            auth: AuthConfig::default(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_text_chars: 5000,
+            concurrency: 0,
+            queue: 16,
+            request_timeout_s: 60.0,
+            shutdown_grace_s: 30.0,
+        }
+    }
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig { max_mb: 64 }
+    }
+}
+
+impl Limits {
+    /// The configured concurrency, or one synthesis per two cores: the voice
+    /// already uses two threads per synthesis.
+    pub fn effective_concurrency(&self) -> usize {
+        if self.concurrency > 0 {
+            return self.concurrency;
+        }
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get() / 2)
+            .max(1)
+    }
+}
+
+impl ServerConfig {
+    /// Reads `path`; errors name the file, line and column.
+    pub fn read(path: &Path) -> anyhow::Result<ServerConfig> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> anyhow::Result<ServerConfig> {
+        let config: ServerConfig = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let l = &self.limits;
+        anyhow::ensure!(l.max_text_chars > 0, "limits.max_text_chars must be > 0");
+        anyhow::ensure!(
+            l.request_timeout_s.is_finite() && l.request_timeout_s > 0.0,
+            "limits.request_timeout_s must be > 0"
+        );
+        anyhow::ensure!(
+            l.shutdown_grace_s.is_finite() && l.shutdown_grace_s >= 0.0,
+            "limits.shutdown_grace_s must be ≥ 0"
+        );
+        self.device
+            .parse::<crate::engine::device::DeviceSpec>()
+            .map_err(|e| anyhow::anyhow!("device: {e}"))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        let c = ServerConfig::parse("").unwrap();
+        assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.limits.queue, 16);
+        assert_eq!(c.cache.max_mb, 64);
+        assert!(c.limits.effective_concurrency() >= 1);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        let e = ServerConfig::parse("bnd = \"0.0.0.0:1\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `bnd`"), "{e}");
+        let e = ServerConfig::parse("[limits]\nrequest_timeout_s = 0")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("request_timeout_s"), "{e}");
+        let e = ServerConfig::parse("device = \"tpu\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("device"), "{e}");
+        let c =
+            ServerConfig::parse("[limits]\nconcurrency = 3\n[auth]\napi_keys = [\"k\"]").unwrap();
+        assert_eq!(c.limits.effective_concurrency(), 3);
+        assert_eq!(c.auth.api_keys, vec!["k".to_string()]);
+    }
+}
