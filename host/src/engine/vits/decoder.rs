@@ -2,6 +2,7 @@
 
 use candle_core::Tensor;
 
+use super::direct_conv::DirectConvTranspose1d;
 use super::ops::{leaky_relu, Conv1d, FusedConv1d};
 use super::weights::Weights;
 use super::VitsError;
@@ -20,6 +21,8 @@ struct Upsample {
     bias: Tensor,
     stride: usize,
     padding: usize,
+    /// The same layer as a direct polyphase kernel, on the CPU.
+    direct: Option<DirectConvTranspose1d>,
 }
 
 impl Upsample {
@@ -34,18 +37,27 @@ impl Upsample {
                 got: weight.dims().to_vec(),
             });
         }
-        let bias = w
-            .get_vector(&format!("{prefix}.bias"), out_ch)?
-            .reshape((1, out_ch, 1))?;
+        let bias = w.get_vector(&format!("{prefix}.bias"), out_ch)?;
+        let direct = if w.device().is_cpu() {
+            Some(DirectConvTranspose1d::new(&weight, Some(&bias), stride)?)
+        } else {
+            None
+        };
         Ok(Self {
             weight,
-            bias,
+            bias: bias.reshape((1, out_ch, 1))?,
             stride,
             padding: (kernel - stride) / 2,
+            direct,
         })
     }
 
+    /// `conv_transpose(leaky_relu(x))`.
     fn forward(&self, x: &Tensor) -> Result<Tensor, VitsError> {
+        if let Some(direct) = &self.direct {
+            return direct.forward(x, Some(SLOPE as f32));
+        }
+        let x = leaky_relu(x, SLOPE)?;
         let len = x.dim(2)?;
         // candle's fast path needs padding 0: compute the full output, then crop the
         // `padding` samples a padded transposed conv would drop on each side.
@@ -108,7 +120,7 @@ impl ResBlock2 {
 /// The generator `dec`.
 #[derive(Debug, Clone)]
 pub struct Decoder {
-    conv_pre: Conv1d,
+    conv_pre: FusedConv1d,
     /// One upsampling layer and its parallel resblocks per stage.
     stages: Vec<(Upsample, Vec<ResBlock2>)>,
     /// Direct on the CPU: one output channel at 256× the frame rate is the worst case
@@ -162,7 +174,7 @@ impl Decoder {
             })
             .collect::<Result<Vec<_>, VitsError>>()?;
         Ok(Self {
-            conv_pre: Conv1d::load(w, "dec.conv_pre", 1, true)?,
+            conv_pre: FusedConv1d::new(Conv1d::load(w, "dec.conv_pre", 1, true)?, w.device())?,
             stages,
             conv_post: FusedConv1d::new(Conv1d::load(w, "dec.conv_post", 1, false)?, w.device())?,
         })
@@ -175,9 +187,9 @@ impl Decoder {
 
     /// `z` `[1, C, F]` → waveform `[F · hop]` in [−1, 1].
     pub fn forward(&self, z: &Tensor) -> Result<Vec<f32>, VitsError> {
-        let mut x = self.conv_pre.forward(z)?;
+        let mut x = self.conv_pre.forward(z, None, false)?;
         for (up, blocks) in &self.stages {
-            x = up.forward(&leaky_relu(&x, SLOPE)?)?;
+            x = up.forward(&x)?;
             // Multi-receptive-field fusion: average of the parallel resblocks.
             let mut sum: Option<Tensor> = None;
             for block in blocks {
