@@ -11,6 +11,12 @@
 //! `cargo run --release --bin voxpipe-bench -- engine` — the native voice
 //! against ONNX Runtime (tests/engine/ort_bench.py) on the same voice file and
 //! the same sentences, in one run: wall time, RTF, ratio; and memory.
+//!
+//! `cargo run --release --bin voxpipe-bench -- http` — the real server under
+//! load (see http.rs): throughput and latency per concurrency, 2× saturation,
+//! streamed vs whole first byte, host overhead.
+
+mod http;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -56,6 +62,12 @@ enum Bench {
         #[arg(long, default_value = "cpu")]
         device: voxpipe::engine::device::DeviceSpec,
     },
+    /// The HTTP server under load: throughput, latency, saturation, first byte.
+    Http {
+        /// Requests per concurrency level.
+        #[arg(long, default_value_t = 16)]
+        requests: usize,
+    },
     /// First-party plugins: per-call time on realistic inputs.
     Plugins {
         /// Calls measured per text/style plugin.
@@ -75,6 +87,7 @@ fn main() -> anyhow::Result<()> {
             loads,
         } => runtime_bench(calls, audio_calls, loads),
         Bench::Plugins { calls, audio_calls } => plugins_bench(calls, audio_calls),
+        Bench::Http { requests } => http::http_bench(requests),
         Bench::Engine {
             reps,
             ort_threads,
@@ -87,6 +100,7 @@ struct Stats {
     p50: Duration,
     p99: Duration,
     mean: Duration,
+    max: Duration,
 }
 
 fn stats(mut samples: Vec<Duration>) -> Stats {
@@ -97,6 +111,7 @@ fn stats(mut samples: Vec<Duration>) -> Stats {
         p50: at(0.50),
         p99: at(0.99),
         mean: total / samples.len() as u32,
+        max: samples[samples.len() - 1],
     }
 }
 
