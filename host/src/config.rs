@@ -159,6 +159,17 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_is_the_defaults() {
+        let example = include_str!("../../examples/server.toml");
+        let c = ServerConfig::parse(example).unwrap();
+        let d = ServerConfig::default();
+        assert_eq!(c.bind, d.bind);
+        assert_eq!(c.limits.queue, d.limits.queue);
+        assert_eq!(c.limits.max_text_chars, d.limits.max_text_chars);
+        assert_eq!(c.cache.max_mb, d.cache.max_mb);
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_are_errors() {
         let e = ServerConfig::parse("bnd = \"0.0.0.0:1\"")
             .unwrap_err()
