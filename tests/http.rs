@@ -545,25 +545,10 @@ fn a_client_that_goes_away_cancels_and_shutdown_finishes_in_flight_work() {
         )
     });
     std::thread::sleep(Duration::from_millis(300));
-    let pid = server.child.id().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    common::http::sigterm(&server.child);
     let r = waiter.join().unwrap();
     assert_eq!(r.status, 200, "{}", r.text());
     wav(&r.body);
-    let started = Instant::now();
-    let status = loop {
-        if let Some(s) = server.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "server did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = common::http::wait_exit(&mut server.child, Duration::from_secs(20));
     assert!(status.success(), "{status:?}");
 }

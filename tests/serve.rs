@@ -161,23 +161,8 @@ fn serve_reloads_edits_refuses_broken_ones_and_stops_cleanly() {
     assert!(body.contains("not_ready"), "{body}");
 
     // SIGTERM: a clean exit.
-    let pid = server.child.id().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let started = Instant::now();
-    let status = loop {
-        if let Some(s) = server.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "server did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    common::http::sigterm(&server.child);
+    let status = common::http::wait_exit(&mut server.child, Duration::from_secs(10));
     assert!(status.success(), "{status:?}");
     let _ = server.port;
 }

@@ -212,3 +212,25 @@ pub fn default_pipelines() -> tempfile::TempDir {
     .unwrap();
     dir
 }
+
+/// Sends SIGTERM to `child` (a server under test).
+pub fn sigterm(child: &Child) {
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+}
+
+/// Waits up to `limit` for `child` to exit and returns its status.
+pub fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(started.elapsed() < limit, "server did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

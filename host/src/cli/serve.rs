@@ -145,7 +145,6 @@ impl ServeArgs {
             admission,
             AudioCache::new(config.cache.max_mb << 20),
             ServiceOptions {
-                voices_dir: config.voices.clone(),
                 default_pipeline: config.default_pipeline.clone(),
                 max_text_chars: limits.max_text_chars,
                 request_timeout: Duration::from_secs_f64(limits.request_timeout_s),

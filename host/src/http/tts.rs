@@ -197,7 +197,6 @@ async fn whole(
             CachedAudio {
                 body: bytes.clone(),
                 content_type: format.content_type(),
-                timings: timings.clone(),
                 style_mapped: synthesis.style.mapped.clone(),
                 style_unmapped: synthesis.style.unmapped.clone(),
             },

@@ -10,15 +10,11 @@ use std::sync::Mutex;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use super::timings::Timings;
-
 /// A cached response body and what its headers need.
 #[derive(Debug, Clone)]
 pub struct CachedAudio {
     pub body: Bytes,
     pub content_type: &'static str,
-    /// Timings of the synthesis that produced it.
-    pub timings: Timings,
     pub style_mapped: Option<String>,
     pub style_unmapped: Option<String>,
 }
@@ -130,7 +126,6 @@ mod tests {
         CachedAudio {
             body: Bytes::from(vec![0u8; n]),
             content_type: "audio/wav",
-            timings: Timings::default(),
             style_mapped: None,
             style_unmapped: None,
         }

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use crate::engine::phonemize::Phonemizer;
 use crate::engine::synth::{LoadedVoice, SynthOptions};
 use crate::engine::voice::{self, VoiceEntry};
-use crate::pipeline::{Pipeline, PipelineRegistry};
+use crate::pipeline::{Pipeline, PipelineRegistry, Stage};
 use crate::types::{Audio, ChunkPosition, RequestContext, StyleOutcome};
 
 use super::admission::{Admission, Admitted};
@@ -43,7 +43,6 @@ pub struct SynthesisRequest {
 /// Server-side settings of the service.
 #[derive(Debug, Clone)]
 pub struct ServiceOptions {
-    pub voices_dir: PathBuf,
     pub default_pipeline: String,
     pub max_text_chars: usize,
     pub request_timeout: Duration,
@@ -254,7 +253,11 @@ impl TtsService {
         })?;
         let non_empty = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
         let voice = non_empty(req.voice);
-        if let Some(v) = &voice {
+        // Scanning the voices folder reads every voice's JSON: only for voices not loaded yet.
+        if let Some(v) = voice
+            .as_ref()
+            .filter(|v| self.voices.loaded_voice(v).is_none())
+        {
             let catalog = self.voices.catalog();
             if !catalog.iter().any(|e| &e.name == v) {
                 return Err(TtsError::UnknownVoice {
@@ -465,13 +468,7 @@ impl TtsService {
             pipeline: pipeline.name.clone(),
             style: None,
         };
-        let mut observe = |stage: &crate::pipeline::Stage, d: Duration| {
-            let plugin = stage
-                .plugin
-                .as_ref()
-                .map_or("", |p| p.plugin.id.name.as_str());
-            timings.add(&stage.name, Some(format!("{} {plugin}", stage.kind)), d);
-        };
+        let mut observe = |stage: &Stage, d: Duration| record_stage(timings, stage, d);
 
         let text = pipeline.run_text_observed(&ctx, job.text.clone(), &mut observe)?;
         check()?;
@@ -549,13 +546,7 @@ impl TtsService {
                     index: i as u32,
                     last: i + 1 == count,
                 };
-                let mut observe = |stage: &crate::pipeline::Stage, d: Duration| {
-                    let plugin = stage
-                        .plugin
-                        .as_ref()
-                        .map_or("", |p| p.plugin.id.name.as_str());
-                    timings.add(&stage.name, Some(format!("{} {plugin}", stage.kind)), d);
-                };
+                let mut observe = |stage: &Stage, d: Duration| record_stage(timings, stage, d);
                 let audio =
                     pipeline.run_audio_observed(&ctx, audio, position, true, &mut observe)?;
                 let audio = resample_timed(audio, job.sample_rate, timings);
@@ -573,13 +564,7 @@ impl TtsService {
                 channels: 1,
                 samples: whole,
             };
-            let mut observe = |stage: &crate::pipeline::Stage, d: Duration| {
-                let plugin = stage
-                    .plugin
-                    .as_ref()
-                    .map_or("", |p| p.plugin.id.name.as_str());
-                timings.add(&stage.name, Some(format!("{} {plugin}", stage.kind)), d);
-            };
+            let mut observe = |stage: &Stage, d: Duration| record_stage(timings, stage, d);
             let audio = pipeline.run_audio_observed(
                 &ctx,
                 audio,
@@ -604,6 +589,15 @@ enum Emit {
         timings: Timings,
     },
     Chunk(Audio),
+}
+
+/// A plugin stage's duration under its name, described as `<kind> <plugin>`.
+fn record_stage(timings: &mut Timings, stage: &Stage, d: Duration) {
+    let plugin = stage
+        .plugin
+        .as_ref()
+        .map_or("", |p| p.plugin.id.name.as_str());
+    timings.add(&stage.name, Some(format!("{} {plugin}", stage.kind)), d);
 }
 
 fn resample_timed(audio: Audio, rate: Option<u32>, timings: &mut Timings) -> Audio {
