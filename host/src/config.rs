@@ -29,6 +29,32 @@ pub struct ServerConfig {
     pub limits: Limits,
     pub cache: CacheConfig,
     pub auth: AuthConfig,
+    pub telemetry: TelemetryConfig,
+}
+
+/// Traces, metrics and logs (docs/observability.md). The standard `OTEL_*`
+/// environment variables win over these keys.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// OTLP endpoint (base URL, `http://…`); empty: no export. `$OTEL_EXPORTER_OTLP_ENDPOINT`.
+    pub otlp_endpoint: String,
+    /// `grpc` or `http/protobuf`. `$OTEL_EXPORTER_OTLP_PROTOCOL`.
+    pub otlp_protocol: String,
+    /// Also export log records over OTLP (to Loki) when an endpoint is set.
+    pub otlp_logs: bool,
+    /// `service.name` of the traces. `$OTEL_SERVICE_NAME`.
+    pub service_name: String,
+    /// The `instance` label of the gauges (empty: the host name).
+    pub instance: String,
+    /// Characters of the instruction kept in the span attribute `instruct_raw`; 0 drops it.
+    pub instruct_max_chars: usize,
+    /// Opt in to exporting request text and every attribute unfiltered (debugging only).
+    pub export_text: bool,
+    /// Log format on stdout: `json` (one object per line) or `text`.
+    pub log_format: String,
+    /// Log level filter when `$RUST_LOG` is unset.
+    pub log_level: String,
 }
 
 /// Admission and request limits.
@@ -78,6 +104,23 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             cache: CacheConfig::default(),
             auth: AuthConfig::default(),
+            telemetry: TelemetryConfig::default(),
+        }
+    }
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            otlp_endpoint: String::new(),
+            otlp_protocol: "http/protobuf".into(),
+            otlp_logs: true,
+            service_name: "voxpipe".into(),
+            instance: String::new(),
+            instruct_max_chars: 64,
+            export_text: false,
+            log_format: "json".into(),
+            log_level: "info".into(),
         }
     }
 }
@@ -141,6 +184,17 @@ impl ServerConfig {
         self.device
             .parse::<crate::engine::device::DeviceSpec>()
             .map_err(|e| anyhow::anyhow!("device: {e}"))?;
+        let t = &self.telemetry;
+        anyhow::ensure!(
+            matches!(t.otlp_protocol.as_str(), "grpc" | "http/protobuf"),
+            "telemetry.otlp_protocol must be \"grpc\" or \"http/protobuf\", not {:?}",
+            t.otlp_protocol
+        );
+        anyhow::ensure!(
+            matches!(t.log_format.as_str(), "json" | "text"),
+            "telemetry.log_format must be \"json\" or \"text\", not {:?}",
+            t.log_format
+        );
         Ok(())
     }
 }
@@ -167,6 +221,12 @@ mod tests {
         assert_eq!(c.limits.queue, d.limits.queue);
         assert_eq!(c.limits.max_text_chars, d.limits.max_text_chars);
         assert_eq!(c.cache.max_mb, d.cache.max_mb);
+        assert_eq!(c.telemetry.otlp_protocol, d.telemetry.otlp_protocol);
+        assert_eq!(
+            c.telemetry.instruct_max_chars,
+            d.telemetry.instruct_max_chars
+        );
+        assert_eq!(c.telemetry.log_format, d.telemetry.log_format);
     }
 
     #[test]

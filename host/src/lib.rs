@@ -7,6 +7,7 @@ pub mod engine;
 pub mod http;
 pub mod pipeline;
 pub mod plugin;
+pub mod telemetry;
 pub mod tts;
 pub mod types;
 pub mod wav;

@@ -37,15 +37,24 @@ pub struct Cli {
     /// Do not read or write the compiled-plugin cache.
     #[arg(long, global = true)]
     no_cache: bool,
-    /// Log format on stderr; the level comes from RUST_LOG (default: info).
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
-    log_format: LogFormat,
+    /// Log format [default: text on stderr; `serve`: json on stdout, or the config's telemetry.log_format]. The level comes from RUST_LOG (default: info).
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormat>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum LogFormat {
     Text,
     Json,
+}
+
+impl LogFormat {
+    fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -83,7 +92,7 @@ impl Cli {
         let builder = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(std::io::stderr);
-        match self.log_format {
+        match self.log_format.unwrap_or(LogFormat::Text) {
             LogFormat::Text => builder.with_target(false).init(),
             LogFormat::Json => builder.json().init(),
         }
@@ -91,7 +100,10 @@ impl Cli {
 
     /// Run the command; the exit code is 0 on success, 1 on failure.
     pub fn run(self) -> anyhow::Result<std::process::ExitCode> {
-        self.init_logging();
+        // The server sets up its own telemetry (traces, metrics, logs on stdout).
+        if !matches!(self.command, Command::Serve(_)) {
+            self.init_logging();
+        }
         match &self.command {
             Command::Serve(c) => c.run(&self),
             Command::Voices(c) => c.run(),

@@ -14,6 +14,7 @@ use voxpipe::config::ServerConfig;
 use voxpipe::engine::device::{device_label, DeviceSpec};
 use voxpipe::http::{router, AppState, Auth};
 use voxpipe::pipeline::{watch, PipelineRegistry, RegistryOptions};
+use voxpipe::telemetry::Telemetry;
 use voxpipe::tts::{Admission, AudioCache, ServiceOptions, TtsService, VoiceStore};
 
 use super::{plugin_dirs, Cli};
@@ -118,6 +119,28 @@ impl ServeArgs {
 
     pub fn run(&self, cli: &Cli) -> anyhow::Result<ExitCode> {
         let config = self.config()?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        // The gRPC exporter is built inside the runtime it will use.
+        let telemetry = {
+            let _in_runtime = rt.enter();
+            let format = cli
+                .log_format
+                .map_or(config.telemetry.log_format.as_str(), |f| f.as_str());
+            Telemetry::init(&config.telemetry, format)?
+        };
+        let metrics = voxpipe::telemetry::metrics::install()?;
+        let describe = |t: &Option<voxpipe::telemetry::otlp::Target>| {
+            t.as_ref().map_or("off".to_string(), |t| {
+                format!("{} {}", t.protocol.as_str(), t.endpoint)
+            })
+        };
+        tracing::info!(
+            traces = %describe(&telemetry.exporters.traces),
+            logs = %describe(&telemetry.exporters.logs),
+            "telemetry ready; metrics at /metrics"
+        );
         let runtime = Arc::new(cli.runtime()?);
         let registry = Arc::new(PipelineRegistry::new(
             runtime,
@@ -174,6 +197,8 @@ impl ServeArgs {
         );
         let shutting_down = Arc::new(AtomicBool::new(false));
         let app = router(AppState {
+            metrics: Some(metrics),
+            instance: voxpipe::telemetry::metrics::instance_name(&config.telemetry),
             registry,
             default_pipeline: config.default_pipeline.clone(),
             service,
@@ -181,10 +206,7 @@ impl ServeArgs {
             shutting_down: shutting_down.clone(),
         });
         let grace = Duration::from_secs_f64(config.limits.shutdown_grace_s);
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?;
-        rt.block_on(async {
+        let served = rt.block_on(async {
             let listener = tokio::net::TcpListener::bind(config.bind)
                 .await
                 .with_context(|| format!("binding {}", config.bind))?;
@@ -206,7 +228,10 @@ impl ServeArgs {
             }
             tracing::info!("voxpipe stopped");
             anyhow::Ok(())
-        })?;
+        });
+        // Export the last spans while the runtime that carries them still runs.
+        telemetry.shutdown();
+        served?;
         Ok(ExitCode::SUCCESS)
     }
 }

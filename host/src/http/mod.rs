@@ -3,6 +3,7 @@
 //! page at `/`. docs/api.md documents every endpoint and error.
 
 mod auth;
+mod observe;
 mod openai;
 mod page;
 mod pipelines;
@@ -32,6 +33,10 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     /// Set when shutdown begins: `/readyz` turns 503 so balancers stop sending.
     pub shutting_down: Arc<AtomicBool>,
+    /// The Prometheus recorder's handle (`None`: `/metrics` answers 404).
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// The `instance` label of the gauges.
+    pub instance: String,
 }
 
 /// Request bodies larger than this are refused before parsing (the text
@@ -47,6 +52,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/voices", get(voices::list))
         .route("/v1/tts", post(tts::synthesize))
         .route("/v1/audio/speech", post(openai::speech))
+        .route("/metrics", get(observe::metrics_text))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(observe::server_span))
         .with_state(state)
 }

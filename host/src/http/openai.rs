@@ -45,7 +45,7 @@ enum VoiceField {
 }
 
 pub async fn speech(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let ex = Exchange::new(&headers);
+    let ex = Exchange::synthesis(&headers);
     let prepared = state
         .auth
         .check(&headers, Access::Api)

@@ -10,19 +10,39 @@ use axum::response::Response;
 use serde_json::json;
 
 use super::trace::TraceContext;
+use crate::telemetry::metrics::{self, Outcome, RequestLabels};
 use crate::tts::{StyleReport, Timings, TtsError};
 
 /// The per-request facts every response repeats.
 pub struct Exchange {
     pub trace: TraceContext,
     pub started: Instant,
+    /// Set on synthesis requests: their outcome is counted in the metrics
+    /// under these labels (known once the request names a pipeline).
+    pub synthesis: Option<RequestLabels>,
 }
 
 impl Exchange {
     pub fn new(headers: &axum::http::HeaderMap) -> Exchange {
         Exchange {
-            trace: TraceContext::from_headers(headers),
+            trace: TraceContext::current(headers),
             started: Instant::now(),
+            synthesis: None,
+        }
+    }
+
+    /// An exchange whose outcome counts as a synthesis request.
+    pub fn synthesis(headers: &axum::http::HeaderMap) -> Exchange {
+        Exchange {
+            synthesis: Some(RequestLabels::default()),
+            ..Exchange::new(headers)
+        }
+    }
+
+    /// Counts this request's outcome (synthesis requests only).
+    pub fn count(&self, outcome: Outcome<'_>) {
+        if let Some(labels) = &self.synthesis {
+            metrics::request_finished(labels, outcome);
         }
     }
 
@@ -65,10 +85,14 @@ impl Exchange {
         let status =
             StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         if status.is_server_error() {
-            tracing::warn!(error.type = err.kind(), error = %err, trace_id = %self.trace.trace_id, "request failed");
+            tracing::warn!(error.type = err.kind(), error = %err, "request failed");
         } else {
-            tracing::info!(error.type = err.kind(), error = %err, trace_id = %self.trace.trace_id, "request refused");
+            tracing::info!(error.type = err.kind(), error = %err, "request refused");
         }
+        self.count(match err {
+            TtsError::Cancelled(_) => Outcome::Cancelled,
+            e => Outcome::Failed(e.kind()),
+        });
         let mut response = Response::new(Body::from(body.to_string()));
         *response.status_mut() = status;
         set(response.headers_mut(), "content-type", "application/json");

@@ -17,6 +17,28 @@ pub struct TraceContext {
 }
 
 impl TraceContext {
+    /// The trace of the current span (the request's server span, see
+    /// `observe.rs`), so headers, logs and exported spans share one id; from
+    /// the headers alone when no OpenTelemetry span is current.
+    pub fn current(headers: &HeaderMap) -> TraceContext {
+        let cx = opentelemetry::Context::current();
+        let span = opentelemetry::trace::TraceContextExt::span(&cx);
+        let sc = span.span_context();
+        if !sc.is_valid() {
+            return TraceContext::from_headers(headers);
+        }
+        TraceContext {
+            trace_id: sc.trace_id().to_string(),
+            span_id: sc.span_id().to_string(),
+            parent_span_id: headers
+                .get("traceparent")
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_traceparent)
+                .map(|(_, parent, _)| parent),
+            sampled: sc.is_sampled(),
+        }
+    }
+
     /// Continues the caller's trace from `traceparent`, or starts a new one.
     /// A malformed header is ignored (the spec says: start a new trace).
     pub fn from_headers(headers: &HeaderMap) -> TraceContext {
@@ -50,7 +72,7 @@ impl TraceContext {
 }
 
 /// (trace id, parent span id, sampled) of a valid version-00 `traceparent`.
-fn parse_traceparent(v: &str) -> Option<(String, String, bool)> {
+pub(super) fn parse_traceparent(v: &str) -> Option<(String, String, bool)> {
     let parts: Vec<&str> = v.trim().split('-').collect();
     let [version, trace, span, flags] = parts.as_slice() else {
         // Future versions may append fields; version 00 has exactly four.

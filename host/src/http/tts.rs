@@ -11,11 +11,13 @@ use axum::response::Response;
 use base64::Engine as _;
 use serde::Deserialize;
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use super::auth::Access;
 use super::reply::Exchange;
 use super::AppState;
 use crate::encode::{self, AudioFormat, StreamEncoder};
+use crate::telemetry::metrics::{self, Outcome, RequestLabels};
 use crate::tts::cache::CachedAudio;
 use crate::tts::{StreamEvent, StyleReport, SynthesisRequest, Timings, TtsError};
 
@@ -71,7 +73,7 @@ pub async fn synthesize(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let ex = Exchange::new(&headers);
+    let ex = Exchange::synthesis(&headers);
     let parsed = state
         .auth
         .check(&headers, Access::Api)
@@ -103,7 +105,7 @@ pub async fn synthesize(
 /// Runs a request and answers it the way `delivery` says.
 pub(super) async fn deliver(
     state: &AppState,
-    ex: Exchange,
+    mut ex: Exchange,
     request: SynthesisRequest,
     format: AudioFormat,
     delivery: Delivery,
@@ -113,6 +115,17 @@ pub(super) async fn deliver(
         Ok(j) => j,
         Err(e) => return ex.error(&e, &Timings::default()),
     };
+    ex.synthesis = Some(RequestLabels {
+        model: job
+            .voice
+            .clone()
+            .unwrap_or_else(|| job.pipeline.voice.clone()),
+        language: job
+            .pipeline
+            .language
+            .clone()
+            .unwrap_or_else(|| "unknown".into()),
+    });
     if delivery == Delivery::Whole {
         return whole(state, ex, job, format).await;
     }
@@ -149,7 +162,13 @@ pub(super) async fn deliver(
         format.content_type()
     };
     let trace_id = ex.trace.trace_id.clone();
-    let body = Body::from_stream(chunks(rx, encoder, delivery, trace_id));
+    let tally = Tally {
+        labels: ex.synthesis.clone().unwrap_or_default(),
+        started: ex.started,
+        first_audio: false,
+        counted: false,
+    };
+    let body = Body::from_stream(chunks(rx, encoder, delivery, trace_id, tally));
     let mut response = ex.audio(body, content_type, &timings, &style);
     super::reply::set(response.headers_mut(), "x-accel-buffering", "no");
     response
@@ -164,8 +183,13 @@ async fn whole(
 ) -> Response {
     let service = &state.service;
     let key = service.cache_key(&job, format.as_str());
-    if let Some(hit) = service.cache.get(&key) {
+    let cached = service.cache.get(&key);
+    if service.cache.enabled() {
+        metrics::cache(cached.is_some());
+    }
+    if let Some(hit) = cached {
         // The stages did not run for this request: only the lookup did.
+        ex.count(Outcome::Cached);
         let mut timings = Timings::default();
         timings.add("cache", Some("hit".into()), ex.elapsed());
         let style = StyleReport {
@@ -182,15 +206,26 @@ async fn whole(
     };
     let mut timings = synthesis.timings;
     let started = Instant::now();
-    let bytes = match encode::encode(&synthesis.audio, format) {
+    let span = encode_span(format);
+    let bytes = match span.in_scope(|| encode::encode(&synthesis.audio, format)) {
         Ok(b) => Bytes::from(b),
         Err(e) => return ex.error(&TtsError::UnsupportedFormat(e.to_string()), &timings),
     };
+    span.record("audio.bytes", bytes.len());
+    drop(span);
     timings.add(
         "encode",
         Some(format!("encode {}", format.as_str())),
         started.elapsed(),
     );
+    metrics::stage("encode", "host", started.elapsed());
+    if let Some(labels) = &ex.synthesis {
+        metrics::first_audio(labels, ex.elapsed());
+    }
+    ex.count(Outcome::Synthesized {
+        elapsed: ex.elapsed(),
+        audio_seconds: synthesis.audio.seconds(),
+    });
     if service.cache.enabled() {
         service.cache.put(
             key,
@@ -222,16 +257,8 @@ fn chunks(
     encoder: StreamEncoder,
     delivery: Delivery,
     trace_id: String,
+    tally: Tally,
 ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
-    struct St {
-        rx: mpsc::Receiver<StreamEvent>,
-        encoder: StreamEncoder,
-        header_sent: bool,
-        finished: bool,
-        audio_seconds: f64,
-        delivery: Delivery,
-        trace_id: String,
-    }
     let st = St {
         rx,
         encoder,
@@ -240,81 +267,153 @@ fn chunks(
         audio_seconds: 0.0,
         delivery,
         trace_id,
+        tally,
     };
-    futures_util::stream::unfold(st, |mut st| async move {
-        if st.finished {
-            return None;
+    // The body is polled after the handler returned: each step runs in the
+    // request's server span, which stays open until the last byte.
+    let span = tracing::Span::current();
+    futures_util::stream::unfold(st, move |st| next_chunk(st).instrument(span.clone()))
+}
+
+/// The request-level metrics of a streamed response, counted once: at the
+/// end, on a failure, or (dropped unfinished) as a client that went away.
+struct Tally {
+    labels: RequestLabels,
+    started: std::time::Instant,
+    first_audio: bool,
+    counted: bool,
+}
+
+impl Tally {
+    fn first_audio(&mut self) {
+        if !self.first_audio {
+            self.first_audio = true;
+            metrics::first_audio(&self.labels, self.started.elapsed());
         }
-        let frame = |st: &St, bytes: Vec<u8>| -> Bytes {
-            match st.delivery {
-                Delivery::Sse => sse_event(&serde_json::json!({
-                    "type": "speech.audio.delta",
-                    "audio": base64::engine::general_purpose::STANDARD.encode(&bytes),
-                })),
-                _ => Bytes::from(bytes),
-            }
-        };
-        loop {
-            match st.rx.recv().await {
-                Some(StreamEvent::Chunk(audio)) => {
-                    let mut bytes = if st.header_sent {
-                        Vec::new()
-                    } else {
-                        st.header_sent = true;
-                        st.encoder.header()
-                    };
-                    st.audio_seconds += audio.seconds();
-                    match st.encoder.push(&audio.samples) {
-                        Ok(b) => bytes.extend(b),
-                        Err(e) => return Some((Err(std::io::Error::other(e.to_string())), st)),
-                    }
-                    if bytes.is_empty() {
-                        continue;
-                    }
-                    let out = frame(&st, bytes);
-                    return Some((Ok(out), st));
-                }
-                Some(StreamEvent::Done(_)) | None => {
-                    st.finished = true;
-                    let mut bytes = if st.header_sent {
-                        Vec::new()
-                    } else {
-                        st.encoder.header()
-                    };
-                    match st.encoder.finish() {
-                        Ok(b) => bytes.extend(b),
-                        Err(e) => return Some((Err(std::io::Error::other(e.to_string())), st)),
-                    }
-                    let mut out = if bytes.is_empty() {
-                        Vec::new()
-                    } else {
-                        frame(&st, bytes).to_vec()
-                    };
-                    if st.delivery == Delivery::Sse {
-                        out.extend_from_slice(&sse_event(&serde_json::json!({
-                            "type": "speech.audio.done",
-                            "usage": { "input_tokens": 0, "output_tokens": 0, "total_tokens": 0 },
-                            "audio_seconds": st.audio_seconds,
-                        })));
-                    }
-                    return Some((Ok(Bytes::from(out)), st));
-                }
-                Some(StreamEvent::Failed(e, _)) => {
-                    st.finished = true;
-                    tracing::warn!(error.type = e.kind(), error = %e, trace_id = %st.trace_id, "streamed synthesis failed after the first audio");
-                    if st.delivery == Delivery::Sse {
-                        let ev = sse_event(&serde_json::json!({
-                            "type": "error",
-                            "error": { "type": e.kind(), "message": e.to_string(), "trace_id": st.trace_id },
-                        }));
-                        return Some((Ok(ev), st));
-                    }
-                    return Some((Err(std::io::Error::other(e.to_string())), st));
-                }
-                Some(StreamEvent::Started { .. }) => continue,
-            }
+    }
+
+    fn count(&mut self, outcome: Outcome<'_>) {
+        if !self.counted {
+            self.counted = true;
+            metrics::request_finished(&self.labels, outcome);
         }
-    })
+    }
+}
+
+impl Drop for Tally {
+    fn drop(&mut self) {
+        self.count(Outcome::Cancelled);
+    }
+}
+
+fn encode_span(format: AudioFormat) -> tracing::Span {
+    tracing::info_span!(
+        "audio.encode",
+        audio.format = format.as_str(),
+        audio.bytes = tracing::field::Empty
+    )
+}
+
+/// The state of a streamed body between chunks.
+struct St {
+    rx: mpsc::Receiver<StreamEvent>,
+    encoder: StreamEncoder,
+    header_sent: bool,
+    finished: bool,
+    audio_seconds: f64,
+    delivery: Delivery,
+    trace_id: String,
+    tally: Tally,
+}
+
+/// The next piece of a streamed body (`None`: the body is complete).
+async fn next_chunk(mut st: St) -> Option<(Result<Bytes, std::io::Error>, St)> {
+    if st.finished {
+        return None;
+    }
+    let frame = |st: &St, bytes: Vec<u8>| -> Bytes {
+        match st.delivery {
+            Delivery::Sse => sse_event(&serde_json::json!({
+                "type": "speech.audio.delta",
+                "audio": base64::engine::general_purpose::STANDARD.encode(&bytes),
+            })),
+            _ => Bytes::from(bytes),
+        }
+    };
+    loop {
+        match st.rx.recv().await {
+            Some(StreamEvent::Chunk(audio)) => {
+                let mut bytes = if st.header_sent {
+                    Vec::new()
+                } else {
+                    st.header_sent = true;
+                    st.encoder.header()
+                };
+                st.audio_seconds += audio.seconds();
+                let span = encode_span(st.encoder.format());
+                let started = std::time::Instant::now();
+                match span.in_scope(|| st.encoder.push(&audio.samples)) {
+                    Ok(b) => bytes.extend(b),
+                    Err(e) => return Some((Err(std::io::Error::other(e.to_string())), st)),
+                }
+                span.record("audio.bytes", bytes.len());
+                metrics::stage("encode", "host", started.elapsed());
+                st.tally.first_audio();
+                if bytes.is_empty() {
+                    continue;
+                }
+                let out = frame(&st, bytes);
+                return Some((Ok(out), st));
+            }
+            Some(StreamEvent::Done(_)) | None => {
+                st.finished = true;
+                let mut bytes = if st.header_sent {
+                    Vec::new()
+                } else {
+                    st.encoder.header()
+                };
+                match st.encoder.finish() {
+                    Ok(b) => bytes.extend(b),
+                    Err(e) => return Some((Err(std::io::Error::other(e.to_string())), st)),
+                }
+                let mut out = if bytes.is_empty() {
+                    Vec::new()
+                } else {
+                    frame(&st, bytes).to_vec()
+                };
+                st.tally.first_audio();
+                st.tally.count(Outcome::Synthesized {
+                    elapsed: st.tally.started.elapsed(),
+                    audio_seconds: st.audio_seconds,
+                });
+                if st.delivery == Delivery::Sse {
+                    out.extend_from_slice(&sse_event(&serde_json::json!({
+                        "type": "speech.audio.done",
+                        "usage": { "input_tokens": 0, "output_tokens": 0, "total_tokens": 0 },
+                        "audio_seconds": st.audio_seconds,
+                    })));
+                }
+                return Some((Ok(Bytes::from(out)), st));
+            }
+            Some(StreamEvent::Failed(e, _)) => {
+                st.finished = true;
+                tracing::warn!(error.type = e.kind(), error = %e, "streamed synthesis failed after the first audio");
+                st.tally.count(match &e {
+                    TtsError::Cancelled(_) => Outcome::Cancelled,
+                    e => Outcome::Failed(e.kind()),
+                });
+                if st.delivery == Delivery::Sse {
+                    let ev = sse_event(&serde_json::json!({
+                        "type": "error",
+                        "error": { "type": e.kind(), "message": e.to_string(), "trace_id": st.trace_id },
+                    }));
+                    return Some((Ok(ev), st));
+                }
+                return Some((Err(std::io::Error::other(e.to_string())), st));
+            }
+            Some(StreamEvent::Started { .. }) => continue,
+        }
+    }
 }
 
 fn sse_event(value: &serde_json::Value) -> Bytes {

@@ -263,9 +263,11 @@ impl PipelineRegistry {
                         },
                     );
                     self.accepted.fetch_add(1, Ordering::Relaxed);
+                    crate::telemetry::metrics::pipeline_reload(true);
                 }
                 Err(message) => {
                     tracing::error!(file = %file.display(), "pipeline edit refused; the previous version keeps serving:\n{message}");
+                    crate::telemetry::metrics::pipeline_reload(false);
                     let error = ReloadError {
                         file: file.clone(),
                         fingerprint: fingerprint.clone(),

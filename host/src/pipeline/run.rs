@@ -7,7 +7,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use tracing::field::Empty;
+
 use crate::plugin::PluginError;
+use crate::telemetry::{metrics, privacy, truncate_chars};
 use crate::types::{Audio, ChunkPosition, RequestContext, StageKind, StyleOutcome};
 
 use super::{Pipeline, PluginStage, Stage};
@@ -33,24 +38,55 @@ impl fmt::Display for StageFailure {
 
 impl std::error::Error for StageFailure {}
 
-fn failure(stage: &Arc<Stage>, error: PluginError) -> StageFailure {
-    StageFailure {
-        stage: stage.clone(),
-        error,
-    }
-}
-
-/// A span per stage call, named and tagged so traces show every plugin call.
-fn stage_span(stage: &Stage, p: &PluginStage) -> tracing::Span {
+/// A span per stage call, named `stage <name>` and tagged so a trace shows
+/// every plugin call, its sizes and its outcome (docs/observability.md).
+fn stage_span(stage: &Stage, p: &PluginStage, input_bytes: usize) -> tracing::Span {
     tracing::info_span!(
         "stage",
+        otel.name = %format!("stage {}", stage.name),
         stage.name = %stage.name,
         stage.kind = stage.kind.as_str(),
         stage.index = stage.index,
         plugin.name = %p.plugin.id.name,
         plugin.version = %p.plugin.id.version,
         plugin.sha256 = %p.plugin.id.sha256,
+        stage.input_bytes = input_bytes,
+        stage.output_bytes = Empty,
+        stage.outcome = Empty,
+        instruct_raw = Empty,
+        instruct_mapped = Empty,
+        error.type = Empty,
+        otel.status_code = Empty,
     )
+}
+
+/// Records how a stage call ended on its span and in the metrics.
+fn finish<T>(
+    span: &tracing::Span,
+    stage: &Arc<Stage>,
+    p: &PluginStage,
+    out: Result<T, PluginError>,
+    output_bytes: impl Fn(&T) -> usize,
+) -> Result<T, StageFailure> {
+    match out {
+        Ok(v) => {
+            span.record("stage.output_bytes", output_bytes(&v));
+            span.record("stage.outcome", "ok");
+            Ok(v)
+        }
+        Err(error) => {
+            let kind = error.kind();
+            span.record("stage.outcome", kind);
+            span.record("error.type", kind);
+            span.record("otel.status_code", "ERROR");
+            metrics::plugin_fault(&p.plugin.id.name, kind);
+            tracing::warn!(parent: span, stage = %stage.name, plugin = %p.plugin.id.name, error.type = kind, "plugin stage failed: {error}");
+            Err(StageFailure {
+                stage: stage.clone(),
+                error,
+            })
+        }
+    }
 }
 
 impl Pipeline {
@@ -68,11 +104,11 @@ impl Pipeline {
     ) -> Result<String, StageFailure> {
         let mut text = text;
         for (stage, p) in self.plugin_stages(StageKind::Text) {
-            let _span = stage_span(stage, p).entered();
+            let span = stage_span(stage, p, text.len());
             let started = Instant::now();
-            let out = p.plugin.call_text(&p.limits, ctx, &p.config, &text);
+            let out = span.in_scope(|| p.plugin.call_text(&p.limits, ctx, &p.config, &text));
             observe(stage, started.elapsed());
-            text = out.map_err(|e| failure(stage, e))?;
+            text = finish(&span, stage, p, out, String::len)?;
         }
         Ok(text)
     }
@@ -97,11 +133,37 @@ impl Pipeline {
         let Some((stage, p)) = self.plugin_stages(StageKind::Style).next() else {
             return Ok(None);
         };
-        let _span = stage_span(stage, p).entered();
+        let span = stage_span(stage, p, instruct.len());
+        // The instruction is user input: only its first characters, and only
+        // as far as the operator allows (telemetry.instruct_max_chars).
+        let max = privacy().instruct_max_chars;
+        if max > 0 {
+            span.record("instruct_raw", truncate_chars(instruct, max).as_str());
+        }
         let started = Instant::now();
-        let out = p.plugin.call_style(&p.limits, ctx, &p.config, instruct);
+        let out = span.in_scope(|| p.plugin.call_style(&p.limits, ctx, &p.config, instruct));
         observe(stage, started.elapsed());
-        out.map(Some).map_err(|e| failure(stage, e))
+        let outcome = finish(&span, stage, p, out, |o| match o {
+            StyleOutcome::Mapped { label, .. } => label.len(),
+            StyleOutcome::Unmapped { reason } => reason.len(),
+        })?;
+        match &outcome {
+            StyleOutcome::Mapped { label, .. } => {
+                span.record("instruct_mapped", label.as_str());
+            }
+            StyleOutcome::Unmapped { reason } => {
+                // Empty, not absent, so TraceQL `span.instruct_mapped = ""` finds them.
+                span.record("instruct_mapped", "");
+                span.add_event(
+                    "instruct not mapped",
+                    vec![opentelemetry::KeyValue::new(
+                        "instruct.reason",
+                        truncate_chars(reason, max.max(1) * 4),
+                    )],
+                );
+            }
+        }
+        Ok(Some(outcome))
     }
 
     /// Run every audio stage in order on one chunk.
@@ -131,18 +193,19 @@ impl Pipeline {
     ) -> Result<Audio, StageFailure> {
         let mut audio = audio;
         for (stage, p) in self.plugin_stages(StageKind::Audio) {
-            let _span = stage_span(stage, p).entered();
+            let span = stage_span(stage, p, audio.samples.len() * 4);
             let position = if per_sentence && !p.plugin.streamable {
                 ChunkPosition::WHOLE
             } else {
                 position
             };
             let started = Instant::now();
-            let out = p
-                .plugin
-                .call_audio(&p.limits, ctx, &p.config, audio, position);
+            let out = span.in_scope(|| {
+                p.plugin
+                    .call_audio(&p.limits, ctx, &p.config, audio, position)
+            });
             observe(stage, started.elapsed());
-            audio = out.map_err(|e| failure(stage, e))?;
+            audio = finish(&span, stage, p, out, |a| a.samples.len() * 4)?;
         }
         Ok(audio)
     }

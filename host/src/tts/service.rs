@@ -11,11 +11,14 @@ use std::time::{Duration, Instant};
 
 use candle_core::Device;
 use tokio::sync::mpsc;
+use tracing::field::Empty;
+use tracing::Instrument;
 
 use crate::engine::phonemize::Phonemizer;
 use crate::engine::synth::{LoadedVoice, SynthOptions};
 use crate::engine::voice::{self, VoiceEntry};
 use crate::pipeline::{Pipeline, PipelineRegistry, Stage};
+use crate::telemetry::metrics;
 use crate::types::{Audio, ChunkPosition, RequestContext, StyleOutcome};
 
 use super::admission::{Admission, Admitted};
@@ -314,6 +317,19 @@ impl TtsService {
 
     /// Synthesizes the whole text; audio stages see the whole utterance.
     pub async fn synthesize(self: &Arc<Self>, job: Job) -> Result<Synthesis, (TtsError, Timings)> {
+        let span = synthesis_span(&job, false);
+        let result = self.synthesize_in_span(job).instrument(span.clone()).await;
+        match &result {
+            Ok(s) => finish_span(&span, s.sentences, s.audio.seconds(), s.timings.busy()),
+            Err((e, _)) => fail_span(&span, e),
+        }
+        result
+    }
+
+    async fn synthesize_in_span(
+        self: &Arc<Self>,
+        job: Job,
+    ) -> Result<Synthesis, (TtsError, Timings)> {
         let mut timings = Timings::default();
         let admitted = self
             .admit(&job, &mut timings)
@@ -372,19 +388,26 @@ impl TtsService {
         // Capacity 1: at most one sentence is made ahead of what the client has read.
         let (tx, rx) = mpsc::channel(1);
         let mut timings = Timings::default();
-        let admitted = match self.admit(&job, &mut timings).await {
+        let span = synthesis_span(&job, true);
+        let admitted = match self
+            .admit(&job, &mut timings)
+            .instrument(span.clone())
+            .await
+        {
             Ok(a) => a,
             Err(e) => {
+                fail_span(&span, &e);
                 let _ = tx.send(StreamEvent::Failed(e, timings)).await;
                 return rx;
             }
         };
         let service = self.clone();
-        let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
-            let _span = span.entered();
+            let _span = span.clone().entered();
             let _admitted = admitted;
             let mut sent = 0usize;
+            let mut audio_seconds = 0.0;
+            let mut sentences = 0;
             let closed = tx.clone();
             let cancelled = move || closed.is_closed();
             let result = service.run(&job, &cancelled, true, &mut timings, &mut |event| {
@@ -393,17 +416,21 @@ impl TtsService {
                         sample_rate,
                         style,
                         voice,
-                        sentences,
+                        sentences: n,
                         timings,
-                    } => StreamEvent::Started {
-                        sample_rate,
-                        style,
-                        voice,
-                        sentences,
-                        timings,
-                    },
+                    } => {
+                        sentences = n;
+                        StreamEvent::Started {
+                            sample_rate,
+                            style,
+                            voice,
+                            sentences: n,
+                            timings,
+                        }
+                    }
                     Emit::Chunk(a) => {
                         sent += 1;
+                        audio_seconds += a.seconds();
                         StreamEvent::Chunk(a)
                     }
                 };
@@ -413,8 +440,14 @@ impl TtsService {
                 tracing::info!(sentences_done = sent.saturating_sub(1), reason = %why, "synthesis cancelled");
             }
             let last = match result {
-                Ok(()) => StreamEvent::Done(timings),
-                Err(e) => StreamEvent::Failed(e, timings),
+                Ok(()) => {
+                    finish_span(&span, sentences, audio_seconds, timings.busy());
+                    StreamEvent::Done(timings)
+                }
+                Err(e) => {
+                    fail_span(&span, &e);
+                    StreamEvent::Failed(e, timings)
+                }
             };
             let _ = tx.blocking_send(last);
         });
@@ -423,11 +456,17 @@ impl TtsService {
 
     async fn admit(&self, job: &Job, timings: &mut Timings) -> Result<Admitted, TtsError> {
         let queued = std::time::Instant::now();
+        let span = tracing::info_span!("tts.queue", error.type = Empty);
         let admitted = self
             .admission
             .enter(self.deadline(job), self.options.request_timeout)
+            .instrument(span.clone())
             .await;
+        if let Err(e) = &admitted {
+            span.record("error.type", e.kind());
+        }
         timings.add("queue", None, queued.elapsed());
+        metrics::stage("queue", "host", queued.elapsed());
         admitted
     }
 
@@ -501,6 +540,7 @@ impl TtsService {
             .or(s.voice.clone())
             .unwrap_or_else(|| pipeline.voice.clone());
         ctx.voice = voice_name.clone();
+        tracing::Span::current().record("tts.voice", voice_name.as_str());
         let voice = self.voices.get(&voice_name)?;
         check_speaker(&voice, job.speaker.as_deref().or(s.speaker.as_deref()))?;
         let speed = (job.speed * s.speed.unwrap_or(1.0)).clamp(0.25, 4.0);
@@ -513,8 +553,17 @@ impl TtsService {
         };
 
         let started = Instant::now();
-        let sentences = voice.sentence_ids(&self.phonemizer, &text)?;
+        let span = tracing::info_span!("phonemize", tts.sentences = Empty, tts.phonemes = Empty);
+        let sentences = span.in_scope(|| voice.sentence_ids(&self.phonemizer, &text))?;
+        span.record("tts.sentences", sentences.len());
+        span.record(
+            "tts.phonemes",
+            sentences.iter().map(Vec::len).sum::<usize>(),
+        );
+        drop(span);
         timings.add("phonemize", None, started.elapsed());
+        metrics::stage("phonemize", "host", started.elapsed());
+        let device = crate::engine::device::device_label(voice.device());
         let rate = job.sample_rate.unwrap_or(voice.sample_rate());
         if !emit(Emit::Started {
             sample_rate: rate,
@@ -530,12 +579,36 @@ impl TtsService {
         let count = sentences.len();
         for (i, ids) in sentences.iter().enumerate() {
             check()?;
-            let out = voice.synthesize(ids, &options)?;
+            let span = tracing::info_span!(
+                "model.inference",
+                device = %device,
+                batch.size = 1,
+                sentence.index = i,
+                audio.seconds = Empty,
+                rtf = Empty,
+                error.type = Empty,
+                otel.status_code = Empty,
+            );
+            let out = match span.in_scope(|| voice.synthesize(ids, &options)) {
+                Ok(out) => out,
+                Err(e) => {
+                    let e = TtsError::from(e);
+                    fail_span(&span, &e);
+                    return Err(e);
+                }
+            };
+            let seconds = out.samples.len() as f64 / f64::from(voice.sample_rate());
+            span.record("audio.seconds", seconds);
+            if seconds > 0.0 {
+                span.record("rtf", out.model_time.as_secs_f64() / seconds);
+            }
+            drop(span);
             timings.add(
                 "model",
                 Some(format!("voice {}", voice.entry.name)),
                 out.model_time,
             );
+            metrics::stage("model", "host", out.model_time);
             if streaming {
                 let audio = Audio {
                     sample_rate: voice.sample_rate(),
@@ -598,14 +671,58 @@ fn record_stage(timings: &mut Timings, stage: &Stage, d: Duration) {
         .as_ref()
         .map_or("", |p| p.plugin.id.name.as_str());
     timings.add(&stage.name, Some(format!("{} {plugin}", stage.kind)), d);
+    metrics::stage(&stage.name, plugin, d);
+}
+
+/// The span of one synthesis; its outcome is recorded by [`finish_span`] or
+/// [`fail_span`].
+fn synthesis_span(job: &Job, stream: bool) -> tracing::Span {
+    let language = job
+        .language
+        .as_deref()
+        .or(job.pipeline.language.as_deref())
+        .unwrap_or("");
+    tracing::info_span!(
+        "tts.synthesize",
+        tts.language = language,
+        tts.mode = if job.instruct.is_some() { "instruct" } else { "plain" },
+        tts.voice = Empty,
+        tts.stream = stream,
+        pipeline.name = %job.pipeline.name,
+        pipeline.version = job.pipeline.version,
+        tts.sentences = Empty,
+        tts.audio_seconds = Empty,
+        tts.rtf = Empty,
+        error.type = Empty,
+        otel.status_code = Empty,
+    )
+}
+
+fn finish_span(span: &tracing::Span, sentences: usize, audio_seconds: f64, busy: Duration) {
+    span.record("tts.sentences", sentences);
+    span.record("tts.audio_seconds", audio_seconds);
+    if audio_seconds > 0.0 {
+        span.record("tts.rtf", busy.as_secs_f64() / audio_seconds);
+    }
+}
+
+/// Marks `span` failed with the API error type of `e`. A client that went
+/// away is not the server's error: the type is recorded, the status is not.
+pub fn fail_span(span: &tracing::Span, e: &TtsError) {
+    span.record("error.type", e.kind());
+    if !matches!(e, TtsError::Cancelled(_)) {
+        span.record("otel.status_code", "ERROR");
+    }
 }
 
 fn resample_timed(audio: Audio, rate: Option<u32>, timings: &mut Timings) -> Audio {
     match rate {
         Some(rate) if rate != audio.sample_rate => {
             let started = Instant::now();
-            let out = crate::encode::resample(&audio, rate);
+            let out =
+                tracing::info_span!("resample").in_scope(|| crate::encode::resample(&audio, rate));
             timings.add("resample", None, started.elapsed());
+            metrics::stage("resample", "host", started.elapsed());
             out
         }
         _ => audio,

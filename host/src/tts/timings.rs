@@ -48,6 +48,16 @@ impl Timings {
             .map(|t| t.duration)
     }
 
+    /// Time spent working (everything but waiting in the queue): the
+    /// numerator of a request's real-time factor.
+    pub fn busy(&self) -> Duration {
+        self.entries
+            .iter()
+            .filter(|t| t.name != "queue")
+            .map(|t| t.duration)
+            .sum()
+    }
+
     /// `name;desc="…";dur=12.3, …, total;dur=…` (milliseconds, as the spec says).
     pub fn header(&self, total: Duration) -> String {
         let mut parts: Vec<String> = self
