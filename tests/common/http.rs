@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 /// A response: status, lower-cased headers, body (de-chunked), and when each
@@ -126,7 +126,7 @@ pub fn post_json(port: u16, path: &str, body: &serde_json::Value) -> Reply {
     .expect("POST")
 }
 
-/// A running `voxpipe serve`, killed when dropped. Its stderr goes to `log`.
+/// A running `voxpipe serve`, killed when dropped. Its output goes to `log`.
 pub struct Server {
     pub child: Child,
     pub port: u16,
@@ -163,8 +163,9 @@ impl Server {
             .arg(super::plugins())
             .args(["--poll-ms", "300"])
             .args(extra)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
+            // The server logs on stdout; errors before logging starts go to stderr.
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::OpenOptions::new().append(true).open(&log).unwrap());
         for (k, v) in env {
             cmd.env(k, v);
         }

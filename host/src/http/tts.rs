@@ -211,7 +211,7 @@ async fn whole(
         Ok(b) => Bytes::from(b),
         Err(e) => return ex.error(&TtsError::UnsupportedFormat(e.to_string()), &timings),
     };
-    span.record("audio.bytes", bytes.len());
+    span.record("audio.bytes", bytes.len() as i64);
     drop(span);
     timings.add(
         "encode",
@@ -356,7 +356,7 @@ async fn next_chunk(mut st: St) -> Option<(Result<Bytes, std::io::Error>, St)> {
                     Ok(b) => bytes.extend(b),
                     Err(e) => return Some((Err(std::io::Error::other(e.to_string())), st)),
                 }
-                span.record("audio.bytes", bytes.len());
+                span.record("audio.bytes", bytes.len() as i64);
                 metrics::stage("encode", "host", started.elapsed());
                 st.tally.first_audio();
                 if bytes.is_empty() {

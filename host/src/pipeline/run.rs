@@ -46,11 +46,11 @@ fn stage_span(stage: &Stage, p: &PluginStage, input_bytes: usize) -> tracing::Sp
         otel.name = %format!("stage {}", stage.name),
         stage.name = %stage.name,
         stage.kind = stage.kind.as_str(),
-        stage.index = stage.index,
+        stage.index = stage.index as i64,
         plugin.name = %p.plugin.id.name,
         plugin.version = %p.plugin.id.version,
         plugin.sha256 = %p.plugin.id.sha256,
-        stage.input_bytes = input_bytes,
+        stage.input_bytes = input_bytes as i64,
         stage.output_bytes = Empty,
         stage.outcome = Empty,
         instruct_raw = Empty,
@@ -70,7 +70,7 @@ fn finish<T>(
 ) -> Result<T, StageFailure> {
     match out {
         Ok(v) => {
-            span.record("stage.output_bytes", output_bytes(&v));
+            span.record("stage.output_bytes", output_bytes(&v) as i64);
             span.record("stage.outcome", "ok");
             Ok(v)
         }

@@ -555,10 +555,10 @@ impl TtsService {
         let started = Instant::now();
         let span = tracing::info_span!("phonemize", tts.sentences = Empty, tts.phonemes = Empty);
         let sentences = span.in_scope(|| voice.sentence_ids(&self.phonemizer, &text))?;
-        span.record("tts.sentences", sentences.len());
+        span.record("tts.sentences", sentences.len() as i64);
         span.record(
             "tts.phonemes",
-            sentences.iter().map(Vec::len).sum::<usize>(),
+            sentences.iter().map(Vec::len).sum::<usize>() as i64,
         );
         drop(span);
         timings.add("phonemize", None, started.elapsed());
@@ -583,7 +583,7 @@ impl TtsService {
                 "model.inference",
                 device = %device,
                 batch.size = 1,
-                sentence.index = i,
+                sentence.index = i as i64,
                 audio.seconds = Empty,
                 rtf = Empty,
                 error.type = Empty,
@@ -689,7 +689,7 @@ fn synthesis_span(job: &Job, stream: bool) -> tracing::Span {
         tts.voice = Empty,
         tts.stream = stream,
         pipeline.name = %job.pipeline.name,
-        pipeline.version = job.pipeline.version,
+        pipeline.version = job.pipeline.version as i64,
         tts.sentences = Empty,
         tts.audio_seconds = Empty,
         tts.rtf = Empty,
@@ -699,7 +699,7 @@ fn synthesis_span(job: &Job, stream: bool) -> tracing::Span {
 }
 
 fn finish_span(span: &tracing::Span, sentences: usize, audio_seconds: f64, busy: Duration) {
-    span.record("tts.sentences", sentences);
+    span.record("tts.sentences", sentences as i64);
     span.record("tts.audio_seconds", audio_seconds);
     if audio_seconds > 0.0 {
         span.record("tts.rtf", busy.as_secs_f64() / audio_seconds);

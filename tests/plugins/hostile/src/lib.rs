@@ -62,6 +62,11 @@ impl TextStage for Hostile {
         let mode: String = config.get_or("mode", "echo".to_string())?;
         match mode.as_str() {
             "echo" => Ok(text),
+            // Logs the request's text: the host must keep it out of spans.
+            "log-input" => {
+                log::info(&format!("the input was: {text}"));
+                Ok(text)
+            }
             "loop" => {
                 let mut n = 0u64;
                 loop {
