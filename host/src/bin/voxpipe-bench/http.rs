@@ -16,9 +16,9 @@ use anyhow::{bail, Context};
 use super::{ms, repo_root, stats, Stats};
 
 const SENTENCE: &str = "The quick brown fox jumps over the lazy dog near the river bank.";
-const THREE: &str = "The first sentence is short. The second sentence is a little longer than the first one. And the third sentence closes the paragraph.";
+pub(super) const THREE: &str = "The first sentence is short. The second sentence is a little longer than the first one. And the third sentence closes the paragraph.";
 
-struct Server(Child, u16);
+pub(super) struct Server(Child, pub(super) u16);
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -28,6 +28,11 @@ impl Drop for Server {
 }
 
 fn start(extra: &[&str]) -> anyhow::Result<Server> {
+    start_with(extra, &[("RUST_LOG", "warn")])
+}
+
+/// `voxpipe serve` on a free port with these flags and environment, ready.
+pub(super) fn start_with(extra: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Server> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
@@ -36,7 +41,7 @@ fn start(extra: &[&str]) -> anyhow::Result<Server> {
         .current_dir(&root)
         .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
         .args(extra)
-        .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -52,16 +57,16 @@ fn start(extra: &[&str]) -> anyhow::Result<Server> {
     Ok(server)
 }
 
-struct Reply {
-    status: u16,
+pub(super) struct Reply {
+    pub(super) status: u16,
     /// Time to the first body byte and to the end.
     first_byte: Duration,
-    total: Duration,
+    pub(super) total: Duration,
     body: Vec<u8>,
     server_timing: String,
 }
 
-fn call(port: u16, method: &str, path: &str, body: &str) -> anyhow::Result<Reply> {
+pub(super) fn call(port: u16, method: &str, path: &str, body: &str) -> anyhow::Result<Reply> {
     let started = Instant::now();
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(300)))?;
@@ -133,7 +138,7 @@ fn check_wav(body: &[u8], min_samples: usize) -> Result<(), String> {
     Ok(())
 }
 
-fn tts(text: &str, stream: bool) -> String {
+pub(super) fn tts(text: &str, stream: bool) -> String {
     serde_json::json!({ "text": text, "stream": stream }).to_string()
 }
 

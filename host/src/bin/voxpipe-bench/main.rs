@@ -17,6 +17,7 @@
 //! streamed vs whole first byte, host overhead.
 
 mod http;
+mod telemetry;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -68,6 +69,13 @@ enum Bench {
         #[arg(long, default_value_t = 16)]
         requests: usize,
     },
+    /// Cost of exporting traces and logs: request latency with the OTLP
+    /// exporter off vs on (to a local sink), alternating requests.
+    Telemetry {
+        /// Requests per configuration.
+        #[arg(long, default_value_t = 30)]
+        requests: usize,
+    },
     /// First-party plugins: per-call time on realistic inputs.
     Plugins {
         /// Calls measured per text/style plugin.
@@ -88,6 +96,7 @@ fn main() -> anyhow::Result<()> {
         } => runtime_bench(calls, audio_calls, loads),
         Bench::Plugins { calls, audio_calls } => plugins_bench(calls, audio_calls),
         Bench::Http { requests } => http::http_bench(requests),
+        Bench::Telemetry { requests } => telemetry::telemetry_bench(requests),
         Bench::Engine {
             reps,
             ort_threads,
