@@ -154,13 +154,16 @@ impl Pipeline {
             StyleOutcome::Unmapped { reason } => {
                 // Empty, not absent, so TraceQL `span.instruct_mapped = ""` finds them.
                 span.record("instruct_mapped", "");
-                span.add_event(
-                    "instruct not mapped",
+                // The reason may quote the instruction: the same limit applies.
+                let attributes = if max > 0 {
                     vec![opentelemetry::KeyValue::new(
                         "instruct.reason",
-                        truncate_chars(reason, max.max(1) * 4),
-                    )],
-                );
+                        truncate_chars(reason, max),
+                    )]
+                } else {
+                    Vec::new()
+                };
+                span.add_event("instruct not mapped", attributes);
             }
         }
         Ok(Some(outcome))
