@@ -200,8 +200,9 @@ fn every_request_is_one_trace_of_its_stages_and_nothing_private_leaves() {
         &[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
             ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
-            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
-            ("OTEL_BLRP_SCHEDULE_DELAY", "100"),
+            // Nothing is exported before shutdown: what arrives proves the flush.
+            ("OTEL_BSP_SCHEDULE_DELAY", "600000"),
+            ("OTEL_BLRP_SCHEDULE_DELAY", "600000"),
             ("VOXPIPE_API_KEYS", KEY),
         ],
     );
@@ -230,7 +231,11 @@ fn every_request_is_one_trace_of_its_stages_and_nothing_private_leaves() {
     let failed = post(port, &json!({ "text": "a", "pipeline": "faulty" }), &[]);
     assert_eq!(failed.status, 502, "{}", failed.text());
     let failed_trace = failed.header("x-trace-id").unwrap().to_string();
-    // 4. A streamed response.
+    // 4. Invalid input: the server span names the API error type.
+    let invalid = post(port, &json!({ "text": "x", "speed": 9 }), &[]);
+    assert_eq!(invalid.status, 422);
+    let invalid_trace = invalid.header("x-trace-id").unwrap().to_string();
+    // 5. A streamed response.
     let streamed = post(
         port,
         &json!({ "text": "One sentence. And another one.", "stream": true }),
@@ -238,7 +243,7 @@ fn every_request_is_one_trace_of_its_stages_and_nothing_private_leaves() {
     );
     assert_eq!(streamed.status, 200);
     let streamed_trace = streamed.header("x-trace-id").unwrap().to_string();
-    // 5. A plugin that logs the request's text.
+    // 6. A plugin that logs the request's text.
     let leaky = post(
         port,
         &json!({ "text": format!("Leak {TEXT_SECRET} now."), "pipeline": "leaky" }),
@@ -248,6 +253,11 @@ fn every_request_is_one_trace_of_its_stages_and_nothing_private_leaves() {
     let leaky_trace = leaky.header("x-trace-id").unwrap().to_string();
 
     // Shutdown flushes what is still batched.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        received.traces.lock().unwrap().is_empty(),
+        "spans exported before shutdown despite the 10-minute batch delay"
+    );
     sigterm(&server.child);
     assert!(wait_exit(&mut server.child, Duration::from_secs(30)).success());
     let all = spans(&received);
@@ -354,6 +364,15 @@ fn every_request_is_one_trace_of_its_stages_and_nothing_private_leaves() {
     let http = f.iter().find(|s| s.name == "POST /v1/tts").unwrap();
     assert_eq!(http.status, 2);
     assert_eq!(http.int("http.response.status_code"), Some(502));
+
+    // --- invalid input: a 4xx names its type, without the Error status ---
+    let http = all
+        .iter()
+        .find(|s| s.trace_id == invalid_trace && s.name == "POST /v1/tts")
+        .unwrap();
+    assert_eq!(http.str("error.type"), Some("invalid_input"));
+    assert_eq!(http.int("http.response.status_code"), Some(422));
+    assert_ne!(http.status, 2);
 
     // --- the streamed one: an encode span per sentence ---
     let st: Vec<&Span> = all

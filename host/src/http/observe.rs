@@ -15,6 +15,11 @@ use super::trace::parse_traceparent;
 use super::AppState;
 use crate::telemetry::metrics;
 
+/// The API error type of an error response, left in its extensions by
+/// `Exchange::error` so the server span can name it (4xx included).
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorType(pub &'static str);
+
 /// Routes probed every few seconds: tracing them would bury real requests.
 const UNTRACED: [&str; 3] = ["/metrics", "/healthz", "/readyz"];
 
@@ -48,9 +53,18 @@ pub async fn server_span(matched: Option<MatchedPath>, request: Request, next: N
     let response = next.run(request).instrument(span.clone()).await;
     let status = response.status();
     span.record("http.response.status_code", i64::from(status.as_u16()));
+    match response.extensions().get::<ErrorType>() {
+        Some(ErrorType(kind)) => {
+            span.record("error.type", *kind);
+        }
+        // Semantic conventions: the status code when nothing better is known.
+        None if status.is_client_error() || status.is_server_error() => {
+            span.record("error.type", status.as_str());
+        }
+        None => {}
+    }
+    // Only server errors are the server's failures (semantic conventions).
     if status.is_server_error() {
-        // Semantic conventions: the status code is the error type when nothing better is known.
-        span.record("error.type", status.as_str());
         span.record("otel.status_code", "ERROR");
     }
     response

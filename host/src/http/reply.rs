@@ -99,6 +99,9 @@ impl Exchange {
         if let Some(secs) = err.retry_after() {
             set(response.headers_mut(), "retry-after", &secs.to_string());
         }
+        response
+            .extensions_mut()
+            .insert(super::observe::ErrorType(err.kind()));
         if status == StatusCode::UNAUTHORIZED {
             set(response.headers_mut(), "www-authenticate", "Bearer");
         }
