@@ -26,7 +26,10 @@ serves pipelines/default.toml with voices/en_US-joe-medium on 127.0.0.1:8080.\n\
 Examples:\n  \
 voxpipe serve\n  \
 voxpipe serve --config examples/server.toml --bind 0.0.0.0:8080\n  \
-curl -s localhost:8080/v1/tts -d '{\"text\":\"Hello!\"}' -o hello.wav"
+curl -s localhost:8080/v1/tts -d '{\"text\":\"Hello!\"}' -o hello.wav\n\n\
+Telemetry (docs/observability.md): JSON log lines on stdout with trace ids; Prometheus \
+metrics at /metrics; traces and logs over OTLP when an endpoint is set, e.g.\n  \
+OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 OTEL_EXPORTER_OTLP_PROTOCOL=grpc voxpipe serve"
 )]
 pub struct ServeArgs {
     /// Server config file (TOML; see examples/server.toml and docs/server.md).
