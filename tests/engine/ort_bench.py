@@ -1,10 +1,16 @@
 #!/usr/bin/env python3
-"""ONNX Runtime timing of a Piper voice, for voxpipe-bench's side-by-side table.
+"""ONNX Runtime and Piper timing of a Piper voice, for voxpipe-bench's side-by-side table.
 
 Usage: ort_bench.py VOICE.onnx SENTENCES.json REPS THREADS
 SENTENCES.json: {"sentences": [{"ids": [...]}, ...]}. Uses the voice's default
 scales (noise 0.667, length 1, noise_w 0.8). Prints one JSON object:
-{"sentences": [{"median_s": ..., "samples": ...}, ...]}.
+{"sentences": [{"median_s": ..., "samples": ..., "piper_median_s": ...}, ...],
+ "piper": "1.8.0" or null}.
+
+ONNX Runtime runs with THREADS intra-op threads. Piper (the `piper-tts`
+package, when installed) is timed through its own API on the same phoneme ids:
+`PiperVoice.load` + `phoneme_ids_to_audio` (its session uses ONNX Runtime's
+default threads, i.e. every core), without its audio normalization.
 """
 import json
 import statistics
@@ -18,6 +24,18 @@ voice, sentences, reps, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), in
 opts = ort.SessionOptions()
 opts.intra_op_num_threads = threads
 sess = ort.InferenceSession(voice, opts, providers=["CPUExecutionProvider"])
+try:
+    from importlib.metadata import version
+
+    from piper import PiperVoice, SynthesisConfig
+
+    piper_voice = PiperVoice.load(voice)
+    piper_config = SynthesisConfig(noise_scale=0.667, length_scale=1.0, noise_w_scale=0.8,
+                                   normalize_audio=False)
+    piper_version = version("piper-tts")
+except ImportError:
+    piper_voice, piper_version = None, None
+
 out = []
 for s in json.load(open(sentences))["sentences"]:
     ids = np.array([s["ids"]], dtype=np.int64)
@@ -30,5 +48,14 @@ for s in json.load(open(sentences))["sentences"]:
         audio = sess.run(None, feeds)[0]
         times.append(time.perf_counter() - t0)
         samples = int(audio.size)
-    out.append({"median_s": statistics.median(times), "samples": samples})
-print(json.dumps({"sentences": out}))
+    row = {"median_s": statistics.median(times), "samples": samples}
+    if piper_voice is not None:
+        piper_voice.phoneme_ids_to_audio(s["ids"], piper_config)  # warm-up
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            piper_voice.phoneme_ids_to_audio(s["ids"], piper_config)
+            times.append(time.perf_counter() - t0)
+        row["piper_median_s"] = statistics.median(times)
+    out.append(row)
+print(json.dumps({"sentences": out, "piper": piper_version}))

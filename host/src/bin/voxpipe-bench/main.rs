@@ -371,9 +371,19 @@ fn engine_bench(
         "## Native voice (candle, {}) vs ONNX Runtime (CPU, {ort_threads} threads), en_US-joe-medium\n",
         device_label(&device)
     );
-    println!("| sentence | ids | audio | voxpipe | RTF | ONNX Runtime | RTF | ratio |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let piper = ort["piper"].as_str().map(str::to_string);
+    match &piper {
+        Some(v) => {
+            println!("| sentence | ids | audio | voxpipe | RTF | ONNX Runtime | RTF | ratio | Piper {v} | ratio |");
+            println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        }
+        None => {
+            println!("| sentence | ids | audio | voxpipe | RTF | ONNX Runtime | RTF | ratio |");
+            println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+        }
+    }
     let mut ratios = Vec::new();
+    let mut piper_ratios = Vec::new();
     let mut modules = [0f64; 4];
     for (i, case) in cases.iter().enumerate() {
         let ids: Vec<i64> = serde_json::from_value(case["ids"].clone())?;
@@ -398,7 +408,7 @@ fn engine_bench(
         let seconds = samples as f64 / rate;
         let ratio = ours / theirs;
         ratios.push(ratio);
-        println!(
+        print!(
             "| {} | {} | {seconds:.2} s | {:.0} ms | {:.3} | {:.0} ms | {:.3} | {ratio:.2} |",
             i + 1,
             ids.len(),
@@ -407,12 +417,28 @@ fn engine_bench(
             theirs * 1e3,
             theirs / seconds,
         );
+        match ort["sentences"][i]["piper_median_s"].as_f64() {
+            Some(p) if piper.is_some() => {
+                piper_ratios.push(ours / p);
+                println!(" {:.0} ms | {:.2} |", p * 1e3, ours / p);
+            }
+            _ => println!(),
+        }
     }
     ratios.sort_by(f64::total_cmp);
     println!(
         "\nMedian ratio voxpipe / ONNX Runtime: {:.2} (below 1.0 is faster than ONNX Runtime).",
         ratios[ratios.len() / 2]
     );
+    if !piper_ratios.is_empty() {
+        piper_ratios.sort_by(f64::total_cmp);
+        println!(
+            "Median ratio voxpipe / Piper (its own `phoneme_ids_to_audio`, same ids): {:.2}.",
+            piper_ratios[piper_ratios.len() / 2]
+        );
+    } else {
+        println!("(pip install piper-tts==1.8.0 adds Piper's own API as a column.)");
+    }
     let total: f64 = modules.iter().sum();
     println!(
         "Where voxpipe's time goes (all sentences): text encoder {:.0} %, duration predictor {:.0} %, flow {:.0} %, decoder {:.0} %.",
