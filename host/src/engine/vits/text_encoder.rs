@@ -73,7 +73,7 @@ impl RelativeAttention {
             .contiguous()?)
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor, VitsError> {
+    fn forward(&self, x: &Tensor, bands: &BandIndex) -> Result<Tensor, VitsError> {
         let (_, hidden, len) = x.dims3()?;
         let d_k = hidden / self.n_heads;
         let q = (self.split_heads(&self.conv_q.forward(x)?)? / (d_k as f64).sqrt())?;
@@ -81,10 +81,10 @@ impl RelativeAttention {
         let v = self.split_heads(&self.conv_v.forward(x)?)?;
 
         let scores = q.matmul(&k.t()?.contiguous()?)?;
-        let scores = (scores + self.relative_key_logits(&q, len)?)?;
+        let scores = (scores + self.relative_key_logits(&q, len, &bands.band)?)?;
         let p_attn = softmax_last_dim(&scores)?;
         let out = p_attn.matmul(&v)?;
-        let out = (out + self.relative_value_term(&p_attn, len)?)?;
+        let out = (out + self.relative_value_term(&p_attn, len, &bands.diagonals)?)?;
         let out = out
             .transpose(1, 2)?
             .contiguous()?
@@ -96,7 +96,12 @@ impl RelativeAttention {
     ///
     /// Computes the `[T, 2w+1]` products once, then scatters them onto the band with one
     /// gather (a zero column appended as the "outside" slot).
-    fn relative_key_logits(&self, q: &Tensor, len: usize) -> Result<Tensor, VitsError> {
+    fn relative_key_logits(
+        &self,
+        q: &Tensor,
+        len: usize,
+        idx: &Tensor,
+    ) -> Result<Tensor, VitsError> {
         let span = 2 * self.window + 1;
         let d_k = q.dim(2)?;
         let rel = q
@@ -104,26 +109,48 @@ impl RelativeAttention {
             .matmul(&self.emb_rel_k.t()?)?;
         let rel = rel.reshape((self.n_heads, len * span))?;
         let rel = rel.pad_with_zeros(1, 0, 1)?;
-        let idx = band_gather_index(len, self.window, q.device())?;
         Ok(rel
-            .index_select(&idx, 1)?
+            .index_select(idx, 1)?
             .reshape((self.n_heads, len, len))?)
     }
 
     /// `Σ_{|p| ≤ w} p_attn[i, i+p] · emb_rel_v[p + w]`, as `[heads, T, d_k]`.
-    fn relative_value_term(&self, p_attn: &Tensor, len: usize) -> Result<Tensor, VitsError> {
+    fn relative_value_term(
+        &self,
+        p_attn: &Tensor,
+        len: usize,
+        idx: &Tensor,
+    ) -> Result<Tensor, VitsError> {
         let span = 2 * self.window + 1;
         let flat = p_attn
             .reshape((self.n_heads, len * len))?
             .pad_with_zeros(1, 0, 1)?;
-        let idx = diagonal_gather_index(len, self.window, p_attn.device())?;
         let rel_weights = flat
-            .index_select(&idx, 1)?
+            .index_select(idx, 1)?
             .reshape((self.n_heads * len, span))?;
         let d_k = self.emb_rel_v.dim(1)?;
         Ok(rel_weights
             .matmul(&self.emb_rel_v)?
             .reshape((self.n_heads, len, d_k))?)
+    }
+}
+
+/// The gather indices of the relative-position terms for one sentence length:
+/// every layer shares them (they depend only on the length and the window), so
+/// they are built once per sentence, not once per layer.
+struct BandIndex {
+    /// See [`band_gather_index`].
+    band: Tensor,
+    /// See [`diagonal_gather_index`].
+    diagonals: Tensor,
+}
+
+impl BandIndex {
+    fn new(len: usize, window: usize, device: &Device) -> Result<Self, VitsError> {
+        Ok(Self {
+            band: band_gather_index(len, window, device)?,
+            diagonals: diagonal_gather_index(len, window, device)?,
+        })
     }
 }
 
@@ -187,8 +214,8 @@ struct EncoderLayer {
 }
 
 impl EncoderLayer {
-    fn forward(&self, x: &Tensor) -> Result<Tensor, VitsError> {
-        let x = self.norm_1.forward(&(x + self.attn.forward(x)?)?)?;
+    fn forward(&self, x: &Tensor, bands: &BandIndex) -> Result<Tensor, VitsError> {
+        let x = self.norm_1.forward(&(x + self.attn.forward(x, bands)?)?)?;
         self.norm_2.forward(&(&x + self.ffn.forward(&x)?)?)
     }
 }
@@ -261,8 +288,15 @@ impl TextEncoder {
         // Embeddings are scaled by sqrt(hidden) as in the original transformer.
         let x = (self.emb.index_select(&idx, 0)? * (hidden as f64).sqrt())?;
         let mut x = x.t()?.contiguous()?.unsqueeze(0)?;
+        let mut bands: Option<(usize, BandIndex)> = None;
         for layer in &self.layers {
-            x = layer.forward(&x)?;
+            // Layers normally share one window; rebuild only if one differs.
+            let window = layer.attn.window;
+            if bands.as_ref().is_none_or(|(w, _)| *w != window) {
+                bands = Some((window, BandIndex::new(len, window, x.device())?));
+            }
+            let (_, b) = bands.as_ref().expect("just built");
+            x = layer.forward(&x, b)?;
         }
         let stats = self.proj.forward(&x)?;
         let half = self.proj.out_channels() / 2;
