@@ -1044,6 +1044,15 @@ mod tests {
 
     const RATE: u32 = 22_050;
 
+    /// Every format with an encoder (all but aac).
+    const ENCODABLE: [AudioFormat; 5] = [
+        AudioFormat::Wav,
+        AudioFormat::Pcm,
+        AudioFormat::Flac,
+        AudioFormat::Mp3,
+        AudioFormat::Opus,
+    ];
+
     fn sine(freq: f32, rate: u32, secs: f32, amp: f32) -> Audio {
         let n = (rate as f32 * secs).round() as usize;
         Audio {
@@ -1181,13 +1190,7 @@ mod tests {
         for rate in [0, 7_999, 192_001] {
             let mut a = input();
             a.sample_rate = rate;
-            for f in [
-                AudioFormat::Wav,
-                AudioFormat::Pcm,
-                AudioFormat::Flac,
-                AudioFormat::Mp3,
-                AudioFormat::Opus,
-            ] {
+            for f in ENCODABLE {
                 assert!(
                     matches!(encode(&a, f), Err(EncodeError::InvalidSampleRate { rate: r, .. }) if r == rate),
                     "{f} at {rate}"
@@ -1238,13 +1241,7 @@ mod tests {
             channels: 1,
             samples: vec![],
         };
-        for f in [
-            AudioFormat::Wav,
-            AudioFormat::Pcm,
-            AudioFormat::Flac,
-            AudioFormat::Mp3,
-            AudioFormat::Opus,
-        ] {
+        for f in ENCODABLE {
             let bytes = encode(&empty, f).unwrap_or_else(|e| panic!("{f}: {e}"));
             match f {
                 AudioFormat::Wav => assert_eq!(bytes.len(), 44),

@@ -345,13 +345,14 @@ impl TtsService {
             let cancelled = || cancel.load(Ordering::Relaxed);
             let result = service.run(&job, &cancelled, false, &mut timings, &mut |event| {
                 match event {
-                    Emit::Started {
+                    StreamEvent::Started {
                         style,
                         voice,
                         sentences,
                         ..
                     } => started = Some((style, voice, sentences)),
-                    Emit::Chunk(a) => collected.push(a),
+                    StreamEvent::Chunk(a) => collected.push(a),
+                    StreamEvent::Done(_) | StreamEvent::Failed(..) => {}
                 }
                 true
             });
@@ -411,29 +412,14 @@ impl TtsService {
             let closed = tx.clone();
             let cancelled = move || closed.is_closed();
             let result = service.run(&job, &cancelled, true, &mut timings, &mut |event| {
-                let event = match event {
-                    Emit::Started {
-                        sample_rate,
-                        style,
-                        voice,
-                        sentences: n,
-                        timings,
-                    } => {
-                        sentences = n;
-                        StreamEvent::Started {
-                            sample_rate,
-                            style,
-                            voice,
-                            sentences: n,
-                            timings,
-                        }
-                    }
-                    Emit::Chunk(a) => {
+                match &event {
+                    StreamEvent::Started { sentences: n, .. } => sentences = *n,
+                    StreamEvent::Chunk(a) => {
                         sent += 1;
                         audio_seconds += a.seconds();
-                        StreamEvent::Chunk(a)
                     }
-                };
+                    StreamEvent::Done(_) | StreamEvent::Failed(..) => {}
+                }
                 tx.blocking_send(event).is_ok()
             });
             if let Err(TtsError::Cancelled(why)) = &result {
@@ -471,15 +457,16 @@ impl TtsService {
     }
 
     /// The blocking body of a synthesis. `emit` receives `Started`, then the
-    /// audio (per sentence when `streaming`, else once); it returns false when
-    /// nobody listens any more.
+    /// audio as `Chunk`s (per sentence when `streaming`, else once), never
+    /// `Done` / `Failed` (the caller sends those from the result); it returns
+    /// false when nobody listens any more.
     fn run(
         &self,
         job: &Job,
         cancelled: &dyn Fn() -> bool,
         streaming: bool,
         timings: &mut Timings,
-        emit: &mut dyn FnMut(Emit) -> bool,
+        emit: &mut dyn FnMut(StreamEvent) -> bool,
     ) -> Result<(), TtsError> {
         let deadline = Instant::now()
             + self
@@ -565,7 +552,7 @@ impl TtsService {
         metrics::stage("phonemize", "host", started.elapsed());
         let device = crate::engine::device::device_label(voice.device());
         let rate = job.sample_rate.unwrap_or(voice.sample_rate());
-        if !emit(Emit::Started {
+        if !emit(StreamEvent::Started {
             sample_rate: rate,
             style,
             voice: voice_name,
@@ -623,7 +610,7 @@ impl TtsService {
                 let audio =
                     pipeline.run_audio_observed(&ctx, audio, position, true, &mut observe)?;
                 let audio = resample_timed(audio, job.sample_rate, timings);
-                if !emit(Emit::Chunk(audio)) {
+                if !emit(StreamEvent::Chunk(audio)) {
                     return Err(TtsError::Cancelled("the client went away".into()));
                 }
             } else {
@@ -646,22 +633,10 @@ impl TtsService {
                 &mut observe,
             )?;
             let audio = resample_timed(audio, job.sample_rate, timings);
-            emit(Emit::Chunk(audio));
+            emit(StreamEvent::Chunk(audio));
         }
         Ok(())
     }
-}
-
-/// What [`TtsService::run`] hands out.
-enum Emit {
-    Started {
-        sample_rate: u32,
-        style: StyleReport,
-        voice: String,
-        sentences: usize,
-        timings: Timings,
-    },
-    Chunk(Audio),
 }
 
 /// A plugin stage's duration under its name, described as `<kind> <plugin>`.
@@ -708,7 +683,7 @@ fn finish_span(span: &tracing::Span, sentences: usize, audio_seconds: f64, busy:
 
 /// Marks `span` failed with the API error type of `e`. A client that went
 /// away is not the server's error: the type is recorded, the status is not.
-pub fn fail_span(span: &tracing::Span, e: &TtsError) {
+fn fail_span(span: &tracing::Span, e: &TtsError) {
     span.record("error.type", e.kind());
     if !matches!(e, TtsError::Cancelled(_)) {
         span.record("otel.status_code", "ERROR");
