@@ -12,7 +12,7 @@ use std::process::Command;
 use candle_core::Device;
 use voxpipe::engine::onnx::read_weights;
 use voxpipe::engine::phonemize::Phonemizer;
-use voxpipe::engine::vits::Voice;
+use voxpipe::engine::vits::{Params, VitsError, Voice};
 use voxpipe::engine::voice::VoiceConfig;
 
 /// The device under test: the CPU unless `VOXPIPE_TEST_DEVICE` names another.
@@ -53,8 +53,47 @@ fn snr_db(reference: &[f32], ours: &[f32]) -> f64 {
 
 #[test]
 fn candle_matches_onnx_runtime_on_five_sentences() {
-    let voice_onnx = root().join("voices/en_US-joe-medium.onnx");
-    let config = VoiceConfig::read(&root().join("voices/en_US-joe-medium.onnx.json")).unwrap();
+    let voice = root().join("voices/en_US-joe-medium.onnx");
+    let (ours, _) = match_onnx_runtime(&voice, 0);
+    assert_eq!(ours.n_speakers(), 1);
+}
+
+/// The small random-weight voice of tests/engine/make_test_voice.py: multi-speaker
+/// (`emb_g` conditions the duration predictor, the flow and the decoder), Piper's
+/// "high" decoder (ResBlock1, four upsampling stages) and shrunk, unequal widths.
+const TEST_VOICE: &str = "tests/fixtures/voices/test-multi-high.onnx";
+
+#[test]
+fn multi_speaker_resblock1_voice_matches_onnx_runtime_for_every_speaker() {
+    let voice = root().join(TEST_VOICE);
+    let mut per_speaker = Vec::new();
+    for sid in 0..3 {
+        let (ours, durations) = match_onnx_runtime(&voice, sid);
+        assert_eq!(ours.n_speakers(), 3);
+        per_speaker.push(durations);
+    }
+    // The speakers really differ, so the check above would catch a conditioning
+    // that is ignored or applied to the wrong speaker.
+    assert_ne!(per_speaker[0], per_speaker[1]);
+    assert_ne!(per_speaker[1], per_speaker[2]);
+    // Row 3 does not exist.
+    let weights = read_weights(&voice).unwrap();
+    let model = Voice::from_onnx(&weights, &test_device()).unwrap();
+    let params = Params {
+        speaker: 3,
+        ..Params::deterministic()
+    };
+    assert!(matches!(
+        model.synthesize(&[1, 0, 20, 0, 2], &params),
+        Err(VitsError::SpeakerOutOfRange { id: 3, n_speakers: 3 })
+    ));
+}
+
+/// Runs [`SENTENCES`] through `voice_onnx` for speaker `sid` in ONNX Runtime (golden.py)
+/// and in candle; durations must match exactly and the audio to ≥ 60 dB SNR.
+/// Returns the loaded voice and every sentence's durations.
+fn match_onnx_runtime(voice_onnx: &Path, sid: u32) -> (Voice, Vec<Vec<u32>>) {
+    let config = VoiceConfig::read(&voice_onnx.with_extension("onnx.json")).unwrap();
     let phonemizer = Phonemizer::new().unwrap();
     let mut cases = Vec::new();
     for text in SENTENCES {
@@ -74,20 +113,26 @@ fn candle_matches_onnx_runtime_on_five_sentences() {
     let out = dir.path().join("golden");
     let status = Command::new("python3")
         .arg(root().join("tests/engine/golden.py"))
-        .arg(&voice_onnx)
+        .arg(voice_onnx)
         .arg(&sentences)
         .arg(&out)
+        .args(["--sid", &sid.to_string()])
         .status()
         .expect("python3 with onnxruntime (.ci/setup installs it)");
     assert!(status.success(), "golden.py failed");
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
 
-    let weights = read_weights(&voice_onnx).unwrap();
+    let weights = read_weights(voice_onnx).unwrap();
     let voice = Voice::from_onnx(&weights, &test_device()).unwrap();
+    let params = Params {
+        speaker: sid,
+        ..Params::deterministic()
+    };
+    let mut all_durations = Vec::new();
     for (i, golden) in manifest["sentences"].as_array().unwrap().iter().enumerate() {
         let ids: Vec<i64> = serde_json::from_value(golden["ids"].clone()).unwrap();
-        let ours = voice.synthesize(&ids, 0.0, 1.0, 0.0, 0).unwrap();
+        let ours = voice.synthesize(&ids, &params).unwrap();
         let durations: Vec<u32> = serde_json::from_value(golden["durations"].clone()).unwrap();
         assert_eq!(ours.durations, durations, "sentence {i}: durations differ");
         let bytes = std::fs::read(out.join(golden["audio"].as_str().unwrap())).unwrap();
@@ -103,7 +148,8 @@ fn candle_matches_onnx_runtime_on_five_sentences() {
             .map(|(a, b)| (a - b).abs())
             .fold(0f32, f32::max);
         eprintln!(
-            "sentence {i}: {} ids, {} samples, SNR {snr:.1} dB, max abs diff {max_diff:.2e}",
+            "{} speaker {sid} sentence {i}: {} ids, {} samples, SNR {snr:.1} dB, max abs diff {max_diff:.2e}",
+            voice_onnx.file_name().unwrap().to_string_lossy(),
             ids.len(),
             reference.len()
         );
@@ -111,26 +157,41 @@ fn candle_matches_onnx_runtime_on_five_sentences() {
             snr >= 60.0 || max_diff <= 1e-3,
             "sentence {i}: SNR {snr:.1} dB, max diff {max_diff}"
         );
+        all_durations.push(durations);
     }
+    (voice, all_durations)
 }
 
 #[test]
 fn bad_input_is_a_typed_error() {
     let weights = read_weights(&root().join("voices/en_US-joe-medium.onnx")).unwrap();
     let voice = Voice::from_onnx(&weights, &test_device()).unwrap();
-    assert!(voice.synthesize(&[], 0.667, 1.0, 0.8, 0).is_err());
-    assert!(voice
-        .synthesize(&[1, 0, 9999, 0, 2], 0.667, 1.0, 0.8, 0)
-        .is_err());
-    assert!(voice
-        .synthesize(&[1, 0, 20, 0, 2], 0.667, -1.0, 0.8, 0)
-        .is_err());
+    let params = Params::default();
+    assert!(matches!(
+        voice.synthesize(&[], &params),
+        Err(VitsError::EmptyInput)
+    ));
+    assert!(matches!(
+        voice.synthesize(&[1, 0, 9999, 0, 2], &params),
+        Err(VitsError::PhonemeIdOutOfRange { id: 9999, .. })
+    ));
+    let slow = Params {
+        length_scale: -1.0,
+        ..params
+    };
+    assert!(matches!(
+        voice.synthesize(&[1, 0, 20, 0, 2], &slow),
+        Err(VitsError::InvalidScale { .. })
+    ));
+    // A single-speaker voice has speaker 0 only.
+    let other = Params { speaker: 1, ..params };
+    assert!(matches!(
+        voice.synthesize(&[1, 0, 20, 0, 2], &other),
+        Err(VitsError::SpeakerOutOfRange { id: 1, n_speakers: 1 })
+    ));
     // Seeded noise is reproducible.
-    let a = voice
-        .synthesize(&[1, 0, 20, 0, 59, 0, 2], 0.667, 1.0, 0.8, 7)
-        .unwrap();
-    let b = voice
-        .synthesize(&[1, 0, 20, 0, 59, 0, 2], 0.667, 1.0, 0.8, 7)
-        .unwrap();
+    let seeded = Params { seed: 7, ..params };
+    let a = voice.synthesize(&[1, 0, 20, 0, 59, 0, 2], &seeded).unwrap();
+    let b = voice.synthesize(&[1, 0, 20, 0, 59, 0, 2], &seeded).unwrap();
     assert_eq!(a.audio, b.audio);
 }

@@ -1,6 +1,6 @@
 """Golden references for the candle VITS port, produced with ONNX Runtime.
 
-Usage: golden.py VOICE.onnx SENTENCES.json OUT_DIR [--extra NAME ...]
+Usage: golden.py VOICE.onnx SENTENCES.json OUT_DIR [--sid N] [--extra NAME ...]
 
 SENTENCES.json: {"sentences": [{"text": ..., "ids": [...]}, ...]}.
 Runs the voice with scales = [0, 1, 0] (noise_scale = noise_w = 0), which makes
@@ -29,12 +29,15 @@ def make_session(voice, extra):
     opts.intra_op_num_threads = int(os.environ.get("ORT_THREADS", "1"))
     return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
 
-def run_once(sess, ids, length_scale, extra):
+def run_once(sess, ids, length_scale, sid, extra):
     feeds = {
         "input": np.array([ids], dtype=np.int64),
         "input_lengths": np.array([len(ids)], dtype=np.int64),
         "scales": np.array([0.0, length_scale, 0.0], dtype=np.float32),
     }
+    # Multi-speaker voices take the speaker id as a fourth input.
+    if any(i.name == "sid" for i in sess.get_inputs()):
+        feeds["sid"] = np.array([sid], dtype=np.int64)
     t0 = time.perf_counter()
     outs = sess.run(["output", CEIL] + extra, feeds)
     wall = time.perf_counter() - t0
@@ -44,16 +47,17 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("voice"); ap.add_argument("sentences"); ap.add_argument("out_dir")
     ap.add_argument("--length-scale", type=float, default=1.0)
+    ap.add_argument("--sid", type=int, default=0, help="speaker id (multi-speaker voices)")
     ap.add_argument("--extra", nargs="*", default=[], help="intermediate tensors to dump (.npy)")
     a = ap.parse_args()
     os.makedirs(a.out_dir, exist_ok=True)
     sentences = json.load(open(a.sentences))["sentences"]
     sess = make_session(a.voice, a.extra)
-    manifest = {"voice": os.path.basename(a.voice), "sample_rate": 22050,
+    manifest = {"voice": os.path.basename(a.voice), "sample_rate": 22050, "sid": a.sid,
                 "scales": [0.0, a.length_scale, 0.0], "sentences": []}
     for i, s in enumerate(sentences):
-        audio, ceil, extras, wall = run_once(sess, s["ids"], a.length_scale, a.extra)
-        audio2, ceil2, _, _ = run_once(sess, s["ids"], a.length_scale, a.extra)
+        audio, ceil, extras, wall = run_once(sess, s["ids"], a.length_scale, a.sid, a.extra)
+        audio2, ceil2, _, _ = run_once(sess, s["ids"], a.length_scale, a.sid, a.extra)
         if audio.tobytes() != audio2.tobytes() or not np.array_equal(ceil, ceil2):
             raise SystemExit(f"sentence {i}: two runs differ; not a usable golden reference")
         fname = f"s{i:02d}.f32"

@@ -42,6 +42,10 @@ pub struct SynthArgs {
     /// Variation of the rhythm [default: the voice's, e.g. 0.8].
     #[arg(long)]
     noise_w: Option<f32>,
+    /// Speaker of a multi-speaker voice: a name from its speaker map or an id
+    /// (`voxpipe voices` lists them) [default: the first].
+    #[arg(long, value_name = "NAME|ID")]
+    speaker: Option<String>,
     /// Seed of the model's noise: same seed, same audio.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -63,11 +67,23 @@ impl SynthArgs {
         let device = self.device.open()?;
         let voice = LoadedVoice::load_on(&self.voices, &self.voice, &device)?;
         let phonemizer = Phonemizer::new()?;
+        let config = &voice.entry.config;
+        let speaker = match &self.speaker {
+            None => 0,
+            Some(s) => config.speaker_id(s).with_context(|| {
+                format!(
+                    "voice {} has no speaker `{s}`; it has: {}",
+                    voice.entry.name,
+                    config.speaker_names().join(", ")
+                )
+            })?,
+        };
         let sentences = voice.sentence_ids(&phonemizer, &text)?;
         let options = SynthOptions {
             noise_scale: self.noise_scale,
             length_scale: self.length_scale,
             noise_w: self.noise_w,
+            speaker,
             seed: self.seed,
         };
         let started = Instant::now();

@@ -32,10 +32,19 @@
 //! 3. A float tensor named `/P/Exp_output_0` where `P.m` (slashes turned into dots) is a weight of
 //!    the same shape is the export's constant folding of `exp(-logs)` in VITS's
 //!    `ElementwiseAffine` reverse pass; it is exposed as `P.logs = -ln(value)`
-//!    (`/dp/flows.0/Exp_output_0` → `dp.flows.0.logs`).
+//!    (`/dp/flows.0/Exp_output_0` → `dp.flows.0.logs`). Newer torch versions fold only the
+//!    negation: an anonymous tensor read only by the node `/P/Exp` is `-logs`, exposed as
+//!    `P.logs = -value`.
 //! 4. Every other tensor whose name starts with `/` is an exporter-generated graph constant
 //!    (`sqrt(hidden)`, `1e-5`, `-10000`, …), not a weight; float ones are listed by
 //!    [`Weights::skipped`].
+//! 5. `torch.onnx.export` stores bit-identical parameters once (LayerNorm gammas still at
+//!    their initial ones, say): the first keeps its name and each other one becomes an
+//!    `Identity` node from it to the other's parameter path
+//!    (`enc_p.encoder.norm_layers_1.0.gamma` → `dp.convs.norms_1.0.gamma`). Such an
+//!    output is exposed as a copy of the tensor under that path. An anonymous tensor that
+//!    several modules consume (rule 2 gives several names) is exposed under each name.
+//!    Aliases never replace a tensor stored under the same name.
 //!
 //! The module also records the attributes of every `Conv` / `ConvTranspose` node by the
 //! canonical name of its weight ([`Weights::conv_attrs`]), which gives exact upsample strides and
@@ -770,25 +779,44 @@ fn consumers_of<'a>(graph: &RawGraph<'a>) -> HashMap<&'a str, Vec<(usize, usize)
     map
 }
 
-/// Canonical name of an anonymous tensor from the nodes consuming it; `None` when they
-/// disagree or none of them is a parametrized operator.
-fn name_from_consumers(
+/// Canonical names of an anonymous tensor from the nodes consuming it, first use first;
+/// empty when none of them is a parametrized operator of a named module. More than one
+/// name means the export shared the tensor between modules (rule 5).
+fn names_from_consumers(
     graph: &RawGraph<'_>,
     consumers: &HashMap<&str, Vec<(usize, usize)>>,
     value_name: &str,
-) -> Option<String> {
-    let uses = consumers.get(value_name)?;
-    let mut derived: Option<String> = None;
-    for &(node_index, slot) in uses {
-        let node = graph.nodes.get(node_index)?;
-        let role = role_of_input(node.op_type, slot)?;
-        let name = format!("{}.{role}", module_of_node(node.name)?);
-        match &derived {
-            Some(previous) if *previous != name => return None,
-            _ => derived = Some(name),
+) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for &(node_index, slot) in consumers.get(value_name).into_iter().flatten() {
+        let Some(node) = graph.nodes.get(node_index) else {
+            continue;
+        };
+        let (Some(role), Some(module)) =
+            (role_of_input(node.op_type, slot), module_of_node(node.name))
+        else {
+            continue;
+        };
+        let name = format!("{module}.{role}");
+        if !names.contains(&name) {
+            names.push(name);
         }
     }
-    derived
+    names
+}
+
+/// Rule 5: `Identity` nodes that give a stored tensor another parameter path, as
+/// (that path, the tensor's ONNX name).
+fn identity_aliases<'a>(graph: &RawGraph<'a>) -> Vec<(String, &'a str)> {
+    graph
+        .nodes
+        .iter()
+        .filter(|n| n.op_type == "Identity")
+        .filter_map(|n| {
+            let (input, output) = (*n.inputs.first()?, *n.outputs.first()?);
+            is_canonical(output).then(|| (output.to_string(), input))
+        })
+        .collect()
 }
 
 /// All float tensors of the graph: initializers, then `Constant` node `value` attributes (named
@@ -834,6 +862,8 @@ fn build_weights(graph: &RawGraph<'_>) -> Result<Weights, OnnxError> {
     let mut onnx_to_canonical: HashMap<&str, String> = HashMap::new();
     let mut folded_exp = Vec::new();
     let mut skipped = Vec::new();
+    // (alias, the name the tensor is stored under): rule 5, applied last.
+    let mut aliases: Vec<(String, String)> = Vec::new();
 
     for (onnx_name, raw) in float_tensors(graph) {
         let canonical = if is_canonical(onnx_name) {
@@ -841,17 +871,22 @@ fn build_weights(graph: &RawGraph<'_>) -> Result<Weights, OnnxError> {
         } else if onnx_name.starts_with('/') {
             // Rule 3 needs every named weight first: handle the folded exps afterwards.
             if let Some(module) = folded_exp_module(onnx_name) {
-                folded_exp.push((onnx_name, module, raw));
+                folded_exp.push((onnx_name, module, raw, Folded::ExpNegLogs));
             } else {
                 skipped.push(onnx_name.to_string());
             }
             None
+        } else if let Some(module) = exp_input_module(graph, &consumers, onnx_name) {
+            folded_exp.push((onnx_name, module, raw, Folded::NegLogs));
+            None
         } else {
-            let derived = name_from_consumers(graph, &consumers, onnx_name);
-            if derived.is_none() {
-                skipped.push(onnx_name.to_string());
+            let mut names = names_from_consumers(graph, &consumers, onnx_name).into_iter();
+            let first = names.next();
+            match &first {
+                Some(primary) => aliases.extend(names.map(|alias| (alias, primary.clone()))),
+                None => skipped.push(onnx_name.to_string()),
             }
-            derived
+            first
         };
         if let Some(name) = canonical {
             let tensor = decode_tensor(raw, onnx_name)?;
@@ -860,20 +895,39 @@ fn build_weights(graph: &RawGraph<'_>) -> Result<Weights, OnnxError> {
         }
     }
 
-    for (onnx_name, module, raw) in folded_exp {
+    for (onnx_name, module, raw, folded) in folded_exp {
         let tensor = decode_tensor(raw, onnx_name)?;
         let partner = tensors.get(&format!("{module}.m")).map(|m| m.dims.clone());
         if partner.as_ref() != Some(&tensor.dims) {
             skipped.push(onnx_name.to_string());
             continue;
         }
-        let logs = logs_from_exp_neg(tensor, onnx_name)?;
+        let logs = match folded {
+            Folded::ExpNegLogs => logs_from_exp_neg(tensor, onnx_name)?,
+            Folded::NegLogs => Tensor {
+                data: tensor.data.iter().map(|v| -v).collect(),
+                dims: tensor.dims,
+            },
+        };
         let name = format!("{module}.logs");
         onnx_to_canonical.insert(onnx_name, name.clone());
         insert_unique(&mut tensors, name, logs)?;
     }
 
-    let conv_attrs = collect_conv_attrs(graph, &onnx_to_canonical);
+    for (alias, onnx_name) in identity_aliases(graph) {
+        if let Some(primary) = onnx_to_canonical.get(onnx_name) {
+            aliases.push((alias, primary.clone()));
+        }
+    }
+    for (alias, primary) in aliases {
+        if !tensors.contains_key(&alias) {
+            if let Some(tensor) = tensors.get(&primary).cloned() {
+                tensors.insert(alias, tensor);
+            }
+        }
+    }
+
+    let conv_attrs = collect_conv_attrs(graph, &onnx_to_canonical, &tensors);
     Ok(Weights {
         tensors,
         conv_attrs,
@@ -881,6 +935,32 @@ fn build_weights(graph: &RawGraph<'_>) -> Result<Weights, OnnxError> {
         initializer_count: graph.initializers.len(),
         node_count: graph.nodes.len(),
     })
+}
+
+/// How the export folded `exp(-logs)` of an `ElementwiseAffine` (rule 3).
+#[derive(Debug, Clone, Copy)]
+enum Folded {
+    /// The whole expression: a constant `/P/Exp_output_0` holding `exp(-logs)`.
+    ExpNegLogs,
+    /// Only the negation (newer torch): an anonymous `onnx::Exp_N` holding `-logs`,
+    /// read by the node `/P/Exp`.
+    NegLogs,
+}
+
+/// Rule 3's `P` for an anonymous tensor whose only consumer is the `Exp` node `/P/Exp`.
+fn exp_input_module(
+    graph: &RawGraph<'_>,
+    consumers: &HashMap<&str, Vec<(usize, usize)>>,
+    value_name: &str,
+) -> Option<String> {
+    let [(node_index, 0)] = consumers.get(value_name)?.as_slice() else {
+        return None;
+    };
+    let node = graph.nodes.get(*node_index)?;
+    if node.op_type != "Exp" {
+        return None;
+    }
+    module_of_node(node.name)
 }
 
 /// `/dp/flows.0/Exp_output_0` → `dp.flows.0`.
@@ -909,20 +989,26 @@ fn logs_from_exp_neg(exp_neg: Tensor, onnx_name: &str) -> Result<Tensor, OnnxErr
     })
 }
 
-/// Conv/ConvTranspose attributes keyed by the canonical name of the node's weight input.
+/// Conv/ConvTranspose attributes keyed by the canonical name of the node's weight input:
+/// the node's own module's `weight` when that is a weight (so a shared tensor gets each
+/// user's attributes), else the name the tensor is stored under.
 fn collect_conv_attrs(
     graph: &RawGraph<'_>,
     onnx_to_canonical: &HashMap<&str, String>,
+    tensors: &BTreeMap<String, Tensor>,
 ) -> BTreeMap<String, ConvAttrs> {
     let mut out = BTreeMap::new();
     for node in &graph.nodes {
         if node.op_type != "Conv" && node.op_type != "ConvTranspose" {
             continue;
         }
-        let Some(weight) = node.inputs.get(1).and_then(|w| onnx_to_canonical.get(w)) else {
+        let Some(stored) = node.inputs.get(1).and_then(|w| onnx_to_canonical.get(w)) else {
             continue;
         };
-        out.insert(weight.clone(), conv_attrs_of(node));
+        let own = module_of_node(node.name)
+            .map(|m| format!("{m}.weight"))
+            .filter(|name| tensors.contains_key(name));
+        out.insert(own.unwrap_or_else(|| stored.clone()), conv_attrs_of(node));
     }
     out
 }

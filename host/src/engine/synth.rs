@@ -10,7 +10,7 @@ use candle_core::Device;
 use super::device::{self, DeviceError};
 use super::onnx::{self, OnnxError};
 use super::phonemize::{PhonemizeError, Phonemizer};
-use super::vits::{VitsError, Voice};
+use super::vits::{Params, VitsError, Voice};
 use super::voice::{self, VoiceEntry, VoiceError};
 
 /// Why synthesis failed.
@@ -57,6 +57,7 @@ impl EngineError {
             EngineError::Phonemize(_) => "phonemize",
             EngineError::Model(VitsError::PhonemeIdOutOfRange { .. })
             | EngineError::Model(VitsError::InvalidScale { .. })
+            | EngineError::Model(VitsError::SpeakerOutOfRange { .. })
             | EngineError::Model(VitsError::EmptyInput)
             | EngineError::NothingToSay => "invalid_input",
             EngineError::Model(_) => "model",
@@ -72,6 +73,9 @@ pub struct SynthOptions {
     pub noise_scale: Option<f32>,
     pub length_scale: Option<f32>,
     pub noise_w: Option<f32>,
+    /// Speaker id of a multi-speaker voice (0 for single-speaker voices); see
+    /// [`super::voice::VoiceConfig::speaker_id`] for names.
+    pub speaker: u32,
     /// Seed of the model's noise: the same seed and text give the same audio.
     pub seed: u64,
 }
@@ -122,6 +126,18 @@ impl LoadedVoice {
         };
         let weights = onnx::read_weights(&entry.model)?;
         let model = Voice::from_onnx(&weights, device)?;
+        // The config's speaker map must address rows the model has.
+        let speakers = entry.config.num_speakers.max(1) as usize;
+        if speakers != model.n_speakers() {
+            return Err(VoiceError::Invalid {
+                path: entry.model.with_extension("onnx.json"),
+                reason: format!(
+                    "num_speakers is {speakers} but the model has {} speaker embeddings",
+                    model.n_speakers()
+                ),
+            }
+            .into());
+        }
         Ok(LoadedVoice {
             entry,
             model,
@@ -173,10 +189,13 @@ impl LoadedVoice {
             .model
             .synthesize(
                 ids,
-                options.noise_scale.unwrap_or(defaults.noise_scale),
-                options.length_scale.unwrap_or(defaults.length_scale),
-                options.noise_w.unwrap_or(defaults.noise_w),
-                options.seed,
+                &Params {
+                    noise_scale: options.noise_scale.unwrap_or(defaults.noise_scale),
+                    length_scale: options.length_scale.unwrap_or(defaults.length_scale),
+                    noise_w: options.noise_w.unwrap_or(defaults.noise_w),
+                    speaker: options.speaker,
+                    seed: options.seed,
+                },
             )
             .map_err(|e| match EngineError::from(e) {
                 EngineError::OutOfMemory { detail, .. } => EngineError::OutOfMemory {

@@ -115,6 +115,28 @@ impl VoiceConfig {
         Ok(config)
     }
 
+    /// The id of `speaker`: a name from `speaker_id_map`, or a number below
+    /// `num_speakers` (`"0"` is the only speaker of a single-speaker voice).
+    pub fn speaker_id(&self, speaker: &str) -> Option<u32> {
+        if let Some(&id) = self.speaker_id_map.get(speaker) {
+            return u32::try_from(id).ok();
+        }
+        speaker
+            .parse::<u32>()
+            .ok()
+            .filter(|&n| n < self.num_speakers.max(1))
+    }
+
+    /// Speaker names ordered by id, or `"0"…"N-1"` when the voice names none.
+    pub fn speaker_names(&self) -> Vec<String> {
+        if self.speaker_id_map.is_empty() {
+            return (0..self.num_speakers.max(1)).map(|i| i.to_string()).collect();
+        }
+        let mut by_id: Vec<_> = self.speaker_id_map.iter().collect();
+        by_id.sort_by_key(|(_, id)| **id);
+        by_id.into_iter().map(|(name, _)| name.clone()).collect()
+    }
+
     /// The language tag in BCP 47 form (`en_US` → `en-US`).
     pub fn language_tag(&self) -> Option<String> {
         self.language.as_ref().map(|l| l.code.replace('_', "-"))

@@ -28,20 +28,13 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Response
         .into_iter()
         .map(|v| {
             let c = &v.config;
-            let speakers: Vec<String> = if c.speaker_id_map.is_empty() {
-                (0..c.num_speakers.max(1)).map(|i| i.to_string()).collect()
-            } else {
-                let mut by_id: Vec<_> = c.speaker_id_map.iter().collect();
-                by_id.sort_by_key(|(_, id)| **id);
-                by_id.into_iter().map(|(name, _)| name.clone()).collect()
-            };
             json!({
                 "name": v.name,
                 "language": c.language_tag(),
                 "espeak_voice": c.espeak.voice,
                 "quality": c.audio.quality,
                 "sample_rate": c.audio.sample_rate,
-                "speakers": speakers,
+                "speakers": c.speaker_names(),
                 "model_bytes": v.model_bytes,
                 "loaded": state.service.voices.loaded_voice(&v.name).is_some(),
             })

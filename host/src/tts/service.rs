@@ -529,13 +529,14 @@ impl TtsService {
         ctx.voice = voice_name.clone();
         tracing::Span::current().record("tts.voice", voice_name.as_str());
         let voice = self.voices.get(&voice_name)?;
-        check_speaker(&voice, job.speaker.as_deref().or(s.speaker.as_deref()))?;
+        let speaker = speaker_id(&voice, job.speaker.as_deref().or(s.speaker.as_deref()))?;
         let speed = (job.speed * s.speed.unwrap_or(1.0)).clamp(0.25, 4.0);
         let defaults = voice.entry.config.inference;
         let options = SynthOptions {
             noise_scale: s.noise_scale,
             length_scale: Some(defaults.length_scale / speed),
             noise_w: s.noise_w,
+            speaker,
             seed: job.seed,
         };
 
@@ -704,34 +705,22 @@ fn resample_timed(audio: Audio, rate: Option<u32>, timings: &mut Timings) -> Aud
     }
 }
 
-/// Piper voices with one speaker take no speaker (or its only id); others
-/// take a name from their `speaker_id_map` or a number below `num_speakers`.
-fn check_speaker(voice: &LoadedVoice, speaker: Option<&str>) -> Result<(), TtsError> {
+/// The speaker id of `speaker` for `voice` (none given: 0). Piper voices with one
+/// speaker take no speaker (or its only id); others take a name from their
+/// `speaker_id_map` or a number below `num_speakers`.
+fn speaker_id(voice: &LoadedVoice, speaker: Option<&str>) -> Result<u32, TtsError> {
     let Some(speaker) = speaker else {
-        return Ok(());
+        return Ok(0);
     };
     let config = &voice.entry.config;
-    let known = config.speaker_id_map.contains_key(speaker)
-        || speaker
-            .parse::<u32>()
-            .is_ok_and(|n| n < config.num_speakers.max(1));
-    if known {
-        Ok(())
-    } else {
-        let available = if config.speaker_id_map.is_empty() {
-            "0 (a single-speaker voice)".to_string()
-        } else {
-            config
-                .speaker_id_map
-                .keys()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        Err(TtsError::UnknownSpeaker {
+    config
+        .speaker_id(speaker)
+        .ok_or_else(|| TtsError::UnknownSpeaker {
             name: speaker.to_string(),
             voice: voice.entry.name.clone(),
-            available,
+            available: match config.num_speakers {
+                0 | 1 => "0 (a single-speaker voice)".to_string(),
+                _ => config.speaker_names().join(", "),
+            },
         })
-    }
 }

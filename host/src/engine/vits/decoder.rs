@@ -70,48 +70,80 @@ impl Upsample {
     }
 }
 
-/// ResBlock2: per dilation, `x += conv(leaky(x))`.
-///
-/// On the CPU the convolutions run as [`super::direct_conv::DirectConv1d`] with the
-/// LeakyReLU and the residual add fused: at these widths candle's im2col + gemm is
-/// several times slower and its im2col buffers set the decoder's peak memory.
+/// A HiFi-GAN residual block. On the CPU the convolutions run as
+/// [`super::direct_conv::DirectConv1d`] with the LeakyReLU (and, for ResBlock2, the
+/// residual add) fused: at these widths candle's im2col + gemm is several times slower
+/// and its im2col buffers set the decoder's peak memory.
 #[derive(Debug, Clone)]
-struct ResBlock2 {
-    convs: Vec<FusedConv1d>,
+enum ResBlock {
+    /// HiFi-GAN V1 (Piper "high"): per dilation d,
+    /// `x += conv2(leaky(conv1_d(leaky(x))))` with `conv2` undilated.
+    One(Vec<(FusedConv1d, FusedConv1d)>),
+    /// HiFi-GAN V2/V3 (Piper "medium", "low", "x_low"): per dilation d,
+    /// `x += conv_d(leaky(x))`.
+    Two(Vec<FusedConv1d>),
 }
 
-impl ResBlock2 {
+impl ResBlock {
+    /// Loads `{prefix}.convs1/convs2` (ResBlock1) or `{prefix}.convs` (ResBlock2);
+    /// `dilations` are those of `convs1` or `convs`.
     fn load(w: &Weights, prefix: &str, dilations: &[usize]) -> Result<Self, VitsError> {
         let device = w.device();
-        if w.contains(&format!("{prefix}.convs1.0.weight")) {
-            return Err(VitsError::Unsupported(format!(
-                "{prefix} is a ResBlock1 (high-quality voices); only ResBlock2 is implemented"
-            )));
-        }
-        let n = w.count_indexed(|i| format!("{prefix}.convs.{i}.weight"));
+        let conv = |name: String, dilation: usize| {
+            FusedConv1d::new(Conv1d::load(w, &name, dilation, true)?, device)
+        };
+        let one = w.contains(&format!("{prefix}.convs1.0.weight"));
+        let list = if one { "convs1" } else { "convs" };
+        let n = w.count_indexed(|i| format!("{prefix}.{list}.{i}.weight"));
         if n != dilations.len() {
             return Err(VitsError::Unsupported(format!(
-                "{prefix} has {n} convs but the config gives {} dilations",
+                "{prefix}.{list} has {n} convs but the config gives {} dilations",
                 dilations.len()
             )));
         }
-        let convs = dilations
-            .iter()
-            .enumerate()
-            .map(|(i, &d)| {
-                FusedConv1d::new(
-                    Conv1d::load(w, &format!("{prefix}.convs.{i}"), d, true)?,
-                    device,
-                )
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self { convs })
+        if one {
+            let n2 = w.count_indexed(|i| format!("{prefix}.convs2.{i}.weight"));
+            if n2 != n {
+                return Err(VitsError::Unsupported(format!(
+                    "{prefix} has {n} convs1 but {n2} convs2"
+                )));
+            }
+            let pairs = dilations
+                .iter()
+                .enumerate()
+                .map(|(i, &d)| {
+                    Ok((
+                        conv(format!("{prefix}.convs1.{i}"), d)?,
+                        conv(format!("{prefix}.convs2.{i}"), 1)?,
+                    ))
+                })
+                .collect::<Result<Vec<_>, VitsError>>()?;
+            Ok(Self::One(pairs))
+        } else {
+            let convs = dilations
+                .iter()
+                .enumerate()
+                .map(|(i, &d)| conv(format!("{prefix}.convs.{i}"), d))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Self::Two(convs))
+        }
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor, VitsError> {
+        let slope = Some(SLOPE as f32);
         let mut x = x.clone();
-        for conv in &self.convs {
-            x = conv.forward(&x, Some(SLOPE as f32), true)?;
+        match self {
+            Self::One(pairs) => {
+                for (conv1, conv2) in pairs {
+                    let y = conv1.forward(&x, slope, false)?;
+                    x = (conv2.forward(&y, slope, false)? + x)?;
+                }
+            }
+            Self::Two(convs) => {
+                for conv in convs {
+                    x = conv.forward(&x, slope, true)?;
+                }
+            }
         }
         Ok(x)
     }
@@ -121,16 +153,20 @@ impl ResBlock2 {
 #[derive(Debug, Clone)]
 pub struct Decoder {
     conv_pre: FusedConv1d,
+    /// Speaker conditioning `gin → upsample_initial_channel` of multi-speaker voices,
+    /// added after `conv_pre`.
+    cond: Option<Conv1d>,
     /// One upsampling layer and its parallel resblocks per stage.
-    stages: Vec<(Upsample, Vec<ResBlock2>)>,
+    stages: Vec<(Upsample, Vec<ResBlock>)>,
     /// Direct on the CPU: one output channel at 256× the frame rate is the worst case
     /// for im2col.
     conv_post: FusedConv1d,
 }
 
 impl Decoder {
-    /// Loads `dec.*`. Kernel sizes and channel widths come from the tensors; the strides
-    /// (`upsample_rates`) and resblock dilations are not stored in a checkpoint.
+    /// Loads `dec.*`. Kernel sizes, channel widths and the resblock kind come from the
+    /// tensors; the strides (`upsample_rates`) and resblock dilations (of `convs1` for
+    /// ResBlock1) are not stored in a checkpoint.
     pub fn load(
         w: &Weights,
         upsample_rates: &[usize],
@@ -163,7 +199,7 @@ impl Decoder {
                 let up = Upsample::load(w, &format!("dec.ups.{i}"), rate)?;
                 let blocks = (0..per_stage)
                     .map(|j| {
-                        ResBlock2::load(
+                        ResBlock::load(
                             w,
                             &format!("dec.resblocks.{}", i * per_stage + j),
                             &resblock_dilations[j],
@@ -175,6 +211,10 @@ impl Decoder {
             .collect::<Result<Vec<_>, VitsError>>()?;
         Ok(Self {
             conv_pre: FusedConv1d::new(Conv1d::load(w, "dec.conv_pre", 1, true)?, w.device())?,
+            cond: w
+                .contains("dec.cond.weight")
+                .then(|| Conv1d::load(w, "dec.cond", 1, true))
+                .transpose()?,
             stages,
             conv_post: FusedConv1d::new(Conv1d::load(w, "dec.conv_post", 1, false)?, w.device())?,
         })
@@ -185,9 +225,18 @@ impl Decoder {
         self.stages.iter().map(|(u, _)| u.stride).product()
     }
 
-    /// `z` `[1, C, F]` → waveform `[F · hop]` in [−1, 1].
-    pub fn forward(&self, z: &Tensor) -> Result<Vec<f32>, VitsError> {
+    /// Input width of the speaker conditioning (0 without one).
+    pub fn cond_width(&self) -> usize {
+        self.cond.as_ref().map_or(0, Conv1d::in_channels)
+    }
+
+    /// `z` `[1, C, F]` → waveform `[F · hop]` in [−1, 1]; `g` `[1, gin, 1]` is the
+    /// speaker of a multi-speaker voice.
+    pub fn forward(&self, z: &Tensor, g: Option<&Tensor>) -> Result<Vec<f32>, VitsError> {
         let mut x = self.conv_pre.forward(z, None, false)?;
+        if let (Some(cond), Some(g)) = (&self.cond, g) {
+            x = x.broadcast_add(&cond.forward(g)?)?;
+        }
         for (up, blocks) in &self.stages {
             x = up.forward(&x)?;
             // Multi-receptive-field fusion: average of the parallel resblocks.

@@ -203,6 +203,8 @@ fn softplus(x: f32) -> f32 {
 #[derive(Debug, Clone)]
 pub struct DurationPredictor {
     pre: Conv1d,
+    /// Speaker conditioning `gin → filter` of multi-speaker voices.
+    cond: Option<Conv1d>,
     convs: DdsConv,
     proj: Conv1d,
     /// ConvFlows in reverse-inference order (highest index first, the first one dropped).
@@ -231,6 +233,10 @@ impl DurationPredictor {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             pre: Conv1d::load(w, "dp.pre", 1, true)?,
+            cond: w
+                .contains("dp.cond.weight")
+                .then(|| Conv1d::load(w, "dp.cond", 1, true))
+                .transpose()?,
             convs: DdsConv::load(w, "dp.convs")?,
             proj: Conv1d::load(w, "dp.proj", 1, true)?,
             flows,
@@ -239,12 +245,24 @@ impl DurationPredictor {
         })
     }
 
+    /// Input width of the speaker conditioning (0 without one).
+    pub fn cond_width(&self) -> usize {
+        self.cond.as_ref().map_or(0, Conv1d::in_channels)
+    }
+
     /// Log-durations `[T]` from the encoder's hidden states `[1, H, T]` and noise `[1, 2, T]`
-    /// (already scaled by noise_w).
-    pub fn reverse(&self, hidden: &Tensor, noise: &Tensor) -> Result<Vec<f32>, VitsError> {
-        let cond = self
-            .proj
-            .forward(&self.convs.forward(&self.pre.forward(hidden)?)?)?;
+    /// (already scaled by noise_w), for speaker `g` `[1, gin, 1]` of a multi-speaker voice.
+    pub fn reverse(
+        &self,
+        hidden: &Tensor,
+        noise: &Tensor,
+        g: Option<&Tensor>,
+    ) -> Result<Vec<f32>, VitsError> {
+        let mut x = self.pre.forward(hidden)?;
+        if let (Some(cond), Some(g)) = (&self.cond, g) {
+            x = x.broadcast_add(&cond.forward(g)?)?;
+        }
+        let cond = self.proj.forward(&self.convs.forward(&x)?)?;
         let mut z = noise.clone();
         for flow in &self.flows {
             z = flip_channels(&z)?;

@@ -11,6 +11,9 @@ use super::VitsError;
 #[derive(Debug, Clone)]
 struct WaveNet {
     in_layers: Vec<Conv1d>,
+    /// Speaker conditioning `gin → 2·hidden·layers` of multi-speaker voices; layer i
+    /// adds its slice i to the dilated conv's output.
+    cond_layer: Option<Conv1d>,
     res_skip_layers: Vec<Conv1d>,
     hidden: usize,
 }
@@ -36,20 +39,43 @@ impl WaveNet {
         let res_skip_layers = (0..n_layers)
             .map(|i| Conv1d::load(w, &format!("{prefix}.res_skip_layers.{i}"), 1, true))
             .collect::<Result<Vec<_>, _>>()?;
+        let hidden = in_layers[0].in_channels();
+        let cond_layer = w
+            .contains(&format!("{prefix}.cond_layer.weight"))
+            .then(|| Conv1d::load(w, &format!("{prefix}.cond_layer"), 1, true))
+            .transpose()?;
+        if let Some(c) = &cond_layer {
+            if c.out_channels() != 2 * hidden * n_layers {
+                return Err(VitsError::Shape {
+                    name: format!("{prefix}.cond_layer.weight"),
+                    expected: format!("{} outputs (2 · {hidden} · {n_layers})", 2 * hidden * n_layers),
+                    got: vec![c.out_channels(), c.in_channels()],
+                });
+            }
+        }
         Ok(Self {
-            hidden: in_layers[0].in_channels(),
+            hidden,
+            cond_layer,
             in_layers,
             res_skip_layers,
         })
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor, VitsError> {
+    fn forward(&self, x: &Tensor, g: Option<&Tensor>) -> Result<Tensor, VitsError> {
         let h = self.hidden;
+        // `[1, 2·h·layers, 1]`: one time step, broadcast over the frames.
+        let cond = match (&self.cond_layer, g) {
+            (Some(layer), Some(g)) => Some(layer.forward(g)?),
+            _ => None,
+        };
         let mut x = x.clone();
         let mut skip: Option<Tensor> = None;
         let last = self.in_layers.len() - 1;
         for (i, (conv, res_skip)) in self.in_layers.iter().zip(&self.res_skip_layers).enumerate() {
-            let x_in = conv.forward(&x)?;
+            let mut x_in = conv.forward(&x)?;
+            if let Some(cond) = &cond {
+                x_in = x_in.broadcast_add(&cond.narrow(1, 2 * h * i, 2 * h)?)?;
+            }
             // Gated activation: tanh(first half) · sigmoid(second half).
             let gate = (x_in.narrow(1, h, h)?.neg()?.exp()? + 1.0)?.recip()?;
             let acts = (x_in.narrow(1, 0, h)?.tanh()? * gate)?;
@@ -80,10 +106,10 @@ struct CouplingLayer {
 }
 
 impl CouplingLayer {
-    fn reverse(&self, x: &Tensor) -> Result<Tensor, VitsError> {
+    fn reverse(&self, x: &Tensor, g: Option<&Tensor>) -> Result<Tensor, VitsError> {
         let x0 = x.narrow(1, 0, self.half)?;
         let x1 = x.narrow(1, self.half, self.half)?;
-        let h = self.enc.forward(&self.pre.forward(&x0)?)?;
+        let h = self.enc.forward(&self.pre.forward(&x0)?, g)?;
         let m = self.post.forward(&h)?;
         Ok(Tensor::cat(&[&x0, &(x1 - m)?], 1)?)
     }
@@ -127,11 +153,19 @@ impl Flow {
         Ok(Self { layers })
     }
 
-    /// Inverse flow: for each coupling layer from last to first, Flip then un-couple.
-    pub fn reverse(&self, z: &Tensor) -> Result<Tensor, VitsError> {
+    /// Input width of each coupling layer's speaker conditioning (0 without one).
+    pub fn cond_widths(&self) -> impl Iterator<Item = usize> + '_ {
+        self.layers
+            .iter()
+            .map(|l| l.enc.cond_layer.as_ref().map_or(0, Conv1d::in_channels))
+    }
+
+    /// Inverse flow: for each coupling layer from last to first, Flip then un-couple;
+    /// `g` `[1, gin, 1]` is the speaker of a multi-speaker voice.
+    pub fn reverse(&self, z: &Tensor, g: Option<&Tensor>) -> Result<Tensor, VitsError> {
         let mut z = z.clone();
         for layer in self.layers.iter().rev() {
-            z = layer.reverse(&flip_channels(&z)?)?;
+            z = layer.reverse(&flip_channels(&z)?, g)?;
         }
         Ok(z)
     }

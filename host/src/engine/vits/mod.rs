@@ -52,6 +52,9 @@ pub enum VitsError {
     /// No phoneme ids were given.
     #[error("empty phoneme id sequence")]
     EmptyInput,
+    /// The speaker id is not below the voice's speaker count.
+    #[error("speaker id {id} out of range (voice has {n_speakers} speakers)")]
+    SpeakerOutOfRange { id: u32, n_speakers: usize },
     /// A scale is negative or not finite.
     #[error("invalid {name} {value}: must be finite and ≥ 0 (length_scale > 0)")]
     InvalidScale { name: &'static str, value: f32 },
@@ -105,9 +108,51 @@ pub struct ModuleTimings {
     pub decoder: std::time::Duration,
 }
 
-/// A loaded single-speaker VITS voice.
+/// Knobs of one synthesis. The defaults are Piper's (0.667, 1.0, 0.8; speaker 0).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Params {
+    /// Scales the prior's noise (variation of the voice).
+    pub noise_scale: f32,
+    /// Stretches durations: above 1 is slower.
+    pub length_scale: f32,
+    /// Scales the duration predictor's noise (variation of the rhythm).
+    pub noise_w: f32,
+    /// Row of `emb_g` for multi-speaker voices; single-speaker voices take only 0.
+    pub speaker: u32,
+    /// Seed of both noises. With both noise scales 0 the output is deterministic and
+    /// the seed is irrelevant.
+    pub seed: u64,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Self {
+            noise_scale: 0.667,
+            length_scale: 1.0,
+            noise_w: 0.8,
+            speaker: 0,
+            seed: 0,
+        }
+    }
+}
+
+impl Params {
+    /// Zero noise: the setting ONNX Runtime references are made with.
+    pub fn deterministic() -> Self {
+        Self {
+            noise_scale: 0.0,
+            noise_w: 0.0,
+            ..Self::default()
+        }
+    }
+}
+
+/// A loaded VITS voice, single- or multi-speaker.
 #[derive(Debug, Clone)]
 pub struct Voice {
+    /// `emb_g` `[n_speakers, gin]` of a multi-speaker voice: its rows condition the
+    /// duration predictor, the flow and the decoder (not the text encoder).
+    speakers: Option<Tensor>,
     enc_p: text_encoder::TextEncoder,
     dp: duration::DurationPredictor,
     flow: flow::Flow,
@@ -122,18 +167,69 @@ impl Voice {
         config: &VitsConfig,
         device: &Device,
     ) -> Result<Self, VitsError> {
-        if w.contains("emb_g.weight") {
-            return Err(VitsError::Unsupported(
-                "multi-speaker voices (emb_g) are not implemented".into(),
-            ));
-        }
-        Ok(Self {
+        let speakers = if w.contains("emb_g.weight") {
+            Some(w.get_rank("emb_g.weight", 2)?)
+        } else {
+            None
+        };
+        let gin = match &speakers {
+            Some(emb) => emb.dim(1)?,
+            None => 0,
+        };
+        let voice = Self {
             enc_p: text_encoder::TextEncoder::load(w)?,
             dp: duration::DurationPredictor::load(w)?,
             flow: flow::Flow::load(w, config.flow_dilation_rate)?,
             dec: decoder::Decoder::load(w, &config.upsample_rates, &config.resblock_dilations)?,
+            speakers,
             device: device.clone(),
-        })
+        };
+        // A voice is conditioned everywhere or nowhere: a missing or mis-sized `cond`
+        // layer would otherwise surface as a shape error in the middle of a request.
+        for (name, width) in [
+            ("dp.cond", voice.dp.cond_width()),
+            ("dec.cond", voice.dec.cond_width()),
+        ]
+        .into_iter()
+        .chain(voice.flow.cond_widths().map(|w| ("flow.flows.*.enc.cond_layer", w)))
+        {
+            if width != gin {
+                return Err(VitsError::Shape {
+                    name: format!("{name}.weight"),
+                    expected: if gin == 0 {
+                        "absent: the voice has no speaker embedding (emb_g)".into()
+                    } else {
+                        format!("{gin} input channels, the width of emb_g")
+                    },
+                    got: vec![width],
+                });
+            }
+        }
+        Ok(voice)
+    }
+
+    /// Number of speakers (1 for single-speaker voices).
+    pub fn n_speakers(&self) -> usize {
+        self.speakers.as_ref().map_or(1, |e| e.dims()[0])
+    }
+
+    /// The conditioning vector `g` `[1, gin, 1]` of `speaker`, or `None` for a
+    /// single-speaker voice (which only has speaker 0).
+    fn speaker_embedding(&self, speaker: u32) -> Result<Option<Tensor>, VitsError> {
+        let out_of_range = || VitsError::SpeakerOutOfRange {
+            id: speaker,
+            n_speakers: self.n_speakers(),
+        };
+        match &self.speakers {
+            None if speaker == 0 => Ok(None),
+            None => Err(out_of_range()),
+            Some(emb) => {
+                if speaker as usize >= emb.dim(0)? {
+                    return Err(out_of_range());
+                }
+                Ok(Some(emb.get(speaker as usize)?.unsqueeze(0)?.unsqueeze(2)?))
+            }
+        }
     }
 
     /// Builds a voice from the weights read out of its ONNX file, with the
@@ -159,21 +255,21 @@ impl Voice {
         self.dec.hop_length()
     }
 
-    /// Synthesizes one sentence. `noise_scale` scales the prior's noise, `noise_w` the
-    /// duration predictor's, `length_scale` stretches durations (> 1 is slower). With both
-    /// noise scales 0 the output is deterministic and `seed` is irrelevant.
-    pub fn synthesize(
-        &self,
-        ids: &[i64],
-        noise_scale: f32,
-        length_scale: f32,
-        noise_w: f32,
-        seed: u64,
-    ) -> Result<Synthesis, VitsError> {
+    /// Synthesizes one sentence of phoneme ids.
+    pub fn synthesize(&self, ids: &[i64], params: &Params) -> Result<Synthesis, VitsError> {
+        let Params {
+            noise_scale,
+            length_scale,
+            noise_w,
+            speaker,
+            seed,
+        } = *params;
         validate_scales(noise_scale, length_scale, noise_w)?;
         if ids.is_empty() {
             return Err(VitsError::EmptyInput);
         }
+        let g = self.speaker_embedding(speaker)?;
+        let g = g.as_ref();
         let mut rng = NormalRng::new(seed);
         let mut timings = ModuleTimings::default();
         let clock = std::time::Instant::now();
@@ -183,7 +279,7 @@ impl Voice {
         let dp_noise =
             rng.tensor(2 * ids.len(), noise_w, &self.device)?
                 .reshape((1, 2, ids.len()))?;
-        let logw = self.dp.reverse(&enc.hidden, &dp_noise)?;
+        let logw = self.dp.reverse(&enc.hidden, &dp_noise, g)?;
         let durations = length::durations_from_logw(&logw, length_scale);
         timings.duration_predictor = clock.elapsed();
         let clock = std::time::Instant::now();
@@ -197,10 +293,10 @@ impl Voice {
                 .reshape(m_p.shape())?;
             (m_p + (eps * logs_p.exp()?)?)?
         };
-        let z = self.flow.reverse(&z_p)?;
+        let z = self.flow.reverse(&z_p, g)?;
         timings.flow = clock.elapsed();
         let clock = std::time::Instant::now();
-        let audio = self.dec.forward(&z)?;
+        let audio = self.dec.forward(&z, g)?;
         timings.decoder = clock.elapsed();
         Ok(Synthesis {
             audio,
