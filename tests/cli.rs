@@ -360,3 +360,65 @@ fn synth_speaks_text_into_a_wav() {
         "unknown voice `xx_XX-nobody`; available: en_US-joe-medium",
     );
 }
+
+/// The multi-speaker, high-quality (ResBlock1) test voice of tests/engine/make_test_voice.py:
+/// listed with its speakers, and `--speaker` picks one by name or id.
+#[test]
+fn synth_picks_a_speaker_of_a_multi_speaker_voice() {
+    let voices = common::root().join("tests/fixtures/voices");
+    let voices = voices.to_str().unwrap();
+    let o = run(&["voices", "--voices", voices, "--json"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["name"], "test-multi-high");
+    assert_eq!(v[0]["speakers"], 3);
+    assert_eq!(v[0]["quality"], "high");
+    assert_eq!(
+        v[0]["speaker_names"],
+        serde_json::json!(["alice", "bob", "carol"])
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let synth = |speaker: &str, file: &str| {
+        let out = dir.path().join(file);
+        let o = run(&[
+            "synth",
+            "--voices",
+            voices,
+            "--voice",
+            "test-multi-high",
+            "--speaker",
+            speaker,
+            "--text",
+            "Hello there.",
+            "--noise-scale",
+            "0",
+            "--noise-w",
+            "0",
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{speaker}: {}", text(&o.stderr));
+        std::fs::read(out).unwrap()
+    };
+    let bob = synth("bob", "bob.wav");
+    // A name and its id are the same speaker; another speaker sounds different.
+    assert_eq!(bob, synth("1", "one.wav"));
+    assert_ne!(bob, synth("alice", "alice.wav"));
+    fails_with(
+        &[
+            "synth",
+            "--voices",
+            voices,
+            "--voice",
+            "test-multi-high",
+            "--speaker",
+            "dave",
+            "--text",
+            "hi",
+            "-o",
+            "x.wav",
+        ],
+        "has no speaker `dave`; it has: alice, bob, carol",
+    );
+}

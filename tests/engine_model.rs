@@ -85,7 +85,10 @@ fn multi_speaker_resblock1_voice_matches_onnx_runtime_for_every_speaker() {
     };
     assert!(matches!(
         model.synthesize(&[1, 0, 20, 0, 2], &params),
-        Err(VitsError::SpeakerOutOfRange { id: 3, n_speakers: 3 })
+        Err(VitsError::SpeakerOutOfRange {
+            id: 3,
+            n_speakers: 3
+        })
     ));
 }
 
@@ -184,10 +187,16 @@ fn bad_input_is_a_typed_error() {
         Err(VitsError::InvalidScale { .. })
     ));
     // A single-speaker voice has speaker 0 only.
-    let other = Params { speaker: 1, ..params };
+    let other = Params {
+        speaker: 1,
+        ..params
+    };
     assert!(matches!(
         voice.synthesize(&[1, 0, 20, 0, 2], &other),
-        Err(VitsError::SpeakerOutOfRange { id: 1, n_speakers: 1 })
+        Err(VitsError::SpeakerOutOfRange {
+            id: 1,
+            n_speakers: 1
+        })
     ));
     // Seeded noise is reproducible.
     let seeded = Params { seed: 7, ..params };

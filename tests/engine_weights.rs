@@ -210,3 +210,33 @@ fn truncated_and_corrupt_files_give_errors() {
     let err = read_weights(std::path::Path::new("/nonexistent/voice.onnx")).expect_err("no file");
     assert!(err.to_string().contains("/nonexistent/voice.onnx"), "{err}");
 }
+
+/// The multi-speaker, high-quality test voice (tests/engine/make_test_voice.py), exported
+/// by a newer torch than joe: its deduplicated LayerNorm gammas (`Identity` aliases) and
+/// its partly folded `exp(-logs)` are read, and every shape-derived setting is its own.
+#[test]
+fn hyperparameters_of_multi_speaker_high_test_voice() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/voices/test-multi-high.onnx");
+    let w = read_weights(&path).expect("test voice reads");
+    // Shared by 30 LayerNorms in the file, exposed under each of their names.
+    for name in [
+        "enc_p.encoder.norm_layers_1.0.gamma",
+        "enc_p.encoder.norm_layers_2.2.gamma",
+        "dp.flows.7.convs.norms_2.2.gamma",
+    ] {
+        assert_eq!(w.get(name).expect(name).dims, [32]);
+    }
+    // dp.flows.0.logs comes from `-logs` feeding /dp/flows.0/Exp, not from a folded exp.
+    assert_eq!(w.get("dp.flows.0.logs").expect("logs").dims, [2, 1]);
+    assert!(w.names().all(|n| !n.contains('/') && !n.contains("::")));
+    let h = hyperparameters(&w).expect("hyper");
+    assert_eq!((h.hidden_channels, h.inter_channels), (32, 16));
+    assert_eq!((h.filter_channels, h.n_heads, h.n_layers), (64, 2, 3));
+    assert_eq!(h.decoder.upsample_rates, [8, 8, 2, 2]);
+    assert_eq!(h.decoder.upsample_initial_channel, 32);
+    assert_eq!(h.decoder.resblock_kind, ResBlockKind::One);
+    assert_eq!(h.decoder.resblock_kernel_sizes, [3, 7, 11]);
+    assert_eq!(h.decoder.resblock_dilation_sizes, vec![vec![1, 3, 5]; 3]);
+    assert_eq!((h.gin_channels, h.n_speakers), (8, 3));
+}

@@ -552,3 +552,74 @@ fn a_client_that_goes_away_cancels_and_shutdown_finishes_in_flight_work() {
     let status = common::http::wait_exit(&mut server.child, Duration::from_secs(20));
     assert!(status.success(), "{status:?}");
 }
+
+/// A multi-speaker voice next to the default one: `GET /v1/voices` names its speakers,
+/// and `speaker` picks one by name or id (the same audio), another sounds different,
+/// and an unknown one is a 404 listing the names.
+#[test]
+fn speaker_selects_a_speaker_of_a_multi_speaker_voice() {
+    let voices = tempfile::tempdir().unwrap();
+    let root = common::root();
+    for (dir, name) in [
+        ("voices", "en_US-joe-medium"),
+        ("tests/fixtures/voices", "test-multi-high"),
+    ] {
+        for ext in ["onnx", "onnx.json"] {
+            std::os::unix::fs::symlink(
+                root.join(dir).join(format!("{name}.{ext}")),
+                voices.path().join(format!("{name}.{ext}")),
+            )
+            .unwrap();
+        }
+    }
+    let dir = default_pipelines();
+    let server = Server::start(
+        dir.path(),
+        &[
+            "--voices",
+            voices.path().to_str().unwrap(),
+            "--cache-mb",
+            "0",
+        ],
+        &[],
+    );
+    let port = server.port;
+    let listed = get(port, "/v1/voices").json();
+    let multi = listed["voices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "test-multi-high")
+        .expect("the test voice is listed");
+    assert_eq!(multi["speakers"], json!(["alice", "bob", "carol"]));
+    assert_eq!(multi["quality"], "high");
+
+    let speak = |speaker: &str| {
+        let r = post_json(
+            port,
+            "/v1/tts",
+            &json!({ "text": "Hello there.", "voice": "test-multi-high",
+                     "speaker": speaker, "seed": 5 }),
+        );
+        assert_eq!(r.status, 200, "{speaker}: {}", r.text());
+        wav(&r.body).1
+    };
+    let bob = speak("bob");
+    assert!(!bob.is_empty());
+    assert_eq!(bob, speak("1"));
+    assert_ne!(bob, speak("carol"));
+    let r = post_json(
+        port,
+        "/v1/tts",
+        &json!({ "text": "a", "voice": "test-multi-high", "speaker": "dave" }),
+    );
+    assert_error(&r, 404, "unknown_speaker");
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("alice, bob, carol"),
+        "{}",
+        r.text()
+    );
+}

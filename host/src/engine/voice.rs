@@ -130,7 +130,9 @@ impl VoiceConfig {
     /// Speaker names ordered by id, or `"0"…"N-1"` when the voice names none.
     pub fn speaker_names(&self) -> Vec<String> {
         if self.speaker_id_map.is_empty() {
-            return (0..self.num_speakers.max(1)).map(|i| i.to_string()).collect();
+            return (0..self.num_speakers.max(1))
+                .map(|i| i.to_string())
+                .collect();
         }
         let mut by_id: Vec<_> = self.speaker_id_map.iter().collect();
         by_id.sort_by_key(|(_, id)| **id);

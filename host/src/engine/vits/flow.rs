@@ -48,7 +48,10 @@ impl WaveNet {
             if c.out_channels() != 2 * hidden * n_layers {
                 return Err(VitsError::Shape {
                     name: format!("{prefix}.cond_layer.weight"),
-                    expected: format!("{} outputs (2 · {hidden} · {n_layers})", 2 * hidden * n_layers),
+                    expected: format!(
+                        "{} outputs (2 · {hidden} · {n_layers})",
+                        2 * hidden * n_layers
+                    ),
                     got: vec![c.out_channels(), c.in_channels()],
                 });
             }

@@ -2,7 +2,8 @@
 //!
 //! Pipeline for one sentence of phoneme ids (batch 1, no padding):
 //! text encoder → stochastic duration predictor (reverse) → length regulation →
-//! prior sample → flow (reverse) → HiFi-GAN decoder.
+//! prior sample → flow (reverse) → HiFi-GAN decoder. Multi-speaker voices condition the
+//! last three on the speaker's `emb_g` row.
 //!
 //! Weights use the training checkpoint's names (`enc_p.emb.weight`, `dp.flows.0.logs`,
 //! `flow.flows.6.enc.in_layers.0.weight`, …). Piper's ONNX export stores some under other
@@ -72,7 +73,8 @@ pub enum VitsError {
 pub struct VitsConfig {
     /// Strides of the decoder's transposed convolutions (their product is the hop length).
     pub upsample_rates: Vec<usize>,
-    /// Dilations of each ResBlock2 in a stage, in resblock order.
+    /// Dilations of each resblock in a stage, in resblock order (of `convs1` for
+    /// ResBlock1, whose `convs2` are undilated).
     pub resblock_dilations: Vec<Vec<usize>>,
     /// Dilation growth of the flow's WaveNet layers.
     pub flow_dilation_rate: usize,
@@ -191,8 +193,12 @@ impl Voice {
             ("dec.cond", voice.dec.cond_width()),
         ]
         .into_iter()
-        .chain(voice.flow.cond_widths().map(|w| ("flow.flows.*.enc.cond_layer", w)))
-        {
+        .chain(
+            voice
+                .flow
+                .cond_widths()
+                .map(|w| ("flow.flows.*.enc.cond_layer", w)),
+        ) {
             if width != gin {
                 return Err(VitsError::Shape {
                     name: format!("{name}.weight"),
