@@ -92,6 +92,23 @@ fn multi_speaker_resblock1_voice_matches_onnx_runtime_for_every_speaker() {
     ));
 }
 
+/// Any other voices to check the same way: `VOXPIPE_CHECK_VOICES=a.onnx:b.onnx`
+/// (first and last speaker of each). Without the variable this checks nothing; it is
+/// how a voice that is too big to commit is verified by hand.
+#[test]
+fn voices_named_in_the_environment_match_onnx_runtime() {
+    let Some(list) = std::env::var_os("VOXPIPE_CHECK_VOICES") else {
+        return;
+    };
+    for path in std::env::split_paths(&list) {
+        let (voice, _) = match_onnx_runtime(&path, 0);
+        let last = voice.n_speakers() as u32 - 1;
+        if last > 0 {
+            match_onnx_runtime(&path, last);
+        }
+    }
+}
+
 /// Runs [`SENTENCES`] through `voice_onnx` for speaker `sid` in ONNX Runtime (golden.py)
 /// and in candle; durations must match exactly and the audio to ≥ 60 dB SNR.
 /// Returns the loaded voice and every sentence's durations.

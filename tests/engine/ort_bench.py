@@ -3,7 +3,8 @@
 
 Usage: ort_bench.py VOICE.onnx SENTENCES.json REPS THREADS
 SENTENCES.json: {"sentences": [{"ids": [...]}, ...]}. Uses the voice's default
-scales (noise 0.667, length 1, noise_w 0.8). Prints one JSON object:
+scales (noise 0.667, length 1, noise_w 0.8) and speaker 0 of a multi-speaker
+voice. Prints one JSON object:
 {"sentences": [{"median_s": ..., "samples": ..., "piper_median_s": ...}, ...],
  "piper": "1.8.0" or null}.
 
@@ -30,8 +31,8 @@ try:
     from piper import PiperVoice, SynthesisConfig
 
     piper_voice = PiperVoice.load(voice)
-    piper_config = SynthesisConfig(noise_scale=0.667, length_scale=1.0, noise_w_scale=0.8,
-                                   normalize_audio=False)
+    piper_config = SynthesisConfig(speaker_id=0, noise_scale=0.667, length_scale=1.0,
+                                   noise_w_scale=0.8, normalize_audio=False)
     piper_version = version("piper-tts")
 except ImportError:
     piper_voice, piper_version = None, None
@@ -41,6 +42,8 @@ for s in json.load(open(sentences))["sentences"]:
     ids = np.array([s["ids"]], dtype=np.int64)
     feeds = {"input": ids, "input_lengths": np.array([ids.shape[1]], dtype=np.int64),
              "scales": np.array([0.667, 1.0, 0.8], dtype=np.float32)}
+    if any(i.name == "sid" for i in sess.get_inputs()):
+        feeds["sid"] = np.array([0], dtype=np.int64)
     sess.run(None, feeds)  # warm-up
     times, samples = [], 0
     for _ in range(reps):

@@ -40,11 +40,11 @@
 //!    [`Weights::skipped`].
 //! 5. `torch.onnx.export` stores bit-identical parameters once (LayerNorm gammas still at
 //!    their initial ones, say): the first keeps its name and each other one becomes an
-//!    `Identity` node from it to the other's parameter path
-//!    (`enc_p.encoder.norm_layers_1.0.gamma` → `dp.convs.norms_1.0.gamma`). Such an
-//!    output is exposed as a copy of the tensor under that path. An anonymous tensor that
-//!    several modules consume (rule 2 gives several names) is exposed under each name.
-//!    Aliases never replace a tensor stored under the same name.
+//!    `Identity` node reading it (`enc_p.encoder.norm_layers_1.0.gamma` →
+//!    `dp.convs.norms_1.0.gamma`, or → `onnx::Exp_9186` for a `-logs` equal to its `m`).
+//!    Each such output is one more tensor under the output's name, to which rules 1–4
+//!    apply. An anonymous tensor that several modules consume (rule 2 gives several
+//!    names) is exposed under each name, unless a tensor is stored under it already.
 //!
 //! The module also records the attributes of every `Conv` / `ConvTranspose` node by the
 //! canonical name of its weight ([`Weights::conv_attrs`]), which gives exact upsample strides and
@@ -805,22 +805,9 @@ fn names_from_consumers(
     names
 }
 
-/// Rule 5: `Identity` nodes that give a stored tensor another parameter path, as
-/// (that path, the tensor's ONNX name).
-fn identity_aliases<'a>(graph: &RawGraph<'a>) -> Vec<(String, &'a str)> {
-    graph
-        .nodes
-        .iter()
-        .filter(|n| n.op_type == "Identity")
-        .filter_map(|n| {
-            let (input, output) = (*n.inputs.first()?, *n.outputs.first()?);
-            is_canonical(output).then(|| (output.to_string(), input))
-        })
-        .collect()
-}
-
 /// All float tensors of the graph: initializers, then `Constant` node `value` attributes (named
-/// by the node's first output).
+/// by the node's first output), then the outputs of `Identity` nodes reading one of those
+/// (rule 5: the export's deduplication of identical parameters), each under its own name.
 fn float_tensors<'g, 'a>(graph: &'g RawGraph<'a>) -> Vec<(&'a str, &'g RawTensor<'a>)> {
     let initializers = graph
         .initializers
@@ -840,7 +827,19 @@ fn float_tensors<'g, 'a>(graph: &'g RawGraph<'a>) -> Vec<(&'a str, &'g RawTensor
             let output = n.outputs.first()?;
             is_float_type(tensor.data_type).then_some((*output, tensor))
         });
-    initializers.chain(constants).collect()
+    let mut tensors: Vec<_> = initializers.chain(constants).collect();
+    let by_name: HashMap<&str, &RawTensor<'a>> = tensors.iter().copied().collect();
+    let identities = graph
+        .nodes
+        .iter()
+        .filter(|n| n.op_type == "Identity")
+        .filter_map(|n| {
+            let tensor = by_name.get(n.inputs.first()?)?;
+            Some((*n.outputs.first()?, *tensor))
+        })
+        .collect::<Vec<_>>();
+    tensors.extend(identities);
+    tensors
 }
 
 fn insert_unique(
@@ -862,7 +861,7 @@ fn build_weights(graph: &RawGraph<'_>) -> Result<Weights, OnnxError> {
     let mut onnx_to_canonical: HashMap<&str, String> = HashMap::new();
     let mut folded_exp = Vec::new();
     let mut skipped = Vec::new();
-    // (alias, the name the tensor is stored under): rule 5, applied last.
+    // (alias, the name the tensor is stored under): rule 5's shared anonymous tensors.
     let mut aliases: Vec<(String, String)> = Vec::new();
 
     for (onnx_name, raw) in float_tensors(graph) {
@@ -914,11 +913,6 @@ fn build_weights(graph: &RawGraph<'_>) -> Result<Weights, OnnxError> {
         insert_unique(&mut tensors, name, logs)?;
     }
 
-    for (alias, onnx_name) in identity_aliases(graph) {
-        if let Some(primary) = onnx_to_canonical.get(onnx_name) {
-            aliases.push((alias, primary.clone()));
-        }
-    }
     for (alias, primary) in aliases {
         if !tensors.contains_key(&alias) {
             if let Some(tensor) = tensors.get(&primary).cloned() {

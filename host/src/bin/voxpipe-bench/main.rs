@@ -62,6 +62,12 @@ enum Bench {
         /// Where voxpipe's model runs: cpu, cuda, cuda:N, auto (ONNX Runtime stays on the CPU).
         #[arg(long, default_value = "cpu")]
         device: voxpipe::engine::device::DeviceSpec,
+        /// The voice to time (speaker 0 of a multi-speaker voice).
+        #[arg(long, default_value = "en_US-joe-medium")]
+        voice: String,
+        /// Folder of Piper voices.
+        #[arg(long, default_value = "voices", value_name = "DIR")]
+        voices: PathBuf,
     },
     /// The HTTP server under load: throughput, latency, saturation, first byte.
     Http {
@@ -101,7 +107,9 @@ fn main() -> anyhow::Result<()> {
             reps,
             ort_threads,
             device,
-        } => engine_bench(reps, ort_threads, device),
+            voice,
+            voices,
+        } => engine_bench(reps, ort_threads, device, &voices, &voice),
     }
 }
 
@@ -320,6 +328,8 @@ fn engine_bench(
     reps: usize,
     ort_threads: usize,
     device: voxpipe::engine::device::DeviceSpec,
+    voices: &std::path::Path,
+    voice_name: &str,
 ) -> anyhow::Result<()> {
     use voxpipe::engine::device::{device_label, gpu_memory};
     use voxpipe::engine::phonemize::Phonemizer;
@@ -329,7 +339,7 @@ fn engine_bench(
     let device = device.open()?;
     let (rss_before, _) = memory_mib();
     let gpu_before = gpu_memory(&device);
-    let voice = LoadedVoice::load_on(&root.join("voices"), "en_US-joe-medium", &device)?;
+    let voice = LoadedVoice::load_on(&root.join(voices), voice_name, &device)?;
     let (rss_loaded, _) = memory_mib();
     let phonemizer = Phonemizer::new()?;
     let texts = [
@@ -368,7 +378,7 @@ fn engine_bench(
     let rate = voice.sample_rate() as f64;
 
     println!(
-        "## Native voice (candle, {}) vs ONNX Runtime (CPU, {ort_threads} threads), en_US-joe-medium\n",
+        "## Native voice (candle, {}) vs ONNX Runtime (CPU, {ort_threads} threads), {voice_name}\n",
         device_label(&device)
     );
     let piper = ort["piper"].as_str().map(str::to_string);
