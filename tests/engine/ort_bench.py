@@ -1,30 +1,31 @@
 #!/usr/bin/env python3
-"""ONNX Runtime and Piper timing of a Piper voice, for voxpipe-bench's side-by-side table.
+"""ONNX Runtime and Piper on call, for voxpipe-bench's interleaved side-by-side table.
 
-Usage: ort_bench.py VOICE.onnx SENTENCES.json REPS THREADS
-SENTENCES.json: {"sentences": [{"ids": [...]}, ...]}. Uses the voice's default
-scales (noise 0.667, length 1, noise_w 0.8) and speaker 0 of a multi-speaker
-voice. Prints one JSON object:
-{"sentences": [{"median_s": ..., "samples": ..., "piper_median_s": ...}, ...],
- "piper": "1.8.0" or null}.
+Usage: ort_bench.py VOICE.onnx SENTENCES.json THREADS
+SENTENCES.json: {"sentences": [{"ids": [...]}, ...]}.
 
-ONNX Runtime runs with THREADS intra-op threads. Piper (the `piper-tts`
-package, when installed) is timed through its own API on the same phoneme ids:
-`PiperVoice.load` + `phoneme_ids_to_audio` (its session uses ONNX Runtime's
-default threads, i.e. every core), without its audio normalization.
+Loads the voice into an ONNX Runtime session (THREADS intra-op threads) and, when the
+`piper-tts` package is installed, into Piper's own API (`PiperVoice.load`; its session
+uses ONNX Runtime's default threads, i.e. every core). Prints one JSON line
+{"piper": "1.8.0" or null}, then answers each request line on stdin:
+  `ort I` or `piper I`  → synthesize sentence I once; print {"s": seconds, "samples": n}
+Both use the voice's default scales (noise 0.667, length 1, noise_w 0.8) and speaker 0 of
+a multi-speaker voice; Piper runs `phoneme_ids_to_audio` on the same ids, without its
+audio normalization. voxpipe-bench alternates these calls with its own runs, so that
+both sides see the same machine (shared machines drift by tens of percent in minutes).
 """
 import json
-import statistics
 import sys
 import time
 
 import numpy as np
 import onnxruntime as ort
 
-voice, sentences, reps, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+voice, sentences, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
 opts = ort.SessionOptions()
 opts.intra_op_num_threads = threads
 sess = ort.InferenceSession(voice, opts, providers=["CPUExecutionProvider"])
+multi = any(i.name == "sid" for i in sess.get_inputs())
 try:
     from importlib.metadata import version
 
@@ -37,28 +38,26 @@ try:
 except ImportError:
     piper_voice, piper_version = None, None
 
-out = []
-for s in json.load(open(sentences))["sentences"]:
-    ids = np.array([s["ids"]], dtype=np.int64)
-    feeds = {"input": ids, "input_lengths": np.array([ids.shape[1]], dtype=np.int64),
+ids = [s["ids"] for s in json.load(open(sentences))["sentences"]]
+
+
+def run_ort(i):
+    x = np.array([ids[i]], dtype=np.int64)
+    feeds = {"input": x, "input_lengths": np.array([x.shape[1]], dtype=np.int64),
              "scales": np.array([0.667, 1.0, 0.8], dtype=np.float32)}
-    if any(i.name == "sid" for i in sess.get_inputs()):
+    if multi:
         feeds["sid"] = np.array([0], dtype=np.int64)
-    sess.run(None, feeds)  # warm-up
-    times, samples = [], 0
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        audio = sess.run(None, feeds)[0]
-        times.append(time.perf_counter() - t0)
-        samples = int(audio.size)
-    row = {"median_s": statistics.median(times), "samples": samples}
-    if piper_voice is not None:
-        piper_voice.phoneme_ids_to_audio(s["ids"], piper_config)  # warm-up
-        times = []
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            piper_voice.phoneme_ids_to_audio(s["ids"], piper_config)
-            times.append(time.perf_counter() - t0)
-        row["piper_median_s"] = statistics.median(times)
-    out.append(row)
-print(json.dumps({"sentences": out, "piper": piper_version}))
+    return sess.run(None, feeds)[0].size
+
+
+def run_piper(i):
+    return np.size(piper_voice.phoneme_ids_to_audio(ids[i], piper_config))
+
+
+print(json.dumps({"piper": piper_version}), flush=True)
+for line in sys.stdin:
+    what, i = line.split()
+    run = run_piper if what == "piper" else run_ort
+    t0 = time.perf_counter()
+    n = run(int(i))
+    print(json.dumps({"s": time.perf_counter() - t0, "samples": int(n)}), flush=True)

@@ -16,6 +16,7 @@
 //! load (see http.rs): throughput and latency per concurrency, 2× saturation,
 //! streamed vs whole first byte, host overhead.
 
+mod engine;
 mod http;
 mod telemetry;
 
@@ -109,7 +110,7 @@ fn main() -> anyhow::Result<()> {
             device,
             voice,
             voices,
-        } => engine_bench(reps, ort_threads, device, &voices, &voice),
+        } => engine::engine_bench(reps, ort_threads, device, &voices, &voice),
     }
 }
 
@@ -306,198 +307,6 @@ in 1999) for 3 km of cable on Elm St.; call 555-123-4567 or mail jo.smith@mail.o
             "10 s @ 22.05 kHz"
         };
         row(name, input, audio_calls, s);
-    }
-    Ok(())
-}
-
-/// Resident and peak resident memory of this process, in MiB.
-fn memory_mib() -> (f64, f64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<f64>().ok())
-            .map_or(0.0, |kb| kb / 1024.0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-fn engine_bench(
-    reps: usize,
-    ort_threads: usize,
-    device: voxpipe::engine::device::DeviceSpec,
-    voices: &std::path::Path,
-    voice_name: &str,
-) -> anyhow::Result<()> {
-    use voxpipe::engine::device::{device_label, gpu_memory};
-    use voxpipe::engine::phonemize::Phonemizer;
-    use voxpipe::engine::synth::{LoadedVoice, SynthOptions};
-
-    let root = repo_root();
-    let device = device.open()?;
-    let (rss_before, _) = memory_mib();
-    let gpu_before = gpu_memory(&device);
-    let voice = LoadedVoice::load_on(&root.join(voices), voice_name, &device)?;
-    let (rss_loaded, _) = memory_mib();
-    let phonemizer = Phonemizer::new()?;
-    let texts = [
-        "Hi!",
-        "The weather is nice today.",
-        "Is this the right way to the station, or should we turn left at the next corner?",
-        "The quick brown fox jumps over the lazy dog; meanwhile, the cat sleeps soundly by the warm fire, dreaming of summer.",
-        "Loudness normalization, sentence splitting and pitch shifting all run as sandboxed plugins, while the voice itself runs natively, sentence by sentence, on the CPU or a GPU, and every stage appears as one span in a trace that an operator can open from a user's trace id.",
-    ];
-    let mut cases = Vec::new();
-    for t in texts {
-        let ids = voice.sentence_ids(&phonemizer, t)?.remove(0);
-        cases.push(serde_json::json!({ "ids": ids }));
-    }
-    let dir = tempfile::tempdir()?;
-    let sentences = dir.path().join("sentences.json");
-    std::fs::write(
-        &sentences,
-        serde_json::json!({ "sentences": cases }).to_string(),
-    )?;
-    let ort = std::process::Command::new("python3")
-        .arg(root.join("tests/engine/ort_bench.py"))
-        .arg(&voice.entry.model)
-        .arg(&sentences)
-        .arg(reps.to_string())
-        .arg(ort_threads.to_string())
-        .output()
-        .context("running tests/engine/ort_bench.py (pip install onnxruntime)")?;
-    anyhow::ensure!(
-        ort.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ort.stderr)
-    );
-    let ort: serde_json::Value = serde_json::from_slice(&ort.stdout)?;
-    let options = SynthOptions::default();
-    let rate = voice.sample_rate() as f64;
-
-    println!(
-        "## Native voice (candle, {}) vs ONNX Runtime (CPU, {ort_threads} threads), {voice_name}\n",
-        device_label(&device)
-    );
-    let piper = ort["piper"].as_str().map(str::to_string);
-    match &piper {
-        Some(v) => {
-            println!("| sentence | ids | audio | voxpipe | RTF | ONNX Runtime | RTF | ratio | Piper {v} | ratio |");
-            println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-        }
-        None => {
-            println!("| sentence | ids | audio | voxpipe | RTF | ONNX Runtime | RTF | ratio |");
-            println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
-        }
-    }
-    let mut ratios = Vec::new();
-    let mut piper_ratios = Vec::new();
-    let mut modules = [0f64; 4];
-    for (i, case) in cases.iter().enumerate() {
-        let ids: Vec<i64> = serde_json::from_value(case["ids"].clone())?;
-        let _ = voice.synthesize(&ids, &options)?; // warm-up
-        let mut times = Vec::new();
-        let mut samples = 0;
-        for _ in 0..reps {
-            let s = voice.synthesize(&ids, &options)?;
-            times.push(s.model_time);
-            samples = s.samples.len();
-            let t = s.timings;
-            for (m, d) in
-                modules
-                    .iter_mut()
-                    .zip([t.text_encoder, t.duration_predictor, t.flow, t.decoder])
-            {
-                *m += d.as_secs_f64();
-            }
-        }
-        let ours = stats(times).p50.as_secs_f64();
-        let theirs = ort["sentences"][i]["median_s"].as_f64().unwrap_or(f64::NAN);
-        let seconds = samples as f64 / rate;
-        let ratio = ours / theirs;
-        ratios.push(ratio);
-        print!(
-            "| {} | {} | {seconds:.2} s | {:.0} ms | {:.3} | {:.0} ms | {:.3} | {ratio:.2} |",
-            i + 1,
-            ids.len(),
-            ours * 1e3,
-            ours / seconds,
-            theirs * 1e3,
-            theirs / seconds,
-        );
-        match ort["sentences"][i]["piper_median_s"].as_f64() {
-            Some(p) if piper.is_some() => {
-                piper_ratios.push(ours / p);
-                println!(" {:.0} ms | {:.2} |", p * 1e3, ours / p);
-            }
-            _ => println!(),
-        }
-    }
-    ratios.sort_by(f64::total_cmp);
-    println!(
-        "\nMedian ratio voxpipe / ONNX Runtime: {:.2} (below 1.0 is faster than ONNX Runtime).",
-        ratios[ratios.len() / 2]
-    );
-    if !piper_ratios.is_empty() {
-        piper_ratios.sort_by(f64::total_cmp);
-        println!(
-            "Median ratio voxpipe / Piper (its own `phoneme_ids_to_audio`, same ids): {:.2}.",
-            piper_ratios[piper_ratios.len() / 2]
-        );
-    } else {
-        println!("(pip install piper-tts==1.8.0 adds Piper's own API as a column.)");
-    }
-    let total: f64 = modules.iter().sum();
-    println!(
-        "Where voxpipe's time goes (all sentences): text encoder {:.0} %, duration predictor {:.0} %, flow {:.0} %, decoder {:.0} %.",
-        100.0 * modules[0] / total,
-        100.0 * modules[1] / total,
-        100.0 * modules[2] / total,
-        100.0 * modules[3] / total
-    );
-    let (_, peak) = memory_mib();
-    println!(
-        "Memory: voice loaded +{:.0} MiB RSS ({:.0} → {:.0} MiB); peak RSS during synthesis {:.0} MiB, \
-         i.e. {:.0} MiB of working memory for one synthesis of these sentences.",
-        rss_loaded - rss_before,
-        rss_before,
-        rss_loaded,
-        peak,
-        peak - rss_loaded
-    );
-    // Concurrent syntheses of the longest sentence: the working memory each one adds.
-    let longest: Vec<i64> = serde_json::from_value(cases[cases.len() - 1]["ids"].clone())?;
-    for n in [2usize, 4] {
-        let started = std::time::Instant::now();
-        std::thread::scope(|s| {
-            let handles: Vec<_> = (0..n)
-                .map(|_| s.spawn(|| voice.synthesize(&longest, &options)))
-                .collect();
-            handles.into_iter().try_for_each(|h| {
-                h.join()
-                    .map_err(|_| anyhow::anyhow!("synthesis thread panicked"))?
-                    .map(|_| ())
-                    .map_err(anyhow::Error::from)
-            })
-        })?;
-        let (_, peak_n) = memory_mib();
-        println!(
-            "{n} concurrent syntheses of sentence 5: {:.2} s wall, peak RSS {:.0} MiB \
-             (≤ {:.0} MiB per synthesis above the loaded voice).",
-            started.elapsed().as_secs_f64(),
-            peak_n,
-            (peak_n - rss_loaded) / n as f64
-        );
-    }
-    if let (Some(before), Some(after)) = (gpu_before, gpu_memory(&device)) {
-        println!(
-            "GPU memory: {:.0} MiB in use before loading, {:.0} MiB after the runs, of {:.0} MiB.",
-            before.used_bytes as f64 / 1048576.0,
-            after.used_bytes as f64 / 1048576.0,
-            after.total_bytes as f64 / 1048576.0
-        );
     }
     Ok(())
 }

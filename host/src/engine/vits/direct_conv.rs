@@ -1185,3 +1185,65 @@ mod tests {
         assert!(DirectConvTranspose1d::new(&w, None, 2).is_err());
     }
 }
+
+/// Throughput of the direct convolution vs candle's im2col on the model's shapes, one and
+/// two threads: `cargo test --release --lib conv_speed -- --ignored --nocapture`.
+/// A measuring tool (machines here are noisy: run it twice), not a check.
+#[cfg(test)]
+mod conv_speed {
+    use super::*;
+
+    #[test]
+    #[ignore]
+    fn conv_speed() {
+        let dev = Device::Cpu;
+        // (in, out, kernel, dilation, length): decoder stages 0–2 of a 15 s sentence,
+        // a flow WaveNet in_layer and a text-encoder FFN conv at its frame rate.
+        let shapes = [
+            (128, 128, 3, 1, 10_776),
+            (128, 128, 7, 3, 10_776),
+            (64, 64, 5, 2, 86_208),
+            (32, 32, 5, 2, 344_832),
+            (192, 384, 5, 1, 1_347),
+            (192, 768, 3, 1, 623),
+        ];
+        let median = |f: &dyn Fn()| {
+            f();
+            let mut v: Vec<f64> = (0..9)
+                .map(|_| {
+                    let t = std::time::Instant::now();
+                    f();
+                    t.elapsed().as_secs_f64()
+                })
+                .collect();
+            v.sort_by(f64::total_cmp);
+            v[4]
+        };
+        for (cin, cout, k, d, len) in shapes {
+            let x = Tensor::zeros((1, cin, len), candle_core::DType::F32, &dev).unwrap();
+            let w = Tensor::ones((cout, cin, k), candle_core::DType::F32, &dev).unwrap();
+            let conv = DirectConv1d::new(&w, None, d).unwrap();
+            let gmacs = (cin * cout * k * len) as f64 / 1e9;
+            for threads in [1, 2] {
+                MAX_THREADS.store(threads, Ordering::Relaxed);
+                let s = median(&|| {
+                    conv.forward(&x, Some(0.1), false).unwrap();
+                });
+                println!(
+                    "{cin}→{cout} k{k} d{d} T {len}, direct, {threads} thread(s): {:.2} ms, {:.1} GMAC/s",
+                    s * 1e3,
+                    gmacs / s
+                );
+            }
+            MAX_THREADS.store(usize::MAX, Ordering::Relaxed);
+            let s = median(&|| {
+                x.conv1d(&w, d * (k - 1) / 2, 1, d, 1).unwrap();
+            });
+            println!(
+                "   candle im2col: {:.2} ms, {:.1} GMAC/s",
+                s * 1e3,
+                gmacs / s
+            );
+        }
+    }
+}

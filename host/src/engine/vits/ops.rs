@@ -103,9 +103,9 @@ pub(crate) enum FusedConv1d {
 }
 
 impl FusedConv1d {
-    /// Picks the implementation for `device`.
+    /// Picks the implementation for `device` (pointwise convolutions stay a matmul).
     pub(crate) fn new(conv: Conv1d, device: &candle_core::Device) -> Result<Self, VitsError> {
-        Ok(if device.is_cpu() {
+        Ok(if device.is_cpu() && conv.kernel > 1 {
             Self::Direct(conv.to_direct()?)
         } else {
             Self::Tensor(conv)

@@ -3,7 +3,7 @@
 
 use candle_core::{Device, Tensor};
 
-use super::ops::{softmax_last_dim, ChannelNorm, Conv1d};
+use super::ops::{softmax_last_dim, ChannelNorm, Conv1d, FusedConv1d};
 use super::weights::Weights;
 use super::VitsError;
 
@@ -190,17 +190,20 @@ fn diagonal_gather_index(len: usize, window: usize, device: &Device) -> Result<T
     Ok(Tensor::from_vec(idx, len * span, device)?)
 }
 
-/// Position-wise feed-forward: conv(k) → ReLU → conv(k), "same" padding.
+/// Position-wise feed-forward: conv(k) → ReLU → conv(k), "same" padding. On the CPU
+/// both run as direct convolutions (about twice candle's im2col speed at 192 ↔ 768
+/// channels), the ReLU fused into the second one's input.
 #[derive(Debug, Clone)]
 struct FeedForward {
-    conv_1: Conv1d,
-    conv_2: Conv1d,
+    conv_1: FusedConv1d,
+    conv_2: FusedConv1d,
 }
 
 impl FeedForward {
     fn forward(&self, x: &Tensor) -> Result<Tensor, VitsError> {
-        let h = self.conv_1.forward(x)?.relu()?;
-        self.conv_2.forward(&h)
+        let h = self.conv_1.forward(x, None, false)?;
+        // LeakyReLU with slope 0 is the ReLU.
+        self.conv_2.forward(&h, Some(0.0), false)
     }
 }
 
@@ -247,8 +250,14 @@ impl TextEncoder {
                     attn: RelativeAttention::load(w, &format!("{p}.attn_layers.{i}"), hidden)?,
                     norm_1: ChannelNorm::load(w, &format!("{p}.norm_layers_1.{i}"), hidden)?,
                     ffn: FeedForward {
-                        conv_1: Conv1d::load(w, &format!("{p}.ffn_layers.{i}.conv_1"), 1, true)?,
-                        conv_2: Conv1d::load(w, &format!("{p}.ffn_layers.{i}.conv_2"), 1, true)?,
+                        conv_1: FusedConv1d::new(
+                            Conv1d::load(w, &format!("{p}.ffn_layers.{i}.conv_1"), 1, true)?,
+                            w.device(),
+                        )?,
+                        conv_2: FusedConv1d::new(
+                            Conv1d::load(w, &format!("{p}.ffn_layers.{i}.conv_2"), 1, true)?,
+                            w.device(),
+                        )?,
                     },
                     norm_2: ChannelNorm::load(w, &format!("{p}.norm_layers_2.{i}"), hidden)?,
                 })
