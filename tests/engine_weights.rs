@@ -225,16 +225,16 @@ fn hyperparameters_of_multi_speaker_high_test_voice() {
         "enc_p.encoder.norm_layers_2.2.gamma",
         "dp.flows.7.convs.norms_2.2.gamma",
     ] {
-        assert_eq!(w.get(name).expect(name).dims, [32]);
+        assert_eq!(w.get(name).expect(name).dims, [16]);
     }
     // dp.flows.0.logs comes from `-logs` feeding /dp/flows.0/Exp, not from a folded exp.
     assert_eq!(w.get("dp.flows.0.logs").expect("logs").dims, [2, 1]);
     assert!(w.names().all(|n| !n.contains('/') && !n.contains("::")));
     let h = hyperparameters(&w).expect("hyper");
-    assert_eq!((h.hidden_channels, h.inter_channels), (32, 16));
-    assert_eq!((h.filter_channels, h.n_heads, h.n_layers), (64, 2, 3));
+    assert_eq!((h.hidden_channels, h.inter_channels), (16, 8));
+    assert_eq!((h.filter_channels, h.n_heads, h.n_layers), (48, 2, 3));
     assert_eq!(h.decoder.upsample_rates, [8, 8, 2, 2]);
-    assert_eq!(h.decoder.upsample_initial_channel, 32);
+    assert_eq!(h.decoder.upsample_initial_channel, 16);
     assert_eq!(h.decoder.resblock_kind, ResBlockKind::One);
     assert_eq!(h.decoder.resblock_kernel_sizes, [3, 7, 11]);
     assert_eq!(h.decoder.resblock_dilation_sizes, vec![vec![1, 3, 5]; 3]);

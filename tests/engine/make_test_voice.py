@@ -28,12 +28,12 @@ cfg = json.load(open(base_json))
 model = SynthesizerTrn(
     n_vocab=cfg["num_symbols"], spec_channels=513, segment_size=32,
     # inter ≠ hidden and odd widths, so that nothing in the loader can assume Piper's 192.
-    inter_channels=16, hidden_channels=32, filter_channels=64,
+    inter_channels=8, hidden_channels=16, filter_channels=48,
     n_heads=2, n_layers=3, kernel_size=3, p_dropout=0.1,
-    # Piper's "high" decoder (HiFi-GAN V1: ResBlock1, four upsampling stages), 1/16 the width.
+    # Piper's "high" decoder (HiFi-GAN V1: ResBlock1, four upsampling stages), 1/32 the width.
     resblock="1", resblock_kernel_sizes=(3, 7, 11),
     resblock_dilation_sizes=((1, 3, 5), (1, 3, 5), (1, 3, 5)),
-    upsample_rates=(8, 8, 2, 2), upsample_initial_channel=32,
+    upsample_rates=(8, 8, 2, 2), upsample_initial_channel=16,
     upsample_kernel_sizes=(16, 16, 4, 4),
     n_speakers=N_SPEAKERS, gin_channels=8, use_sdp=True)
 model.eval()
@@ -49,6 +49,9 @@ with torch.no_grad():
     for name, p in model.named_parameters():
         if ".cond" in name and name.endswith("weight") or name.endswith("cond_layer.weight_g"):
             p.mul_(4.0)
+    # Mean log-duration of about 1 (2–3 frames per id), so that the speakers' spread
+    # shows in the rounded durations.
+    model.dp.flows[0].m[0] -= 1.0  # reverse pass: logw = (z − m)·exp(−logs)
     model.dec.remove_weight_norm()
 
 
