@@ -74,7 +74,7 @@ impl SynthArgs {
                 format!(
                     "voice {} has no speaker `{s}`; it has: {}",
                     voice.entry.name,
-                    config.speaker_names().join(", ")
+                    config.speakers_hint()
                 )
             })?,
         };

@@ -43,8 +43,7 @@
 //!    `Identity` node reading it (`enc_p.encoder.norm_layers_1.0.gamma` →
 //!    `dp.convs.norms_1.0.gamma`, or → `onnx::Exp_9186` for a `-logs` equal to its `m`).
 //!    Each such output is one more tensor under the output's name, to which rules 1–4
-//!    apply. An anonymous tensor that several modules consume (rule 2 gives several
-//!    names) is exposed under each name, unless a tensor is stored under it already.
+//!    apply.
 //!
 //! The module also records the attributes of every `Conv` / `ConvTranspose` node by the
 //! canonical name of its weight ([`Weights::conv_attrs`]), which gives exact upsample strides and
@@ -779,30 +778,25 @@ fn consumers_of<'a>(graph: &RawGraph<'a>) -> HashMap<&'a str, Vec<(usize, usize)
     map
 }
 
-/// Canonical names of an anonymous tensor from the nodes consuming it, first use first;
-/// empty when none of them is a parametrized operator of a named module. More than one
-/// name means the export shared the tensor between modules (rule 5).
-fn names_from_consumers(
+/// Canonical name of an anonymous tensor from the nodes consuming it; `None` when they
+/// disagree or none of them is a parametrized operator.
+fn name_from_consumers(
     graph: &RawGraph<'_>,
     consumers: &HashMap<&str, Vec<(usize, usize)>>,
     value_name: &str,
-) -> Vec<String> {
-    let mut names: Vec<String> = Vec::new();
-    for &(node_index, slot) in consumers.get(value_name).into_iter().flatten() {
-        let Some(node) = graph.nodes.get(node_index) else {
-            continue;
-        };
-        let (Some(role), Some(module)) =
-            (role_of_input(node.op_type, slot), module_of_node(node.name))
-        else {
-            continue;
-        };
-        let name = format!("{module}.{role}");
-        if !names.contains(&name) {
-            names.push(name);
+) -> Option<String> {
+    let uses = consumers.get(value_name)?;
+    let mut derived: Option<String> = None;
+    for &(node_index, slot) in uses {
+        let node = graph.nodes.get(node_index)?;
+        let role = role_of_input(node.op_type, slot)?;
+        let name = format!("{}.{role}", module_of_node(node.name)?);
+        match &derived {
+            Some(previous) if *previous != name => return None,
+            _ => derived = Some(name),
         }
     }
-    names
+    derived
 }
 
 /// All float tensors of the graph: initializers, then `Constant` node `value` attributes (named
@@ -861,8 +855,6 @@ fn build_weights(graph: &RawGraph<'_>) -> Result<Weights, OnnxError> {
     let mut onnx_to_canonical: HashMap<&str, String> = HashMap::new();
     let mut folded_exp = Vec::new();
     let mut skipped = Vec::new();
-    // (alias, the name the tensor is stored under): rule 5's shared anonymous tensors.
-    let mut aliases: Vec<(String, String)> = Vec::new();
 
     for (onnx_name, raw) in float_tensors(graph) {
         let canonical = if is_canonical(onnx_name) {
@@ -879,13 +871,11 @@ fn build_weights(graph: &RawGraph<'_>) -> Result<Weights, OnnxError> {
             folded_exp.push((onnx_name, module, raw, Folded::NegLogs));
             None
         } else {
-            let mut names = names_from_consumers(graph, &consumers, onnx_name).into_iter();
-            let first = names.next();
-            match &first {
-                Some(primary) => aliases.extend(names.map(|alias| (alias, primary.clone()))),
-                None => skipped.push(onnx_name.to_string()),
+            let derived = name_from_consumers(graph, &consumers, onnx_name);
+            if derived.is_none() {
+                skipped.push(onnx_name.to_string());
             }
-            first
+            derived
         };
         if let Some(name) = canonical {
             let tensor = decode_tensor(raw, onnx_name)?;
@@ -913,15 +903,7 @@ fn build_weights(graph: &RawGraph<'_>) -> Result<Weights, OnnxError> {
         insert_unique(&mut tensors, name, logs)?;
     }
 
-    for (alias, primary) in aliases {
-        if !tensors.contains_key(&alias) {
-            if let Some(tensor) = tensors.get(&primary).cloned() {
-                tensors.insert(alias, tensor);
-            }
-        }
-    }
-
-    let conv_attrs = collect_conv_attrs(graph, &onnx_to_canonical, &tensors);
+    let conv_attrs = collect_conv_attrs(graph, &onnx_to_canonical);
     Ok(Weights {
         tensors,
         conv_attrs,
@@ -983,26 +965,20 @@ fn logs_from_exp_neg(exp_neg: Tensor, onnx_name: &str) -> Result<Tensor, OnnxErr
     })
 }
 
-/// Conv/ConvTranspose attributes keyed by the canonical name of the node's weight input:
-/// the node's own module's `weight` when that is a weight (so a shared tensor gets each
-/// user's attributes), else the name the tensor is stored under.
+/// Conv/ConvTranspose attributes keyed by the canonical name of the node's weight input.
 fn collect_conv_attrs(
     graph: &RawGraph<'_>,
     onnx_to_canonical: &HashMap<&str, String>,
-    tensors: &BTreeMap<String, Tensor>,
 ) -> BTreeMap<String, ConvAttrs> {
     let mut out = BTreeMap::new();
     for node in &graph.nodes {
         if node.op_type != "Conv" && node.op_type != "ConvTranspose" {
             continue;
         }
-        let Some(stored) = node.inputs.get(1).and_then(|w| onnx_to_canonical.get(w)) else {
+        let Some(weight) = node.inputs.get(1).and_then(|w| onnx_to_canonical.get(w)) else {
             continue;
         };
-        let own = module_of_node(node.name)
-            .map(|m| format!("{m}.weight"))
-            .filter(|name| tensors.contains_key(name));
-        out.insert(own.unwrap_or_else(|| stored.clone()), conv_attrs_of(node));
+        out.insert(weight.clone(), conv_attrs_of(node));
     }
     out
 }

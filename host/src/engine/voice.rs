@@ -139,6 +139,14 @@ impl VoiceConfig {
         by_id.into_iter().map(|(name, _)| name.clone()).collect()
     }
 
+    /// The speakers a request may name, for error messages.
+    pub fn speakers_hint(&self) -> String {
+        match self.num_speakers {
+            0 | 1 => "0 (a single-speaker voice)".to_string(),
+            _ => self.speaker_names().join(", "),
+        }
+    }
+
     /// The language tag in BCP 47 form (`en_US` → `en-US`).
     pub fn language_tag(&self) -> Option<String> {
         self.language.as_ref().map(|l| l.code.replace('_', "-"))

@@ -718,9 +718,6 @@ fn speaker_id(voice: &LoadedVoice, speaker: Option<&str>) -> Result<u32, TtsErro
         .ok_or_else(|| TtsError::UnknownSpeaker {
             name: speaker.to_string(),
             voice: voice.entry.name.clone(),
-            available: match config.num_speakers {
-                0 | 1 => "0 (a single-speaker voice)".to_string(),
-                _ => config.speaker_names().join(", "),
-            },
+            available: config.speakers_hint(),
         })
 }
