@@ -5,6 +5,7 @@ pub mod config;
 pub mod encode;
 pub mod engine;
 pub mod http;
+pub mod memory;
 pub mod pipeline;
 pub mod plugin;
 pub mod telemetry;

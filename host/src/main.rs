@@ -3,6 +3,7 @@ mod cli;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    voxpipe::memory::keep_freed_memory();
     match cli::Cli::parse().run() {
         Ok(code) => code,
         Err(e) => {

@@ -19,6 +19,9 @@ use voxpipe::tts::{Admission, AudioCache, ServiceOptions, TtsService, VoiceStore
 
 use super::{plugin_dirs, Cli};
 
+/// How long the server must be idle before freed synthesis memory is returned.
+const IDLE_TRIM: Duration = Duration::from_secs(10);
+
 #[derive(Args)]
 #[command(
     after_help = "Every flag overrides the config file; without either, the server \
@@ -162,6 +165,9 @@ impl ServeArgs {
         let _watcher = watch(registry.clone(), Duration::from_millis(config.poll_ms))?;
 
         let device = config.device.parse::<DeviceSpec>()?.open()?;
+        // Memory freed by syntheses stays with the allocator for reuse (see
+        // voxpipe::memory); it goes back to the kernel once the server is idle.
+        voxpipe::memory::IdleTrim::start(IDLE_TRIM)?;
         let voices = VoiceStore::new(config.voices.clone(), device);
         let limits = &config.limits;
         let admission = Admission::new(limits.effective_concurrency(), limits.queue);

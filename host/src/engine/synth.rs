@@ -126,6 +126,10 @@ impl LoadedVoice {
         };
         let weights = onnx::read_weights(&entry.model)?;
         let model = Voice::from_onnx(&weights, device)?;
+        drop(weights);
+        // The file's bytes and the unpacked copies are freed; give them back rather
+        // than keep them for reuse (see crate::memory).
+        crate::memory::release_free_memory();
         // The config's speaker map must address rows the model has.
         let speakers = entry.config.num_speakers.max(1) as usize;
         if speakers != model.n_speakers() {
@@ -184,6 +188,7 @@ impl LoadedVoice {
         options: &SynthOptions,
     ) -> Result<SentenceAudio, EngineError> {
         let defaults = self.entry.config.inference;
+        let _busy = crate::memory::Busy::enter();
         let started = Instant::now();
         let out = self
             .model

@@ -95,6 +95,8 @@ enum Bench {
 }
 
 fn main() -> anyhow::Result<()> {
+    // As the server does (see voxpipe::memory).
+    voxpipe::memory::keep_freed_memory();
     match Args::parse().bench {
         Bench::Runtime {
             calls,
