@@ -234,7 +234,13 @@ impl DirectConv1d {
     }
 
     /// Convolution on a channels-first `[in, len]` buffer; returns `[out, len]`.
-    fn run(&self, input: &[f32], len: usize, slope: Option<f32>, residual: bool) -> Vec<f32> {
+    pub(crate) fn run(
+        &self,
+        input: &[f32],
+        len: usize,
+        slope: Option<f32>,
+        residual: bool,
+    ) -> Vec<f32> {
         let mut out = alloc_out(self.out_ch * len);
         if len == 0 || self.out_ch == 0 {
             // SAFETY: empty.
@@ -306,7 +312,7 @@ fn channel_groups(chunks: usize, blocks: usize, threads: usize) -> usize {
 
 /// Runs `work(item, scratch)` for every item in `0..items` on `threads` threads (the
 /// calling one included), handing items out through an atomic counter.
-fn run_items<F>(items: usize, threads: usize, work: F)
+pub(crate) fn run_items<F>(items: usize, threads: usize, work: F)
 where
     F: Fn(usize, &mut Vec<f32>) + Sync,
 {
@@ -723,7 +729,7 @@ impl DirectConvTranspose1d {
     }
 }
 
-fn has_avx2_fma() -> bool {
+pub(crate) fn has_avx2_fma() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")

@@ -11,6 +11,7 @@
 //! the repository). Hyperparameters are read from tensor shapes wherever they are stored
 //! there; the rest is [`VitsConfig`].
 
+mod cpu;
 pub mod decoder;
 mod direct_conv;
 pub mod duration;

@@ -3,6 +3,7 @@
 
 use candle_core::{Tensor, D};
 
+use super::cpu;
 use super::direct_conv::DirectConv1d;
 use super::weights::Weights;
 use super::VitsError;
@@ -103,6 +104,14 @@ pub(crate) enum FusedConv1d {
 }
 
 impl FusedConv1d {
+    /// The direct kernel, when that is what was loaded.
+    pub(crate) fn direct(&self) -> Option<&DirectConv1d> {
+        match self {
+            Self::Direct(d) => Some(d),
+            Self::Tensor(_) => None,
+        }
+    }
+
     /// Picks the implementation for `device` (pointwise convolutions stay a matmul).
     pub(crate) fn new(conv: Conv1d, device: &candle_core::Device) -> Result<Self, VitsError> {
         Ok(if device.is_cpu() && conv.kernel > 1 {
@@ -128,6 +137,83 @@ impl FusedConv1d {
                 };
                 let y = conv.forward(&act)?;
                 Ok(if residual { (y + x)? } else { y })
+            }
+        }
+    }
+}
+
+/// A pointwise (1×1) convolution: candle's matmul, or on the CPU a [`cpu::Pointwise`]
+/// that works on plain buffers and can accumulate into its destination.
+#[derive(Debug, Clone)]
+pub(crate) enum Pointwise {
+    Cpu(cpu::Pointwise),
+    Tensor(Conv1d),
+}
+
+impl Pointwise {
+    /// Loads `{prefix}.weight` `[out, in, 1]` and `{prefix}.bias` for `device`.
+    pub(crate) fn load(
+        w: &Weights,
+        prefix: &str,
+        device: &candle_core::Device,
+    ) -> Result<Self, VitsError> {
+        let conv = Conv1d::load(w, prefix, 1, true)?;
+        if conv.kernel != 1 {
+            return Err(VitsError::Shape {
+                name: format!("{prefix}.weight"),
+                expected: "[out, in, 1] (pointwise)".into(),
+                got: conv.weight.dims().to_vec(),
+            });
+        }
+        if !device.is_cpu() {
+            return Ok(Self::Tensor(conv));
+        }
+        let (out_ch, in_ch) = conv.weight.dims2()?;
+        let bias = match &conv.bias {
+            Some(b) => b.flatten_all()?.to_vec1::<f32>()?,
+            None => vec![0.0; out_ch],
+        };
+        Ok(Self::Cpu(cpu::Pointwise::new(
+            conv.weight.flatten_all()?.to_vec1::<f32>()?,
+            bias,
+            out_ch,
+            in_ch,
+        )))
+    }
+
+    /// Number of output channels.
+    pub(crate) fn out_channels(&self) -> usize {
+        match self {
+            Self::Cpu(p) => p.out_channels(),
+            Self::Tensor(c) => c.out_channels(),
+        }
+    }
+
+    /// Number of input channels.
+    pub(crate) fn in_channels(&self) -> usize {
+        match self {
+            Self::Cpu(p) => p.in_channels(),
+            Self::Tensor(c) => c.in_channels(),
+        }
+    }
+
+    /// The CPU form, when that is what was loaded.
+    pub(crate) fn cpu(&self) -> Option<&cpu::Pointwise> {
+        match self {
+            Self::Cpu(p) => Some(p),
+            Self::Tensor(_) => None,
+        }
+    }
+
+    /// `x`: `[1, in, T]` → `[1, out, T]`.
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor, VitsError> {
+        match self {
+            Self::Tensor(c) => c.forward(x),
+            Self::Cpu(p) => {
+                let (_, _, len) = x.dims3()?;
+                let data = x.flatten_all()?.to_vec1::<f32>()?;
+                let y = p.forward(&data, len);
+                Ok(Tensor::from_vec(y, (1, p.out_channels(), len), x.device())?)
             }
         }
     }
