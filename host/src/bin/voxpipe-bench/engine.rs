@@ -134,6 +134,8 @@ pub fn engine_bench(
     let mut piper_times = vec![Vec::new(); n];
     let mut samples = vec![0usize; n];
     let mut modules = [0f64; 4];
+    // Per sentence, per module: the times of each round.
+    let mut module_times: Vec<[Vec<f64>; 4]> = vec![Default::default(); n];
     // A pause before each call lets the other side's worker threads (ONNX Runtime's and
     // rayon's spin after their work) go idle, so that no call pays for the previous one.
     let settle = || std::thread::sleep(SETTLE);
@@ -164,6 +166,14 @@ pub fn engine_bench(
                     .zip([t.text_encoder, t.duration_predictor, t.flow, t.decoder])
             {
                 *m += d.as_secs_f64();
+            }
+            for (m, d) in module_times[i].iter_mut().zip([
+                t.text_encoder,
+                t.duration_predictor,
+                t.flow,
+                t.decoder,
+            ]) {
+                m.push(d.as_secs_f64());
             }
         }
     }
@@ -233,6 +243,27 @@ pub fn engine_bench(
         100.0 * modules[2] / total,
         100.0 * modules[3] / total
     );
+    let median_ms = |v: &Vec<f64>| {
+        let mut v = v.clone();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).map_or(0.0, |s| s * 1e3)
+    };
+    println!("\nvoxpipe per module (medians):\n");
+    println!("| sentence | text encoder | duration predictor | flow | decoder | rest |");
+    println!("|---:|---:|---:|---:|---:|---:|");
+    for (i, times) in module_times.iter().enumerate() {
+        let m: Vec<f64> = times.iter().map(median_ms).collect();
+        let whole = stats(ours[i].clone()).p50.as_secs_f64() * 1e3;
+        println!(
+            "| {} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms |",
+            i + 1,
+            m[0],
+            m[1],
+            m[2],
+            m[3],
+            whole - m.iter().sum::<f64>()
+        );
+    }
     let (_, peak) = memory_mib();
     println!(
         "Memory: voice loaded +{:.0} MiB RSS ({:.0} → {:.0} MiB); peak RSS during synthesis {:.0} MiB, \

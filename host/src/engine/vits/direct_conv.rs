@@ -419,10 +419,12 @@ fn fill_window(
             let dst = &mut dst[lo..hi];
             let src = &src[t_lo..t_lo + (hi - lo)];
             match slope {
-                Some(a) => dst
-                    .iter_mut()
-                    .zip(src)
-                    .for_each(|(d, &v)| *d = v.max(v * a)),
+                // A select rather than `f32::max` (whose NaN rule blocks vectorising).
+                Some(a) => super::cpu::with_avx2(|| {
+                    dst.iter_mut()
+                        .zip(src)
+                        .for_each(|(d, &v)| *d = if v > 0.0 { v } else { v * a })
+                }),
                 None => dst.copy_from_slice(src),
             }
         }

@@ -6,7 +6,8 @@
 
 use candle_core::Tensor;
 
-use super::ops::{flip_channels, ChannelNorm, Conv1d, DepthwiseConv1d};
+use super::cpu;
+use super::ops::{flip_channels, ChannelNorm, Conv1d, DepthwiseConv1d, Pointwise};
 use super::weights::Weights;
 use super::VitsError;
 
@@ -26,7 +27,7 @@ struct DdsConv {
 struct DdsLayer {
     sep: DepthwiseConv1d,
     norm_1: ChannelNorm,
-    pointwise: Conv1d,
+    pointwise: Pointwise,
     norm_2: ChannelNorm,
 }
 
@@ -44,7 +45,7 @@ impl DdsConv {
                         kernel.pow(i as u32),
                     )?,
                     norm_1: ChannelNorm::load(w, &format!("{prefix}.norms_1.{i}"), channels)?,
-                    pointwise: Conv1d::load(w, &format!("{prefix}.convs_1x1.{i}"), 1, true)?,
+                    pointwise: Pointwise::load(w, &format!("{prefix}.convs_1x1.{i}"), w.device())?,
                     norm_2: ChannelNorm::load(w, &format!("{prefix}.norms_2.{i}"), channels)?,
                 })
             })
@@ -61,14 +62,33 @@ impl DdsConv {
         }
         Ok(x)
     }
+
+    /// [`Self::forward`] in place on a `[C, len]` buffer (CPU: fused passes, no
+    /// per-op tensors).
+    fn forward_cpu(&self, x: &mut [f32], len: usize) -> Result<(), VitsError> {
+        for l in &self.layers {
+            let pointwise = l
+                .pointwise
+                .cpu()
+                .ok_or_else(|| VitsError::Internal("DDSConv not loaded for the CPU".into()))?;
+            let mut y = l.sep.forward_cpu(x, len);
+            l.norm_1.forward_cpu(&mut y, len);
+            cpu::gelu(&mut y);
+            let mut y = pointwise.forward(&y, len);
+            l.norm_2.forward_cpu(&mut y, len);
+            cpu::gelu(&mut y);
+            cpu::add_assign(x, &y);
+        }
+        Ok(())
+    }
 }
 
 /// Coupling flow whose second channel goes through a conditioned rational-quadratic spline.
 #[derive(Debug, Clone)]
 struct ConvFlow {
-    pre: Conv1d,
+    pre: Pointwise,
     convs: DdsConv,
-    proj: Conv1d,
+    proj: Pointwise,
     num_bins: usize,
     /// sqrt(filter_channels): the width/height logits are divided by it.
     logit_scale: f32,
@@ -76,8 +96,8 @@ struct ConvFlow {
 
 impl ConvFlow {
     fn load(w: &Weights, prefix: &str) -> Result<Self, VitsError> {
-        let pre = Conv1d::load(w, &format!("{prefix}.pre"), 1, true)?;
-        let proj = Conv1d::load(w, &format!("{prefix}.proj"), 1, true)?;
+        let pre = Pointwise::load(w, &format!("{prefix}.pre"), w.device())?;
+        let proj = Pointwise::load(w, &format!("{prefix}.proj"), w.device())?;
         // proj emits 3·bins − 1 parameters per step (widths, heights, interior derivatives).
         let params = proj.out_channels();
         if pre.in_channels() != 1 || params % 3 != 2 {
@@ -117,6 +137,29 @@ impl ConvFlow {
         let len = out.len();
         let x1 = Tensor::from_vec(out, (1, 1, len), z.device())?;
         Ok(Tensor::cat(&[&x0, &x1], 1)?)
+    }
+
+    /// [`Self::reverse`] in place on `z` `[2, len]` with `cond` `[filter, len]` (CPU).
+    fn reverse_cpu(&self, z: &mut [f32], cond: &[f32], len: usize) -> Result<(), VitsError> {
+        let (Some(pre), Some(proj)) = (self.pre.cpu(), self.proj.cpu()) else {
+            return Err(VitsError::Internal(
+                "ConvFlow not loaded for the CPU".into(),
+            ));
+        };
+        let (x0, x1) = z.split_at_mut(len);
+        let mut h = pre.forward(x0, len);
+        cpu::add_assign(&mut h, cond);
+        self.convs.forward_cpu(&mut h, len)?;
+        let params = proj.forward(&h, len);
+        let n_params = proj.out_channels();
+        let mut p = vec![0.0f32; n_params];
+        for (t, y) in x1.iter_mut().enumerate() {
+            for (k, v) in p.iter_mut().enumerate() {
+                *v = params[k * len + t];
+            }
+            *y = self.inverse_spline(*y, &p);
+        }
+        Ok(())
     }
 
     /// Inverts the spline at one time step; `p` holds widths ‖ heights ‖ interior derivatives.
@@ -202,11 +245,11 @@ fn softplus(x: f32) -> f32 {
 /// The stochastic duration predictor `dp`.
 #[derive(Debug, Clone)]
 pub struct DurationPredictor {
-    pre: Conv1d,
+    pre: Pointwise,
     /// Speaker conditioning `gin → filter` of multi-speaker voices.
     cond: Option<Conv1d>,
     convs: DdsConv,
-    proj: Conv1d,
+    proj: Pointwise,
     /// ConvFlows in reverse-inference order (highest index first, the first one dropped).
     flows: Vec<ConvFlow>,
     /// ElementwiseAffine mean `[1, 2, 1]`.
@@ -232,13 +275,13 @@ impl DurationPredictor {
             .map(|i| ConvFlow::load(w, &format!("dp.flows.{i}")))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
-            pre: Conv1d::load(w, "dp.pre", 1, true)?,
+            pre: Pointwise::load(w, "dp.pre", w.device())?,
             cond: w
                 .contains("dp.cond.weight")
                 .then(|| Conv1d::load(w, "dp.cond", 1, true))
                 .transpose()?,
             convs: DdsConv::load(w, "dp.convs")?,
-            proj: Conv1d::load(w, "dp.proj", 1, true)?,
+            proj: Pointwise::load(w, "dp.proj", w.device())?,
             flows,
             affine_m: w.get_vector("dp.flows.0.m", 2)?.reshape((1, 2, 1))?,
             affine_logs: w.get_vector("dp.flows.0.logs", 2)?.reshape((1, 2, 1))?,
@@ -258,6 +301,9 @@ impl DurationPredictor {
         noise: &Tensor,
         g: Option<&Tensor>,
     ) -> Result<Vec<f32>, VitsError> {
+        if let (Some(pre), Some(proj)) = (self.pre.cpu(), self.proj.cpu()) {
+            return self.reverse_cpu(pre, proj, hidden, noise, g);
+        }
         let mut x = self.pre.forward(hidden)?;
         if let (Some(cond), Some(g)) = (&self.cond, g) {
             x = x.broadcast_add(&cond.forward(g)?)?;
@@ -274,5 +320,41 @@ impl DurationPredictor {
             .broadcast_sub(&self.affine_m)?
             .broadcast_mul(&self.affine_logs.neg()?.exp()?)?;
         Ok(z.narrow(1, 0, 1)?.flatten_all()?.to_vec1::<f32>()?)
+    }
+
+    /// [`Self::reverse`] on plain buffers (CPU).
+    fn reverse_cpu(
+        &self,
+        pre: &cpu::Pointwise,
+        proj: &cpu::Pointwise,
+        hidden: &Tensor,
+        noise: &Tensor,
+        g: Option<&Tensor>,
+    ) -> Result<Vec<f32>, VitsError> {
+        let (_, _, len) = hidden.dims3()?;
+        let mut x = pre.forward(&hidden.flatten_all()?.to_vec1::<f32>()?, len);
+        if let (Some(cond), Some(g)) = (&self.cond, g) {
+            let c = cond.forward(g)?.flatten_all()?.to_vec1::<f32>()?;
+            for (row, &v) in x.chunks_exact_mut(len).zip(&c) {
+                row.iter_mut().for_each(|x| *x += v);
+            }
+        }
+        self.convs.forward_cpu(&mut x, len)?;
+        let cond = proj.forward(&x, len);
+        let mut z = noise.flatten_all()?.to_vec1::<f32>()?;
+        // Flip of 2 channels: swap the rows.
+        let flip = |z: &mut Vec<f32>| z.rotate_left(len);
+        for flow in &self.flows {
+            flip(&mut z);
+            flow.reverse_cpu(&mut z, &cond, len)?;
+        }
+        flip(&mut z);
+        // ElementwiseAffine inverse on the first row: (z − m) · exp(−logs).
+        let m = self.affine_m.flatten_all()?.to_vec1::<f32>()?[0];
+        let logs = self.affine_logs.flatten_all()?.to_vec1::<f32>()?[0];
+        let scale = (-logs).exp();
+        z.truncate(len);
+        z.iter_mut().for_each(|v| *v = (*v - m) * scale);
+        Ok(z)
     }
 }

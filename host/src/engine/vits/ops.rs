@@ -66,6 +66,16 @@ impl Conv1d {
         self.weight.dims()[1]
     }
 
+    /// Weight (row-major `[out, in, k]`, or `[out, in]` when pointwise) and bias (zeros
+    /// without one) as plain vectors.
+    pub(crate) fn to_vecs(&self) -> Result<(Vec<f32>, Vec<f32>), VitsError> {
+        let bias = match &self.bias {
+            Some(b) => b.flatten_all()?.to_vec1::<f32>()?,
+            None => vec![0.0; self.out_channels()],
+        };
+        Ok((self.weight.flatten_all()?.to_vec1::<f32>()?, bias))
+    }
+
     /// The same convolution as a [`DirectConv1d`], for long inputs with few channels
     /// where candle's im2col buffer dominates (the decoder's later stages).
     pub(crate) fn to_direct(&self) -> Result<DirectConv1d, VitsError> {
@@ -168,17 +178,9 @@ impl Pointwise {
         if !device.is_cpu() {
             return Ok(Self::Tensor(conv));
         }
-        let (out_ch, in_ch) = conv.weight.dims2()?;
-        let bias = match &conv.bias {
-            Some(b) => b.flatten_all()?.to_vec1::<f32>()?,
-            None => vec![0.0; out_ch],
-        };
-        Ok(Self::Cpu(cpu::Pointwise::new(
-            conv.weight.flatten_all()?.to_vec1::<f32>()?,
-            bias,
-            out_ch,
-            in_ch,
-        )))
+        let (out_ch, in_ch) = (conv.out_channels(), conv.in_channels());
+        let (weight, bias) = conv.to_vecs()?;
+        Ok(Self::Cpu(cpu::Pointwise::new(weight, bias, out_ch, in_ch)))
     }
 
     /// Number of output channels.
@@ -226,6 +228,9 @@ pub(crate) struct ChannelNorm {
     gamma: Tensor,
     /// `[1, C, 1]`.
     beta: Tensor,
+    /// The same values as plain vectors, for [`Self::forward_cpu`].
+    gamma_v: Vec<f32>,
+    beta_v: Vec<f32>,
     eps: f64,
 }
 
@@ -239,10 +244,17 @@ impl ChannelNorm {
             .get_vector(&format!("{prefix}.beta"), channels)?
             .reshape((1, channels, 1))?;
         Ok(Self {
+            gamma_v: gamma.flatten_all()?.to_vec1::<f32>()?,
+            beta_v: beta.flatten_all()?.to_vec1::<f32>()?,
             gamma,
             beta,
             eps: 1e-5,
         })
+    }
+
+    /// [`Self::forward`] in place on a `[C, len]` buffer.
+    pub(crate) fn forward_cpu(&self, x: &mut [f32], len: usize) {
+        cpu::layer_norm(x, len, &self.gamma_v, &self.beta_v, self.eps as f32);
     }
 
     /// Normalizes every time step over its channels (biased variance, like PyTorch).
@@ -267,6 +279,9 @@ pub(crate) struct DepthwiseConv1d {
     taps: Vec<Tensor>,
     /// `[1, C, 1]`.
     bias: Tensor,
+    /// Row-major `[C, k]` and `[C]`, for [`Self::forward_cpu`].
+    weight_v: Vec<f32>,
+    bias_v: Vec<f32>,
     dilation: usize,
 }
 
@@ -290,9 +305,43 @@ impl DepthwiseConv1d {
             .reshape((1, channels, 1))?;
         Ok(Self {
             taps,
+            weight_v: weight.flatten_all()?.to_vec1::<f32>()?,
+            bias_v: bias.flatten_all()?.to_vec1::<f32>()?,
             bias,
             dilation,
         })
+    }
+
+    /// [`Self::forward`] on a `[C, len]` buffer: one pass per channel row.
+    pub(crate) fn forward_cpu(&self, x: &[f32], len: usize) -> Vec<f32> {
+        let k = self.taps.len();
+        let pad = self.dilation * (k - 1) / 2;
+        let mut out = vec![0.0f32; x.len()];
+        cpu::with_avx2(|| {
+            for ((o, row), (w, &b)) in out
+                .chunks_exact_mut(len)
+                .zip(x.chunks_exact(len))
+                .zip(self.weight_v.chunks_exact(k).zip(&self.bias_v))
+            {
+                o.fill(b);
+                for (j, &wj) in w.iter().enumerate() {
+                    // Tap j reads x[t + j·d − pad]; zero outside 0..len.
+                    let shift = (j * self.dilation) as isize - pad as isize;
+                    let t_lo = (-shift).clamp(0, len as isize) as usize;
+                    let t_hi = (len as isize - shift).clamp(t_lo as isize, len as isize) as usize;
+                    if t_hi == t_lo {
+                        continue; // the tap only sees padding
+                    }
+                    let src =
+                        &row[(t_lo as isize + shift) as usize..(t_hi as isize + shift) as usize];
+                    o[t_lo..t_hi]
+                        .iter_mut()
+                        .zip(src)
+                        .for_each(|(o, &v)| *o += wj * v);
+                }
+            }
+        });
+        out
     }
 
     /// `[1, C, T]` → `[1, C, T]`.

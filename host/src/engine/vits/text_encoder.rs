@@ -3,7 +3,9 @@
 
 use candle_core::{Device, Tensor};
 
-use super::ops::{softmax_last_dim, ChannelNorm, Conv1d, FusedConv1d};
+use super::cpu;
+use super::direct_conv::DirectConv1d;
+use super::ops::{softmax_last_dim, ChannelNorm, Conv1d, FusedConv1d, Pointwise};
 use super::weights::Weights;
 use super::VitsError;
 
@@ -223,13 +225,90 @@ impl EncoderLayer {
     }
 }
 
+/// [`EncoderLayer`] on plain `[H, T]` buffers (CPU): q/k/v in one gemm, attention with
+/// a fused band + softmax pass ([`cpu::relative_attention`]), the output projection and
+/// the FFN accumulating into the residual, LayerNorm in place.
+#[derive(Debug, Clone)]
+struct CpuEncoderLayer {
+    /// `[3H, H]`: q (pre-divided by `sqrt(d_k)`, as VITS divides the query), k, v.
+    qkv: cpu::Pointwise,
+    o: cpu::Pointwise,
+    /// `[2·window+1, d_k]` each.
+    rel_k: Vec<f32>,
+    rel_v: Vec<f32>,
+    heads: usize,
+    norm_1: ChannelNorm,
+    ffn_1: DirectConv1d,
+    ffn_2: DirectConv1d,
+    norm_2: ChannelNorm,
+}
+
+impl CpuEncoderLayer {
+    fn new(layer: &EncoderLayer) -> Result<Self, VitsError> {
+        let a = &layer.attn;
+        let hidden = a.conv_q.out_channels();
+        let d_k = hidden / a.n_heads;
+        let scale = 1.0 / (d_k as f32).sqrt();
+        let (mut weight, mut bias) = a.conv_q.to_vecs()?;
+        weight
+            .iter_mut()
+            .chain(bias.iter_mut())
+            .for_each(|v| *v *= scale);
+        for conv in [&a.conv_k, &a.conv_v] {
+            let (w, b) = conv.to_vecs()?;
+            weight.extend(w);
+            bias.extend(b);
+        }
+        let (wo, bo) = a.conv_o.to_vecs()?;
+        let direct = |c: &FusedConv1d| {
+            c.direct()
+                .cloned()
+                .ok_or_else(|| VitsError::Internal("FFN conv is not a direct conv".into()))
+        };
+        Ok(Self {
+            qkv: cpu::Pointwise::new(weight, bias, 3 * hidden, hidden),
+            o: cpu::Pointwise::new(wo, bo, hidden, hidden),
+            rel_k: a.emb_rel_k.flatten_all()?.to_vec1::<f32>()?,
+            rel_v: a.emb_rel_v.flatten_all()?.to_vec1::<f32>()?,
+            heads: a.n_heads,
+            norm_1: layer.norm_1.clone(),
+            ffn_1: direct(&layer.ffn.conv_1)?,
+            ffn_2: direct(&layer.ffn.conv_2)?,
+            norm_2: layer.norm_2.clone(),
+        })
+    }
+
+    /// `x` `[H, len]` in place.
+    fn forward(&self, x: &mut [f32], len: usize) {
+        let qkv = self.qkv.forward(x, len);
+        let mut att = vec![0.0f32; x.len()];
+        cpu::relative_attention(&qkv, self.heads, len, &self.rel_k, &self.rel_v, &mut att);
+        drop(qkv);
+        self.o
+            .accumulate(&att, len, 0..self.o.out_channels(), 1.0, x);
+        self.norm_1.forward_cpu(x, len);
+        let h = self.ffn_1.run(x, len, None, false);
+        // LeakyReLU with slope 0 is the ReLU.
+        let y = self.ffn_2.run(&h, len, Some(0.0), false);
+        cpu::add_assign(x, &y);
+        self.norm_2.forward_cpu(x, len);
+    }
+}
+
+/// The transformer layers: candle ops, or on the CPU plain buffers.
+#[derive(Debug, Clone)]
+enum Layers {
+    Tensor(Vec<EncoderLayer>),
+    Cpu(Vec<CpuEncoderLayer>),
+}
+
 /// The text encoder `enc_p`.
 #[derive(Debug, Clone)]
 pub struct TextEncoder {
     /// `[n_symbols, hidden]`.
     emb: Tensor,
-    layers: Vec<EncoderLayer>,
-    proj: Conv1d,
+    layers: Layers,
+    proj: Pointwise,
 }
 
 impl TextEncoder {
@@ -263,7 +342,7 @@ impl TextEncoder {
                 })
             })
             .collect::<Result<Vec<_>, VitsError>>()?;
-        let proj = Conv1d::load(w, "enc_p.proj", 1, true)?;
+        let proj = Pointwise::load(w, "enc_p.proj", w.device())?;
         if proj.out_channels() % 2 != 0 {
             return Err(VitsError::Shape {
                 name: "enc_p.proj.weight".into(),
@@ -271,6 +350,16 @@ impl TextEncoder {
                 got: vec![proj.out_channels()],
             });
         }
+        let layers = if w.device().is_cpu() {
+            Layers::Cpu(
+                layers
+                    .iter()
+                    .map(CpuEncoderLayer::new)
+                    .collect::<Result<_, _>>()?,
+            )
+        } else {
+            Layers::Tensor(layers)
+        };
         Ok(Self { emb, layers, proj })
     }
 
@@ -297,15 +386,26 @@ impl TextEncoder {
         // Embeddings are scaled by sqrt(hidden) as in the original transformer.
         let x = (self.emb.index_select(&idx, 0)? * (hidden as f64).sqrt())?;
         let mut x = x.t()?.contiguous()?.unsqueeze(0)?;
-        let mut bands: Option<(usize, BandIndex)> = None;
-        for layer in &self.layers {
-            // Layers normally share one window; rebuild only if one differs.
-            let window = layer.attn.window;
-            if bands.as_ref().is_none_or(|(w, _)| *w != window) {
-                bands = Some((window, BandIndex::new(len, window, x.device())?));
+        match &self.layers {
+            Layers::Tensor(layers) => {
+                let mut bands: Option<(usize, BandIndex)> = None;
+                for layer in layers {
+                    // Layers normally share one window; rebuild only if one differs.
+                    let window = layer.attn.window;
+                    if bands.as_ref().is_none_or(|(w, _)| *w != window) {
+                        bands = Some((window, BandIndex::new(len, window, x.device())?));
+                    }
+                    let (_, b) = bands.as_ref().expect("just built");
+                    x = layer.forward(&x, b)?;
+                }
             }
-            let (_, b) = bands.as_ref().expect("just built");
-            x = layer.forward(&x, b)?;
+            Layers::Cpu(layers) => {
+                let mut buf = x.flatten_all()?.to_vec1::<f32>()?;
+                for layer in layers {
+                    layer.forward(&mut buf, len);
+                }
+                x = Tensor::from_vec(buf, (1, hidden, len), x.device())?;
+            }
         }
         let stats = self.proj.forward(&x)?;
         let half = self.proj.out_channels() / 2;
