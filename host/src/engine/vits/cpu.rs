@@ -51,7 +51,8 @@ pub(crate) fn tanh(x: f32) -> f32 {
 
 /// Runs `f` compiled for AVX2 + FMA when the CPU has them: `f` is inlined into a
 /// function with those target features, so its loops vectorise 8 lanes wide instead of
-/// the 4 of the x86-64 baseline.
+/// the 4 of the x86-64 baseline. Callers mark the closure `#[inline(always)]`: left to
+/// itself LLVM may keep a large closure out of line, compiled for the baseline.
 #[inline(always)]
 pub(crate) fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
@@ -152,17 +153,23 @@ pub(crate) fn gated_tanh(x: &[f32], h: usize, len: usize, offset: Option<&[f32]>
 }
 
 fn gate_row(a: &[f32], g: &[f32], ba: f32, bb: f32, out: &mut [f32]) {
-    with_avx2(|| {
-        for ((o, &a), &g) in out.iter_mut().zip(a).zip(g) {
-            *o = tanh(a + ba) * sigmoid(g + bb);
-        }
-    })
+    with_avx2(
+        #[inline(always)]
+        || {
+            for ((o, &a), &g) in out.iter_mut().zip(a).zip(g) {
+                *o = tanh(a + ba) * sigmoid(g + bb);
+            }
+        },
+    )
 }
 
 /// LayerNorm over the channels of a `[C, len]` buffer, in place (biased variance, as
 /// VITS' `modules.LayerNorm`): three vectorised row sweeps, no transposes.
 pub(crate) fn layer_norm(x: &mut [f32], len: usize, gamma: &[f32], beta: &[f32], eps: f32) {
-    with_avx2(|| layer_norm_inner(x, len, gamma, beta, eps))
+    with_avx2(
+        #[inline(always)]
+        || layer_norm_inner(x, len, gamma, beta, eps),
+    )
 }
 
 #[inline(always)]
@@ -213,16 +220,30 @@ pub(crate) fn erf(x: f32) -> f32 {
 
 /// GELU (the erf form, as `torch.nn.functional.gelu`) in place.
 pub(crate) fn gelu(x: &mut [f32]) {
-    with_avx2(|| {
-        x.iter_mut()
-            .for_each(|v| *v = 0.5 * *v * (1.0 + erf(*v * std::f32::consts::FRAC_1_SQRT_2)))
-    });
+    with_avx2(
+        #[inline(always)]
+        || {
+            x.iter_mut()
+                .for_each(|v| *v = 0.5 * *v * (1.0 + erf(*v * std::f32::consts::FRAC_1_SQRT_2)))
+        },
+    );
+}
+
+/// `tanh` in place.
+pub(crate) fn tanh_in_place(x: &mut [f32]) {
+    with_avx2(
+        #[inline(always)]
+        || x.iter_mut().for_each(|v| *v = tanh(*v)),
+    );
 }
 
 /// `x += y`, elementwise.
 pub(crate) fn add_assign(x: &mut [f32], y: &[f32]) {
     debug_assert_eq!(x.len(), y.len());
-    with_avx2(|| x.iter_mut().zip(y).for_each(|(a, &b)| *a += b));
+    with_avx2(
+        #[inline(always)]
+        || x.iter_mut().zip(y).for_each(|(a, &b)| *a += b),
+    );
 }
 
 /// Softmax of one row in place (max-subtracted).
@@ -352,7 +373,10 @@ pub(crate) fn relative_attention(
                     for r in r_lo..r_hi {
                         row[i + r - window] += rel[r * len + i];
                     }
-                    with_avx2(|| softmax_row(row));
+                    with_avx2(
+                        #[inline(always)]
+                        || softmax_row(row),
+                    );
                     band.fill(0.0);
                     for r in r_lo..r_hi {
                         band[r] = row[i + r - window];
@@ -430,12 +454,15 @@ impl Pointwise {
     ) {
         debug_assert_eq!(x.len(), self.in_ch * len);
         debug_assert_eq!(dst.len(), rows.len() * len);
-        with_avx2(|| {
-            for (row, &b) in dst.chunks_exact_mut(len).zip(&self.bias[rows.clone()]) {
-                let b = sign * b;
-                row.iter_mut().for_each(|v| *v += b);
-            }
-        });
+        with_avx2(
+            #[inline(always)]
+            || {
+                for (row, &b) in dst.chunks_exact_mut(len).zip(&self.bias[rows.clone()]) {
+                    let b = sign * b;
+                    row.iter_mut().for_each(|v| *v += b);
+                }
+            },
+        );
         self.gemm(x, len, rows, sign, true, dst);
     }
 

@@ -2,7 +2,8 @@
 
 use candle_core::Tensor;
 
-use super::direct_conv::DirectConvTranspose1d;
+use super::cpu;
+use super::direct_conv::{DirectConv1d, DirectConvTranspose1d};
 use super::ops::{leaky_relu, Conv1d, FusedConv1d};
 use super::weights::Weights;
 use super::VitsError;
@@ -26,9 +27,10 @@ struct Upsample {
 }
 
 impl Upsample {
-    fn load(w: &Weights, prefix: &str, stride: usize) -> Result<Self, VitsError> {
+    /// `scale` multiplies the weight (see [`Decoder`] on the resblock average).
+    fn load(w: &Weights, prefix: &str, stride: usize, scale: f64) -> Result<Self, VitsError> {
         let name = format!("{prefix}.weight");
-        let weight = w.get_rank(&name, 3)?;
+        let weight = (w.get_rank(&name, 3)? * scale)?;
         let (_, out_ch, kernel) = weight.dims3()?;
         if kernel < stride || !(kernel - stride).is_multiple_of(2) {
             return Err(VitsError::Shape {
@@ -149,7 +151,67 @@ impl ResBlock {
     }
 }
 
+impl ResBlock {
+    /// The convolutions as direct kernels, in order, when they were loaded so.
+    fn direct(&self) -> Option<Vec<&DirectConv1d>> {
+        match self {
+            Self::One(pairs) => pairs
+                .iter()
+                .flat_map(|(a, b)| [a.direct(), b.direct()])
+                .collect(),
+            Self::Two(convs) => convs.iter().map(FusedConv1d::direct).collect(),
+        }
+    }
+
+    /// [`Self::forward`] on a `[C, len]` buffer, its result added to `sum` by the last
+    /// convolution's store (or becoming `sum` when there is none yet): no separate
+    /// pass for the residual or the multi-receptive-field sum.
+    fn forward_cpu(&self, x: &[f32], len: usize, sum: &mut Option<Vec<f32>>) {
+        let slope = Some(SLOPE as f32);
+        let convs = self.direct().expect("checked by Decoder::forward");
+        // The last convolution: `conv(act(input)) + residual`, into the sum.
+        let finish =
+            |conv: &DirectConv1d, input: &[f32], residual: &[f32], sum: &mut Option<Vec<f32>>| {
+                match sum {
+                    Some(s) => conv.run_into(input, len, slope, Some(residual), s, true),
+                    None => *sum = Some(conv.run_with(input, len, slope, Some(residual))),
+                }
+            };
+        let mut cur: Option<Vec<f32>> = None;
+        match self {
+            Self::One(_) => {
+                let n = convs.len() / 2;
+                for (i, pair) in convs.chunks_exact(2).enumerate() {
+                    let input = cur.as_deref().unwrap_or(x);
+                    let y = pair[0].run(input, len, slope, false);
+                    if i + 1 == n {
+                        finish(pair[1], &y, input, sum);
+                    } else {
+                        cur = Some(pair[1].run_with(&y, len, slope, Some(input)));
+                    }
+                }
+            }
+            Self::Two(_) => {
+                let n = convs.len();
+                for (i, conv) in convs.iter().enumerate() {
+                    let input = cur.as_deref().unwrap_or(x);
+                    if i + 1 == n {
+                        finish(conv, input, input, sum);
+                    } else {
+                        cur = Some(conv.run(input, len, slope, true));
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The generator `dec`.
+///
+/// Each stage averages its parallel resblocks (multi-receptive-field fusion). The
+/// average's `1 / n` is folded into the weights of the layer after it (the next
+/// upsampling or `conv_post`): both start with a LeakyReLU, and
+/// `conv(leaky(s / n)) = (conv / n)(leaky(s))` for `n > 0`, so the stage only sums.
 #[derive(Debug, Clone)]
 pub struct Decoder {
     conv_pre: FusedConv1d,
@@ -192,11 +254,14 @@ impl Decoder {
             )));
         }
         let per_stage = n_res / n_ups;
+        // The previous stage's resblock average (see the type's docs).
+        let average = 1.0 / per_stage as f64;
         let stages = upsample_rates
             .iter()
             .enumerate()
             .map(|(i, &rate)| {
-                let up = Upsample::load(w, &format!("dec.ups.{i}"), rate)?;
+                let scale = if i == 0 { 1.0 } else { average };
+                let up = Upsample::load(w, &format!("dec.ups.{i}"), rate, scale)?;
                 let blocks = (0..per_stage)
                     .map(|j| {
                         ResBlock::load(
@@ -216,7 +281,10 @@ impl Decoder {
                 .then(|| Conv1d::load(w, "dec.cond", 1, true))
                 .transpose()?,
             stages,
-            conv_post: FusedConv1d::new(Conv1d::load(w, "dec.conv_post", 1, false)?, w.device())?,
+            conv_post: FusedConv1d::new(
+                Conv1d::load(w, "dec.conv_post", 1, false)?.scaled(average)?,
+                w.device(),
+            )?,
         })
     }
 
@@ -237,6 +305,9 @@ impl Decoder {
         if let (Some(cond), Some(g)) = (&self.cond, g) {
             x = x.broadcast_add(&cond.forward(g)?)?;
         }
+        if self.is_direct() {
+            return self.stages_cpu(&x);
+        }
         for (up, blocks) in &self.stages {
             x = up.forward(&x)?;
             // Multi-receptive-field fusion: average of the parallel resblocks.
@@ -248,13 +319,42 @@ impl Decoder {
                     None => y,
                 });
             }
-            let sum = sum.ok_or_else(|| VitsError::Internal("stage without resblocks".into()))?;
-            x = (sum / blocks.len() as f64)?;
+            // The average's 1/n is in the next layer's weights.
+            x = sum.ok_or_else(|| VitsError::Internal("stage without resblocks".into()))?;
         }
         let x = self
             .conv_post
             .forward(&x, Some(SLOPE_POST as f32), false)?
             .tanh()?;
         Ok(x.flatten_all()?.to_vec1::<f32>()?)
+    }
+
+    /// Every stage and `conv_post` run as direct kernels (the CPU).
+    fn is_direct(&self) -> bool {
+        self.conv_post.direct().is_some()
+            && self.stages.iter().all(|(up, blocks)| {
+                up.direct.is_some() && blocks.iter().all(|b| b.direct().is_some())
+            })
+    }
+
+    /// The stages and `conv_post` on plain buffers, from `x` `[1, C, F]` (CPU).
+    fn stages_cpu(&self, x: &Tensor) -> Result<Vec<f32>, VitsError> {
+        let (_, _, mut len) = x.dims3()?;
+        let mut x = x.flatten_all()?.to_vec1::<f32>()?;
+        for (up, blocks) in &self.stages {
+            let direct = up.direct.as_ref().expect("checked by is_direct");
+            x = direct.run(&x, len, Some(SLOPE as f32));
+            len *= up.stride;
+            let mut sum = None;
+            for block in blocks {
+                block.forward_cpu(&x, len, &mut sum);
+            }
+            x = sum.ok_or_else(|| VitsError::Internal("stage without resblocks".into()))?;
+        }
+        let post = self.conv_post.direct().expect("checked by is_direct");
+        let mut y = post.run(&x, len, Some(SLOPE_POST as f32), false);
+        drop(x);
+        cpu::tanh_in_place(&mut y);
+        Ok(y)
     }
 }

@@ -241,10 +241,60 @@ impl DirectConv1d {
         slope: Option<f32>,
         residual: bool,
     ) -> Vec<f32> {
+        self.run_with(input, len, slope, residual.then_some(input))
+    }
+
+    /// [`Self::run`] with the residual taken from any `[out, len]` buffer.
+    pub(crate) fn run_with(
+        &self,
+        input: &[f32],
+        len: usize,
+        slope: Option<f32>,
+        residual: Option<&[f32]>,
+    ) -> Vec<f32> {
         let mut out = alloc_out(self.out_ch * len);
+        // SAFETY: `out` has `out · len` elements; not accumulating, the kernels write
+        // every one of them before it is read.
+        unsafe { self.run_raw(input, len, slope, residual, out.as_mut_ptr().cast(), false) };
+        // SAFETY: written above.
+        unsafe { assume_init(out) }
+    }
+
+    /// `out (+)= conv(act(input)) + residual`: the store adds `residual` (`[out, len]`,
+    /// any buffer, e.g. the input of an earlier convolution) and, when `accumulate`,
+    /// what `out` already holds. Saves the separate passes (and buffers) of a residual
+    /// or a running sum.
+    pub(crate) fn run_into(
+        &self,
+        input: &[f32],
+        len: usize,
+        slope: Option<f32>,
+        residual: Option<&[f32]>,
+        out: &mut [f32],
+        accumulate: bool,
+    ) {
+        assert_eq!(out.len(), self.out_ch * len, "output buffer size");
+        // SAFETY: `out` is initialised and has the size the kernels write.
+        unsafe { self.run_raw(input, len, slope, residual, out.as_mut_ptr(), accumulate) }
+    }
+
+    /// # Safety
+    /// `out` must point to `out · len` floats, initialised when `accumulate`.
+    unsafe fn run_raw(
+        &self,
+        input: &[f32],
+        len: usize,
+        slope: Option<f32>,
+        residual: Option<&[f32]>,
+        out: *mut f32,
+        accumulate: bool,
+    ) {
+        assert_eq!(input.len(), self.in_ch * len, "input buffer size");
+        if let Some(r) = residual {
+            assert_eq!(r.len(), self.out_ch * len, "residual buffer size");
+        }
         if len == 0 || self.out_ch == 0 {
-            // SAFETY: empty.
-            return unsafe { assume_init(out) };
+            return;
         }
         let pad = self.dilation * (self.kernel - 1) / 2;
         // Chunk width: a multiple of 48 samples (whole 16-, 24- and 48-sample tiles),
@@ -264,7 +314,8 @@ impl DirectConv1d {
             width,
             slope,
             residual,
-            out: SendPtr(out.as_mut_ptr().cast()),
+            accumulate,
+            out: SendPtr(out),
         };
         let nb = self.blocks.len();
         run_items(chunks * groups, threads, |item, buf| {
@@ -275,9 +326,8 @@ impl DirectConv1d {
                 buf,
             )
         });
-        // SAFETY: the chunks cover every sample and the groups every block, i.e. every
-        // output channel; each (channel, sample) is stored once.
-        unsafe { assume_init(out) }
+        // The chunks cover every sample and the groups every block, i.e. every output
+        // channel; each (channel, sample) is stored once.
     }
 }
 
@@ -420,11 +470,14 @@ fn fill_window(
             let src = &src[t_lo..t_lo + (hi - lo)];
             match slope {
                 // A select rather than `f32::max` (whose NaN rule blocks vectorising).
-                Some(a) => super::cpu::with_avx2(|| {
-                    dst.iter_mut()
-                        .zip(src)
-                        .for_each(|(d, &v)| *d = if v > 0.0 { v } else { v * a })
-                }),
+                Some(a) => super::cpu::with_avx2(
+                    #[inline(always)]
+                    || {
+                        dst.iter_mut()
+                            .zip(src)
+                            .for_each(|(d, &v)| *d = if v > 0.0 { v } else { v * a })
+                    },
+                ),
                 None => dst.copy_from_slice(src),
             }
         }
@@ -441,7 +494,10 @@ struct ConvJob<'a> {
     /// Samples per chunk (whole tiles).
     width: usize,
     slope: Option<f32>,
-    residual: bool,
+    /// Added to the output, `[out, len]`.
+    residual: Option<&'a [f32]>,
+    /// Add to what the output holds instead of overwriting it.
+    accumulate: bool,
     out: SendPtr,
 }
 
@@ -509,13 +565,13 @@ impl ConvJob<'_> {
                 let bias = c.bias[co];
                 for (i, &a) in acc.iter().enumerate() {
                     let t = t0 + i;
-                    let r = if self.residual {
-                        self.input[co * len + t]
-                    } else {
-                        0.0
-                    };
+                    let r = self.residual.map_or(0.0, |r| r[co * len + t]);
                     // SAFETY: (co, t) is inside the output and owned by this chunk.
-                    unsafe { *self.out.0.add(co * len + t) = a + bias + r };
+                    unsafe {
+                        let dst = self.out.0.add(co * len + t);
+                        let old = if self.accumulate { *dst } else { 0.0 };
+                        *dst = old + a + bias + r;
+                    }
                 }
             }
         }
@@ -644,7 +700,7 @@ impl DirectConvTranspose1d {
         )
     }
 
-    fn run(&self, input: &[f32], len: usize, slope: Option<f32>) -> Vec<f32> {
+    pub(crate) fn run(&self, input: &[f32], len: usize, slope: Option<f32>) -> Vec<f32> {
         let olen = len * self.stride;
         let mut out = alloc_out(self.out_ch * olen);
         if len == 0 || self.out_ch == 0 {
@@ -818,15 +874,18 @@ mod avx2 {
                 let co = blk.co0 + cc;
                 let bias = _mm256_set1_ps(c.bias[co]);
                 let dst = job.out.0.add(co * len + ts);
-                let res = job.input.as_ptr().wrapping_add(co * len + ts);
+                let res = job.residual.map(|r| r.as_ptr().add(co * len + ts));
                 for (v, &a) in acc_c.iter().enumerate() {
                     if 8 * v >= valid {
                         break;
                     }
                     let mut y = _mm256_add_ps(a, bias);
                     if 8 * v + 8 <= valid {
-                        if job.residual {
+                        if let Some(res) = res {
                             y = _mm256_add_ps(y, _mm256_loadu_ps(res.add(8 * v)));
+                        }
+                        if job.accumulate {
+                            y = _mm256_add_ps(y, _mm256_loadu_ps(dst.add(8 * v)));
                         }
                         _mm256_storeu_ps(dst.add(8 * v), y);
                     } else {
@@ -835,8 +894,9 @@ mod avx2 {
                         for (l, &yl) in lanes.iter().enumerate() {
                             let i = 8 * v + l;
                             if i < valid {
-                                let r = if job.residual { *res.add(i) } else { 0.0 };
-                                *dst.add(i) = yl + r;
+                                let r = res.map_or(0.0, |r| *r.add(i));
+                                let old = if job.accumulate { *dst.add(i) } else { 0.0 };
+                                *dst.add(i) = old + yl + r;
                             }
                         }
                     }

@@ -61,6 +61,12 @@ impl Conv1d {
         self.weight.dims()[0]
     }
 
+    /// The same convolution with its weight (not its bias) multiplied by `scale`.
+    pub(crate) fn scaled(mut self, scale: f64) -> Result<Self, VitsError> {
+        self.weight = (self.weight * scale)?;
+        Ok(self)
+    }
+
     /// Number of input channels.
     pub(crate) fn in_channels(&self) -> usize {
         self.weight.dims()[1]
@@ -317,30 +323,34 @@ impl DepthwiseConv1d {
         let k = self.taps.len();
         let pad = self.dilation * (k - 1) / 2;
         let mut out = vec![0.0f32; x.len()];
-        cpu::with_avx2(|| {
-            for ((o, row), (w, &b)) in out
-                .chunks_exact_mut(len)
-                .zip(x.chunks_exact(len))
-                .zip(self.weight_v.chunks_exact(k).zip(&self.bias_v))
-            {
-                o.fill(b);
-                for (j, &wj) in w.iter().enumerate() {
-                    // Tap j reads x[t + j·d − pad]; zero outside 0..len.
-                    let shift = (j * self.dilation) as isize - pad as isize;
-                    let t_lo = (-shift).clamp(0, len as isize) as usize;
-                    let t_hi = (len as isize - shift).clamp(t_lo as isize, len as isize) as usize;
-                    if t_hi == t_lo {
-                        continue; // the tap only sees padding
+        cpu::with_avx2(
+            #[inline(always)]
+            || {
+                for ((o, row), (w, &b)) in out
+                    .chunks_exact_mut(len)
+                    .zip(x.chunks_exact(len))
+                    .zip(self.weight_v.chunks_exact(k).zip(&self.bias_v))
+                {
+                    o.fill(b);
+                    for (j, &wj) in w.iter().enumerate() {
+                        // Tap j reads x[t + j·d − pad]; zero outside 0..len.
+                        let shift = (j * self.dilation) as isize - pad as isize;
+                        let t_lo = (-shift).clamp(0, len as isize) as usize;
+                        let t_hi =
+                            (len as isize - shift).clamp(t_lo as isize, len as isize) as usize;
+                        if t_hi == t_lo {
+                            continue; // the tap only sees padding
+                        }
+                        let src = &row
+                            [(t_lo as isize + shift) as usize..(t_hi as isize + shift) as usize];
+                        o[t_lo..t_hi]
+                            .iter_mut()
+                            .zip(src)
+                            .for_each(|(o, &v)| *o += wj * v);
                     }
-                    let src =
-                        &row[(t_lo as isize + shift) as usize..(t_hi as isize + shift) as usize];
-                    o[t_lo..t_hi]
-                        .iter_mut()
-                        .zip(src)
-                        .for_each(|(o, &v)| *o += wj * v);
                 }
-            }
-        });
+            },
+        );
         out
     }
 
