@@ -12,7 +12,7 @@ use std::process::Command;
 use candle_core::Device;
 use voxpipe::engine::onnx::read_weights;
 use voxpipe::engine::phonemize::Phonemizer;
-use voxpipe::engine::vits::{Params, VitsError, Voice};
+use voxpipe::engine::vits::{Kernels, Params, VitsError, Voice};
 use voxpipe::engine::voice::VoiceConfig;
 
 /// The device under test: the CPU unless `VOXPIPE_TEST_DEVICE` names another.
@@ -54,8 +54,17 @@ fn snr_db(reference: &[f32], ours: &[f32]) -> f64 {
 #[test]
 fn candle_matches_onnx_runtime_on_five_sentences() {
     let voice = root().join("voices/en_US-joe-medium.onnx");
-    let (ours, _) = match_onnx_runtime(&voice, 0);
+    let (ours, _) = match_onnx_runtime(&voice, 0, Kernels::Auto);
     assert_eq!(ours.n_speakers(), 1);
+}
+
+/// The layers as a GPU runs them (candle's ops), on this device: on a CPU-only
+/// machine this is the only check of that code path.
+#[test]
+fn candle_ops_path_matches_onnx_runtime_too() {
+    let joe = root().join("voices/en_US-joe-medium.onnx");
+    match_onnx_runtime(&joe, 0, Kernels::Candle);
+    match_onnx_runtime(&root().join(TEST_VOICE), 1, Kernels::Candle);
 }
 
 /// The small random-weight voice of tests/engine/make_test_voice.py: multi-speaker
@@ -68,7 +77,7 @@ fn multi_speaker_resblock1_voice_matches_onnx_runtime_for_every_speaker() {
     let voice = root().join(TEST_VOICE);
     let mut per_speaker = Vec::new();
     for sid in 0..3 {
-        let (ours, durations) = match_onnx_runtime(&voice, sid);
+        let (ours, durations) = match_onnx_runtime(&voice, sid, Kernels::Auto);
         assert_eq!(ours.n_speakers(), 3);
         per_speaker.push(durations);
     }
@@ -101,18 +110,18 @@ fn voices_named_in_the_environment_match_onnx_runtime() {
         return;
     };
     for path in std::env::split_paths(&list) {
-        let (voice, _) = match_onnx_runtime(&path, 0);
+        let (voice, _) = match_onnx_runtime(&path, 0, Kernels::Auto);
         let last = voice.n_speakers() as u32 - 1;
         if last > 0 {
-            match_onnx_runtime(&path, last);
+            match_onnx_runtime(&path, last, Kernels::Auto);
         }
     }
 }
 
 /// Runs [`SENTENCES`] through `voice_onnx` for speaker `sid` in ONNX Runtime (golden.py)
-/// and in candle; durations must match exactly and the audio to ≥ 60 dB SNR.
-/// Returns the loaded voice and every sentence's durations.
-fn match_onnx_runtime(voice_onnx: &Path, sid: u32) -> (Voice, Vec<Vec<u32>>) {
+/// and in ours with `kernels`; durations must match exactly and the audio to ≥ 60 dB
+/// SNR. Returns the loaded voice and every sentence's durations.
+fn match_onnx_runtime(voice_onnx: &Path, sid: u32, kernels: Kernels) -> (Voice, Vec<Vec<u32>>) {
     let config = VoiceConfig::read(&voice_onnx.with_extension("onnx.json")).unwrap();
     let phonemizer = Phonemizer::new().unwrap();
     let mut cases = Vec::new();
@@ -144,7 +153,7 @@ fn match_onnx_runtime(voice_onnx: &Path, sid: u32) -> (Voice, Vec<Vec<u32>>) {
         serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
 
     let weights = read_weights(voice_onnx).unwrap();
-    let voice = Voice::from_onnx(&weights, &test_device()).unwrap();
+    let voice = Voice::from_onnx_with(&weights, &test_device(), kernels).unwrap();
     let params = Params {
         speaker: sid,
         ..Params::deterministic()
@@ -168,7 +177,7 @@ fn match_onnx_runtime(voice_onnx: &Path, sid: u32) -> (Voice, Vec<Vec<u32>>) {
             .map(|(a, b)| (a - b).abs())
             .fold(0f32, f32::max);
         eprintln!(
-            "{} speaker {sid} sentence {i}: {} ids, {} samples, SNR {snr:.1} dB, max abs diff {max_diff:.2e}",
+            "{} ({kernels:?}) speaker {sid} sentence {i}: {} ids, {} samples, SNR {snr:.1} dB, max abs diff {max_diff:.2e}",
             voice_onnx.file_name().unwrap().to_string_lossy(),
             ids.len(),
             reference.len()

@@ -40,7 +40,7 @@ impl Upsample {
             });
         }
         let bias = w.get_vector(&format!("{prefix}.bias"), out_ch)?;
-        let direct = if w.device().is_cpu() {
+        let direct = if w.native_cpu() {
             Some(DirectConvTranspose1d::new(&weight, Some(&bias), stride)?)
         } else {
             None
@@ -90,9 +90,8 @@ impl ResBlock {
     /// Loads `{prefix}.convs1/convs2` (ResBlock1) or `{prefix}.convs` (ResBlock2);
     /// `dilations` are those of `convs1` or `convs`.
     fn load(w: &Weights, prefix: &str, dilations: &[usize]) -> Result<Self, VitsError> {
-        let device = w.device();
         let conv = |name: String, dilation: usize| {
-            FusedConv1d::new(Conv1d::load(w, &name, dilation, true)?, device)
+            FusedConv1d::new(Conv1d::load(w, &name, dilation, true)?, w.native_cpu())
         };
         let one = w.contains(&format!("{prefix}.convs1.0.weight"));
         let list = if one { "convs1" } else { "convs" };
@@ -275,7 +274,7 @@ impl Decoder {
             })
             .collect::<Result<Vec<_>, VitsError>>()?;
         Ok(Self {
-            conv_pre: FusedConv1d::new(Conv1d::load(w, "dec.conv_pre", 1, true)?, w.device())?,
+            conv_pre: FusedConv1d::new(Conv1d::load(w, "dec.conv_pre", 1, true)?, w.native_cpu())?,
             cond: w
                 .contains("dec.cond.weight")
                 .then(|| Conv1d::load(w, "dec.cond", 1, true))
@@ -283,7 +282,7 @@ impl Decoder {
             stages,
             conv_post: FusedConv1d::new(
                 Conv1d::load(w, "dec.conv_post", 1, false)?.scaled(average)?,
-                w.device(),
+                w.native_cpu(),
             )?,
         })
     }

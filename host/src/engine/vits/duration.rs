@@ -45,7 +45,11 @@ impl DdsConv {
                         kernel.pow(i as u32),
                     )?,
                     norm_1: ChannelNorm::load(w, &format!("{prefix}.norms_1.{i}"), channels)?,
-                    pointwise: Pointwise::load(w, &format!("{prefix}.convs_1x1.{i}"), w.device())?,
+                    pointwise: Pointwise::load(
+                        w,
+                        &format!("{prefix}.convs_1x1.{i}"),
+                        w.native_cpu(),
+                    )?,
                     norm_2: ChannelNorm::load(w, &format!("{prefix}.norms_2.{i}"), channels)?,
                 })
             })
@@ -96,8 +100,8 @@ struct ConvFlow {
 
 impl ConvFlow {
     fn load(w: &Weights, prefix: &str) -> Result<Self, VitsError> {
-        let pre = Pointwise::load(w, &format!("{prefix}.pre"), w.device())?;
-        let proj = Pointwise::load(w, &format!("{prefix}.proj"), w.device())?;
+        let pre = Pointwise::load(w, &format!("{prefix}.pre"), w.native_cpu())?;
+        let proj = Pointwise::load(w, &format!("{prefix}.proj"), w.native_cpu())?;
         // proj emits 3·bins − 1 parameters per step (widths, heights, interior derivatives).
         let params = proj.out_channels();
         if pre.in_channels() != 1 || params % 3 != 2 {
@@ -275,13 +279,13 @@ impl DurationPredictor {
             .map(|i| ConvFlow::load(w, &format!("dp.flows.{i}")))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
-            pre: Pointwise::load(w, "dp.pre", w.device())?,
+            pre: Pointwise::load(w, "dp.pre", w.native_cpu())?,
             cond: w
                 .contains("dp.cond.weight")
                 .then(|| Conv1d::load(w, "dp.cond", 1, true))
                 .transpose()?,
             convs: DdsConv::load(w, "dp.convs")?,
-            proj: Pointwise::load(w, "dp.proj", w.device())?,
+            proj: Pointwise::load(w, "dp.proj", w.native_cpu())?,
             flows,
             affine_m: w.get_vector("dp.flows.0.m", 2)?.reshape((1, 2, 1))?,
             affine_logs: w.get_vector("dp.flows.0.logs", 2)?.reshape((1, 2, 1))?,

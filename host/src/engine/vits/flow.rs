@@ -45,7 +45,7 @@ impl WaveNet {
         let res_skip_layers = (0..n_layers)
             .map(|i| {
                 let name = format!("{prefix}.res_skip_layers.{i}");
-                let layer = Pointwise::load(w, &name, w.device())?;
+                let layer = Pointwise::load(w, &name, w.native_cpu())?;
                 // Every layer but the last emits a residual and a skip half.
                 let want = if i + 1 < n_layers { 2 * hidden } else { hidden };
                 if layer.out_channels() != want || layer.in_channels() != hidden {
@@ -60,7 +60,7 @@ impl WaveNet {
             .collect::<Result<Vec<_>, VitsError>>()?;
         let in_layers = convs
             .into_iter()
-            .map(|c| FusedConv1d::new(c, w.device()))
+            .map(|c| FusedConv1d::new(c, w.native_cpu()))
             .collect::<Result<Vec<_>, _>>()?;
         let cond_layer = w
             .contains(&format!("{prefix}.cond_layer.weight"))
@@ -217,8 +217,8 @@ impl Flow {
             .take_while(|i| w.contains(&format!("flow.flows.{i}.pre.weight")))
             .map(|i| {
                 let p = format!("flow.flows.{i}");
-                let pre = Pointwise::load(w, &format!("{p}.pre"), w.device())?;
-                let post = Pointwise::load(w, &format!("{p}.post"), w.device())?;
+                let pre = Pointwise::load(w, &format!("{p}.pre"), w.native_cpu())?;
+                let post = Pointwise::load(w, &format!("{p}.post"), w.native_cpu())?;
                 let half = pre.in_channels();
                 // mean-only: post emits exactly the second half's means
                 if post.out_channels() != half {

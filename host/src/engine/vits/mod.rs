@@ -25,6 +25,22 @@ use candle_core::{Device, Tensor};
 
 pub use weights::Weights;
 
+/// Which implementation the layers use.
+///
+/// On the CPU the model runs on hand-written kernels over plain buffers
+/// (`direct_conv`, `cpu`): candle's CPU ops allocate a tensor per op and run mostly
+/// on one thread, which made them about 1.5× slower than ONNX Runtime. On other
+/// devices it runs on candle's ops. `Candle` forces candle's ops on the CPU too, so
+/// the GPU's code path is tested against ONNX Runtime on machines without a GPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kernels {
+    /// Native kernels on the CPU, candle's ops elsewhere.
+    #[default]
+    Auto,
+    /// candle's ops on every device.
+    Candle,
+}
+
 /// Errors from loading or running a VITS voice.
 #[derive(Debug, thiserror::Error)]
 pub enum VitsError {
@@ -242,6 +258,15 @@ impl Voice {
     /// Builds a voice from the weights read out of its ONNX file, with the
     /// hyperparameters the ONNX graph carries (upsample strides, dilations).
     pub fn from_onnx(onnx: &super::onnx::Weights, device: &Device) -> Result<Self, VitsError> {
+        Self::from_onnx_with(onnx, device, Kernels::Auto)
+    }
+
+    /// [`Self::from_onnx`] with a choice of kernels.
+    pub fn from_onnx_with(
+        onnx: &super::onnx::Weights,
+        device: &Device,
+        kernels: Kernels,
+    ) -> Result<Self, VitsError> {
         let hyper = super::onnx::hyperparameters(onnx)
             .map_err(|e| VitsError::Unsupported(format!("cannot read the voice's shape: {e}")))?;
         let config = VitsConfig {
@@ -249,7 +274,11 @@ impl Voice {
             resblock_dilations: hyper.decoder.resblock_dilation_sizes.clone(),
             flow_dilation_rate: hyper.flow.dilation_rate,
         };
-        Self::from_weights(&Weights::from_onnx(onnx, device)?, &config, device)
+        let mut weights = Weights::from_onnx(onnx, device)?;
+        if kernels == Kernels::Candle {
+            weights = weights.candle_only();
+        }
+        Self::from_weights(&weights, &config, device)
     }
 
     /// Where the model's tensors live.

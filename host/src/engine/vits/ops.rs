@@ -128,9 +128,10 @@ impl FusedConv1d {
         }
     }
 
-    /// Picks the implementation for `device` (pointwise convolutions stay a matmul).
-    pub(crate) fn new(conv: Conv1d, device: &candle_core::Device) -> Result<Self, VitsError> {
-        Ok(if device.is_cpu() && conv.kernel > 1 {
+    /// The direct kernel when `native` (the CPU's kernels, see [`super::Kernels`]),
+    /// candle's ops otherwise; pointwise convolutions stay a matmul.
+    pub(crate) fn new(conv: Conv1d, native: bool) -> Result<Self, VitsError> {
+        Ok(if native && conv.kernel > 1 {
             Self::Direct(conv.to_direct()?)
         } else {
             Self::Tensor(conv)
@@ -167,12 +168,9 @@ pub(crate) enum Pointwise {
 }
 
 impl Pointwise {
-    /// Loads `{prefix}.weight` `[out, in, 1]` and `{prefix}.bias` for `device`.
-    pub(crate) fn load(
-        w: &Weights,
-        prefix: &str,
-        device: &candle_core::Device,
-    ) -> Result<Self, VitsError> {
+    /// Loads `{prefix}.weight` `[out, in, 1]` and `{prefix}.bias`, in the CPU form when
+    /// `native` (see [`super::Kernels`]).
+    pub(crate) fn load(w: &Weights, prefix: &str, native: bool) -> Result<Self, VitsError> {
         let conv = Conv1d::load(w, prefix, 1, true)?;
         if conv.kernel != 1 {
             return Err(VitsError::Shape {
@@ -181,7 +179,7 @@ impl Pointwise {
                 got: conv.weight.dims().to_vec(),
             });
         }
-        if !device.is_cpu() {
+        if !native {
             return Ok(Self::Tensor(conv));
         }
         let (out_ch, in_ch) = (conv.out_channels(), conv.in_channels());

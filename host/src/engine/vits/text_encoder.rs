@@ -331,18 +331,18 @@ impl TextEncoder {
                     ffn: FeedForward {
                         conv_1: FusedConv1d::new(
                             Conv1d::load(w, &format!("{p}.ffn_layers.{i}.conv_1"), 1, true)?,
-                            w.device(),
+                            w.native_cpu(),
                         )?,
                         conv_2: FusedConv1d::new(
                             Conv1d::load(w, &format!("{p}.ffn_layers.{i}.conv_2"), 1, true)?,
-                            w.device(),
+                            w.native_cpu(),
                         )?,
                     },
                     norm_2: ChannelNorm::load(w, &format!("{p}.norm_layers_2.{i}"), hidden)?,
                 })
             })
             .collect::<Result<Vec<_>, VitsError>>()?;
-        let proj = Pointwise::load(w, "enc_p.proj", w.device())?;
+        let proj = Pointwise::load(w, "enc_p.proj", w.native_cpu())?;
         if proj.out_channels() % 2 != 0 {
             return Err(VitsError::Shape {
                 name: "enc_p.proj.weight".into(),
@@ -350,7 +350,7 @@ impl TextEncoder {
                 got: vec![proj.out_channels()],
             });
         }
-        let layers = if w.device().is_cpu() {
+        let layers = if w.native_cpu() {
             Layers::Cpu(
                 layers
                     .iter()

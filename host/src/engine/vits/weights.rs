@@ -11,6 +11,8 @@ use super::VitsError;
 pub struct Weights {
     tensors: HashMap<String, Tensor>,
     device: Device,
+    /// Build the CPU's hand-written kernels (see [`super::Kernels`]).
+    native: bool,
 }
 
 impl Weights {
@@ -26,6 +28,7 @@ impl Weights {
             .collect::<Result<HashMap<_, _>, VitsError>>()?;
         Ok(Self {
             tensors,
+            native: device.is_cpu(),
             device: device.clone(),
         })
     }
@@ -33,6 +36,17 @@ impl Weights {
     /// The device every tensor lives on.
     pub fn device(&self) -> &Device {
         &self.device
+    }
+
+    /// Use candle's ops only, as on a GPU, even on the CPU (see [`super::Kernels`]).
+    pub fn candle_only(mut self) -> Self {
+        self.native = false;
+        self
+    }
+
+    /// Whether the layers are built for the CPU's hand-written kernels.
+    pub(crate) fn native_cpu(&self) -> bool {
+        self.native
     }
 
     /// Converts the weights read from a voice's ONNX file (already named
