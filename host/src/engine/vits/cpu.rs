@@ -4,11 +4,13 @@
 //! on one thread. Where a part of the model chains many of them over long inputs (the
 //! flow's gated WaveNet runs 16 layers over every frame) those passes cost more than the
 //! convolutions. Here the chains are single passes that write into buffers the caller
-//! owns, the pointwise convolutions accumulate straight into their destination through
-//! `gemm` (what candle's matmul calls), and the transcendental functions are a
-//! vectorisable polynomial instead of libm calls.
+//! owns, the pointwise convolutions add straight into their destination (the direct
+//! kernel's store), attention's matrix products go through `gemm` (what candle's matmul
+//! calls), and the transcendental functions are a vectorisable polynomial instead of
+//! libm calls.
 
-use super::direct_conv::run_items;
+use super::direct_conv::{run_items, DirectConv1d};
+use super::VitsError;
 
 /// Below this many elements an elementwise pass stays on the calling thread.
 const PARALLEL_MIN_ELEMS: usize = 1 << 16;
@@ -411,27 +413,32 @@ pub(crate) fn relative_attention(
     }
 }
 
-/// A 1×1 convolution `[out, in]` with bias, for `gemm` on `[C, T]` buffers.
+/// A 1×1 convolution `[out, in]` with bias on `[C, T]` buffers, run by the direct
+/// kernel (as fast as `gemm` here, and its store adds into the destination, so the
+/// flow's res/skip and the attention's output projection need no separate pass).
 #[derive(Debug, Clone)]
 pub(crate) struct Pointwise {
-    /// Row-major `[out, in]`.
-    weight: Vec<f32>,
-    bias: Vec<f32>,
+    conv: DirectConv1d,
     out_ch: usize,
     in_ch: usize,
 }
 
 impl Pointwise {
     /// `weight` row-major `[out, in]`; `bias` `out` elements.
-    pub(crate) fn new(weight: Vec<f32>, bias: Vec<f32>, out_ch: usize, in_ch: usize) -> Self {
-        debug_assert_eq!(weight.len(), out_ch * in_ch);
-        debug_assert_eq!(bias.len(), out_ch);
-        Self {
-            weight,
-            bias,
+    pub(crate) fn new(
+        weight: Vec<f32>,
+        bias: Vec<f32>,
+        out_ch: usize,
+        in_ch: usize,
+    ) -> Result<Self, VitsError> {
+        let device = candle_core::Device::Cpu;
+        let weight = candle_core::Tensor::from_vec(weight, (out_ch, in_ch, 1), &device)?;
+        let bias = candle_core::Tensor::from_vec(bias, out_ch, &device)?;
+        Ok(Self {
+            conv: DirectConv1d::new(&weight, Some(&bias), 1)?,
             out_ch,
             in_ch,
-        }
+        })
     }
 
     pub(crate) fn out_channels(&self) -> usize {
@@ -442,83 +449,23 @@ impl Pointwise {
         self.in_ch
     }
 
-    /// `dst[o] += sign · (W[o] · x + b[o])` for the output rows `rows` (a contiguous
-    /// range of this layer's outputs); `x` is `[in, len]`, `dst` `[rows.len(), len]`.
-    pub(crate) fn accumulate(
-        &self,
-        x: &[f32],
-        len: usize,
-        rows: std::ops::Range<usize>,
-        sign: f32,
-        dst: &mut [f32],
-    ) {
-        debug_assert_eq!(x.len(), self.in_ch * len);
-        debug_assert_eq!(dst.len(), rows.len() * len);
+    /// `dst += W · x + b`; `x` is `[in, len]`, `dst` `[out, len]`.
+    pub(crate) fn accumulate(&self, x: &[f32], len: usize, dst: &mut [f32]) {
+        self.conv.run_into(x, len, None, None, dst, true);
+    }
+
+    /// `dst −= W · x + b`.
+    pub(crate) fn subtract(&self, x: &[f32], len: usize, dst: &mut [f32]) {
+        let y = self.forward(x, len);
         with_avx2(
             #[inline(always)]
-            || {
-                for (row, &b) in dst.chunks_exact_mut(len).zip(&self.bias[rows.clone()]) {
-                    let b = sign * b;
-                    row.iter_mut().for_each(|v| *v += b);
-                }
-            },
+            || dst.iter_mut().zip(&y).for_each(|(d, &v)| *d -= v),
         );
-        self.gemm(x, len, rows, sign, true, dst);
     }
 
     /// `W · x + b`: `[in, len]` → `[out, len]`.
     pub(crate) fn forward(&self, x: &[f32], len: usize) -> Vec<f32> {
-        let mut dst = vec![0.0; self.out_ch * len];
-        for (row, &b) in dst.chunks_exact_mut(len.max(1)).zip(&self.bias) {
-            row.fill(b);
-        }
-        self.gemm(x, len, 0..self.out_ch, 1.0, true, &mut dst);
-        dst
-    }
-
-    fn gemm(
-        &self,
-        x: &[f32],
-        len: usize,
-        rows: std::ops::Range<usize>,
-        scale: f32,
-        read_dst: bool,
-        dst: &mut [f32],
-    ) {
-        let (m, n, k) = (rows.len(), len, self.in_ch);
-        if m == 0 || n == 0 {
-            return;
-        }
-        let parallelism = match threads_for(m * n * k, PARALLEL_MIN_MACS) {
-            1 => gemm::Parallelism::None,
-            t => gemm::Parallelism::Rayon(t),
-        };
-        let lhs = &self.weight[rows.start * k..rows.end * k];
-        // SAFETY: dst is [m, n] row-major, lhs [m, k], x [k, n]; the sizes were checked
-        // by the callers' shapes (debug-asserted above).
-        unsafe {
-            gemm::gemm(
-                m,
-                n,
-                k,
-                dst.as_mut_ptr(),
-                1,
-                n as isize,
-                read_dst,
-                lhs.as_ptr(),
-                1,
-                k as isize,
-                x.as_ptr(),
-                1,
-                n as isize,
-                1.0,
-                scale,
-                false,
-                false,
-                false,
-                parallelism,
-            );
-        }
+        self.conv.run(x, len, None, false)
     }
 }
 
@@ -596,17 +543,19 @@ mod tests {
         let (o, i) = (3, h);
         let w: Vec<f32> = (0..o * i).map(|j| j as f32 * 0.01 - 0.05).collect();
         let b = vec![0.5, -1.0, 2.0];
-        let p = Pointwise::new(w.clone(), b.clone(), o, i);
+        let p = Pointwise::new(w.clone(), b.clone(), o, i).unwrap();
         let y = p.forward(&out, len);
-        let mut dst = vec![1.0; 2 * len];
-        p.accumulate(&out, len, 1..3, -1.0, &mut dst);
+        let mut plus = vec![1.0; o * len];
+        p.accumulate(&out, len, &mut plus);
+        let mut minus = vec![1.0; o * len];
+        p.subtract(&out, len, &mut minus);
         for r in 0..o {
             for t in (0..len).step_by(101) {
                 let want = b[r] + (0..i).map(|c| w[r * i + c] * out[c * len + t]).sum::<f32>();
-                assert!((y[r * len + t] - want).abs() < 1e-5);
-                if r > 0 {
-                    assert!((dst[(r - 1) * len + t] - (1.0 - want)).abs() < 1e-5);
-                }
+                let at = r * len + t;
+                assert!((y[at] - want).abs() < 1e-5);
+                assert!((plus[at] - (1.0 + want)).abs() < 1e-5);
+                assert!((minus[at] - (1.0 - want)).abs() < 1e-5);
             }
         }
     }

@@ -12,7 +12,7 @@ use super::VitsError;
 /// On the CPU the whole stack runs on plain buffers ([`WaveNet::forward_cpu`]): the
 /// dilated convs as direct convolutions (at 192 → 384 channels, k5, about twice
 /// candle's im2col + gemm), the gate as one pass, and the res/skip convolution
-/// accumulating straight into the residual and skip sums.
+/// adding straight into the residual and skip sums.
 #[derive(Debug, Clone)]
 struct WaveNet {
     in_layers: Vec<FusedConv1d>,
@@ -155,9 +155,9 @@ impl WaveNet {
             gated_tanh(&x_in, h, len, offset, &mut acts);
             drop(x_in);
             if i < last {
-                res_skip.accumulate(&acts, len, 0..2 * h, 1.0, &mut state);
+                res_skip.accumulate(&acts, len, &mut state);
             } else {
-                res_skip.accumulate(&acts, len, 0..h, 1.0, &mut state[h * len..]);
+                res_skip.accumulate(&acts, len, &mut state[h * len..]);
             }
         }
         state.drain(..h * len);
@@ -198,7 +198,7 @@ impl CouplingLayer {
         let (x0, x1) = x.split_at_mut(self.half * len);
         let h = pre.forward(x0, len);
         let skip = self.enc.forward_cpu(&h, len, cond)?;
-        post.accumulate(&skip, len, 0..self.half, -1.0, x1);
+        post.subtract(&skip, len, x1);
         Ok(())
     }
 }

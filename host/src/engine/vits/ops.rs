@@ -184,7 +184,7 @@ impl Pointwise {
         }
         let (out_ch, in_ch) = (conv.out_channels(), conv.in_channels());
         let (weight, bias) = conv.to_vecs()?;
-        Ok(Self::Cpu(cpu::Pointwise::new(weight, bias, out_ch, in_ch)))
+        Ok(Self::Cpu(cpu::Pointwise::new(weight, bias, out_ch, in_ch)?))
     }
 
     /// Number of output channels.

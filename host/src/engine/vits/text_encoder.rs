@@ -266,8 +266,8 @@ impl CpuEncoderLayer {
                 .ok_or_else(|| VitsError::Internal("FFN conv is not a direct conv".into()))
         };
         Ok(Self {
-            qkv: cpu::Pointwise::new(weight, bias, 3 * hidden, hidden),
-            o: cpu::Pointwise::new(wo, bo, hidden, hidden),
+            qkv: cpu::Pointwise::new(weight, bias, 3 * hidden, hidden)?,
+            o: cpu::Pointwise::new(wo, bo, hidden, hidden)?,
             rel_k: a.emb_rel_k.flatten_all()?.to_vec1::<f32>()?,
             rel_v: a.emb_rel_v.flatten_all()?.to_vec1::<f32>()?,
             heads: a.n_heads,
@@ -284,8 +284,7 @@ impl CpuEncoderLayer {
         let mut att = vec![0.0f32; x.len()];
         cpu::relative_attention(&qkv, self.heads, len, &self.rel_k, &self.rel_v, &mut att);
         drop(qkv);
-        self.o
-            .accumulate(&att, len, 0..self.o.out_channels(), 1.0, x);
+        self.o.accumulate(&att, len, x);
         self.norm_1.forward_cpu(x, len);
         let h = self.ffn_1.run(x, len, None, false);
         // LeakyReLU with slope 0 is the ReLU.
