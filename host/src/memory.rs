@@ -17,6 +17,9 @@ use std::time::Duration;
 /// Blocks below this come from glibc's heaps (and are reused) instead of `mmap`.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 const MMAP_THRESHOLD: libc::c_int = 256 << 20;
+/// The largest mmap threshold older glibc accepts.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const MMAP_THRESHOLD_OLD_MAX: libc::c_int = 32 << 20;
 /// Free memory at the top of a heap is only returned when it exceeds this.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 const TRIM_THRESHOLD: libc::c_int = 512 << 20;
@@ -31,10 +34,17 @@ static ENDED: AtomicUsize = AtomicUsize::new(0);
 /// off glibc.
 pub fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets allocator parameters; both are valid options.
+    // SAFETY: mallopt only sets allocator parameters; the options are valid.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD);
+        // Older glibc refuses thresholds above 32 MiB (and returns 0); fall back to its
+        // maximum. Setting the trim threshold also freezes the mmap threshold, so it is
+        // only set once an mmap threshold has been accepted: otherwise glibc would stay
+        // at its 128 KiB default instead of raising it dynamically.
+        let accepted = libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
+            || libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD_OLD_MAX) == 1;
+        if accepted {
+            libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD);
+        }
     }
 }
 

@@ -101,12 +101,13 @@ fn max(v: &[f32]) -> f32 {
     acc.iter().fold(tail, |m, &x| if x > m { x } else { m })
 }
 
-/// Worker threads for `work` units when `min` of them are worth a thread.
+/// Worker threads for `work` units when `min` of them are worth a thread (capped like
+/// the convolutions', see [`super::direct_conv::max_threads`]).
 fn threads_for(work: usize, min: usize) -> usize {
     if work < min {
         1
     } else {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        super::direct_conv::max_threads()
     }
 }
 
@@ -132,8 +133,12 @@ impl RowsPtr {
 /// the `h` rows of `out`, where `x` is `[2h, len]` and `b` an optional per-row offset
 /// (a speaker's conditioning).
 pub(crate) fn gated_tanh(x: &[f32], h: usize, len: usize, offset: Option<&[f32]>, out: &mut [f32]) {
-    debug_assert_eq!(x.len(), 2 * h * len);
-    debug_assert_eq!(out.len(), h * len);
+    // Real checks: the rows below are written through a raw pointer.
+    assert_eq!(x.len(), 2 * h * len, "gate input size");
+    assert_eq!(out.len(), h * len, "gate output size");
+    if let Some(b) = offset {
+        assert_eq!(b.len(), 2 * h, "gate offset size");
+    }
     let dst = RowsPtr(out.as_mut_ptr());
     let rows_per_item = 8;
     let items = h.div_ceil(rows_per_item);
@@ -178,6 +183,9 @@ pub(crate) fn layer_norm(x: &mut [f32], len: usize, gamma: &[f32], beta: &[f32],
 fn layer_norm_inner(x: &mut [f32], len: usize, gamma: &[f32], beta: &[f32], eps: f32) {
     let channels = gamma.len();
     debug_assert_eq!(x.len(), channels * len);
+    if len == 0 {
+        return;
+    }
     let mut mean = vec![0.0f32; len];
     for row in x.chunks_exact(len) {
         mean.iter_mut().zip(row).for_each(|(m, &v)| *m += v);
@@ -316,14 +324,19 @@ pub(crate) fn relative_attention(
     rel_v: &[f32],
     out: &mut [f32],
 ) {
-    let hidden = qkv.len() / (3 * len.max(1));
-    let d_k = hidden / heads;
-    let span = rel_k.len() / d_k;
-    let window = span / 2;
-    debug_assert_eq!(out.len(), hidden * len);
     if len == 0 {
         return;
     }
+    let hidden = qkv.len() / (3 * len);
+    let d_k = hidden / heads;
+    let span = rel_k.len() / d_k;
+    let window = span / 2;
+    // Real checks: the products below read through raw pointers.
+    assert_eq!(qkv.len(), 3 * hidden * len, "qkv size");
+    assert_eq!(hidden, heads * d_k, "heads · d_k");
+    assert_eq!(rel_k.len(), span * d_k, "emb_rel_k size");
+    assert_eq!(rel_v.len(), rel_k.len(), "emb_rel_v size");
+    assert_eq!(out.len(), hidden * len, "attention output size");
     let mut scores = vec![0.0f32; len * len];
     let mut rel = vec![0.0f32; span * len];
     // Row i: p[i][i + r − window] for r in 0..span (0 off the ends).

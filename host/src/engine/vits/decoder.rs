@@ -246,7 +246,11 @@ impl Decoder {
                     || w.contains(&format!("dec.resblocks.{i}.convs1.0.weight"))
             })
             .count();
-        if n_ups == 0 || n_res % n_ups != 0 || n_res / n_ups != resblock_dilations.len() {
+        if n_ups == 0
+            || n_res == 0
+            || n_res % n_ups != 0
+            || n_res / n_ups != resblock_dilations.len()
+        {
             return Err(VitsError::Unsupported(format!(
                 "dec has {n_res} resblocks for {n_ups} stages; config gives {} per stage",
                 resblock_dilations.len()

@@ -343,11 +343,16 @@ fn threads_for(macs: usize) -> usize {
     if macs < PARALLEL_MIN_MACS {
         1
     } else {
-        std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(MAX_THREADS.load(Ordering::Relaxed))
-            .max(1)
+        max_threads()
     }
+}
+
+/// The cores this process may use (read once: on Linux it reads cgroup files), capped
+/// by [`MAX_THREADS`].
+pub(crate) fn max_threads() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    cores.min(MAX_THREADS.load(Ordering::Relaxed)).max(1)
 }
 
 /// Into how many groups to split the output-channel blocks of each time chunk so that

@@ -321,6 +321,9 @@ impl DepthwiseConv1d {
         let k = self.taps.len();
         let pad = self.dilation * (k - 1) / 2;
         let mut out = vec![0.0f32; x.len()];
+        if len == 0 {
+            return out;
+        }
         cpu::with_avx2(
             #[inline(always)]
             || {

@@ -53,6 +53,13 @@ impl RelativeAttention {
         };
         let emb_rel_k = rel("emb_rel_k")?;
         let emb_rel_v = rel("emb_rel_v")?;
+        if emb_rel_v.dims() != emb_rel_k.dims() {
+            return Err(VitsError::Shape {
+                name: format!("{prefix}.emb_rel_v"),
+                expected: format!("the shape of emb_rel_k, {:?}", emb_rel_k.dims()),
+                got: emb_rel_v.dims().to_vec(),
+            });
+        }
         let (span, d_k) = emb_rel_k.dims2()?;
         Ok(Self {
             conv_q: conv("conv_q")?,
@@ -349,7 +356,13 @@ impl TextEncoder {
                 got: vec![proj.out_channels()],
             });
         }
-        let layers = if w.native_cpu() {
+        // The CPU form needs direct FFN convolutions (kernel > 1, as in every Piper
+        // voice); anything else keeps candle's ops.
+        let native = w.native_cpu()
+            && layers
+                .iter()
+                .all(|l| l.ffn.conv_1.direct().is_some() && l.ffn.conv_2.direct().is_some());
+        let layers = if native {
             Layers::Cpu(
                 layers
                     .iter()
