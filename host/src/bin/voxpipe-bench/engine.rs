@@ -133,7 +133,6 @@ pub fn engine_bench(
     let mut ort = vec![Vec::new(); n];
     let mut piper_times = vec![Vec::new(); n];
     let mut samples = vec![0usize; n];
-    let mut modules = [0f64; 4];
     // Per sentence, per module: the times of each round.
     let mut module_times: Vec<[Vec<f64>; 4]> = vec![Default::default(); n];
     // A pause before each call lets the other side's worker threads (ONNX Runtime's and
@@ -160,13 +159,6 @@ pub fn engine_bench(
             piper_times[i].extend(p);
             samples[i] = s.samples.len();
             let t = s.timings;
-            for (m, d) in
-                modules
-                    .iter_mut()
-                    .zip([t.text_encoder, t.duration_predictor, t.flow, t.decoder])
-            {
-                *m += d.as_secs_f64();
-            }
             for (m, d) in module_times[i].iter_mut().zip([
                 t.text_encoder,
                 t.duration_predictor,
@@ -235,6 +227,10 @@ pub fn engine_bench(
             median_ratio(piper_ratios)
         );
     }
+    // Each module's total over all sentences and rounds.
+    let modules: Vec<f64> = (0..4)
+        .map(|m| module_times.iter().flat_map(|t| &t[m]).sum())
+        .collect();
     let total: f64 = modules.iter().sum();
     println!(
         "Where voxpipe's time goes (all sentences): text encoder {:.0} %, duration predictor {:.0} %, flow {:.0} %, decoder {:.0} %.",

@@ -9,7 +9,7 @@
 //! calls), and the transcendental functions are a vectorisable polynomial instead of
 //! libm calls.
 
-use super::direct_conv::{run_items, DirectConv1d};
+use super::direct_conv::{run_items, DirectConv1d, SendPtr};
 use super::VitsError;
 
 /// Below this many elements an elementwise pass stays on the calling thread.
@@ -111,24 +111,6 @@ fn threads_for(work: usize, min: usize) -> usize {
     }
 }
 
-/// Output pointer shared by workers that write disjoint rows.
-#[derive(Clone, Copy)]
-struct RowsPtr(*mut f32);
-// SAFETY: every worker writes its own rows; the owner outlives the workers.
-unsafe impl Send for RowsPtr {}
-unsafe impl Sync for RowsPtr {}
-
-impl RowsPtr {
-    /// Row `row` of `len` floats.
-    ///
-    /// # Safety
-    /// The row must be in bounds and written by one worker only.
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn row(&self, row: usize, len: usize) -> &mut [f32] {
-        std::slice::from_raw_parts_mut(self.0.add(row * len), len)
-    }
-}
-
 /// WaveNet's gated activation: `out[c] = tanh(x[c] + b[c]) · σ(x[h + c] + b[h + c])` for
 /// the `h` rows of `out`, where `x` is `[2h, len]` and `b` an optional per-row offset
 /// (a speaker's conditioning).
@@ -139,7 +121,7 @@ pub(crate) fn gated_tanh(x: &[f32], h: usize, len: usize, offset: Option<&[f32]>
     if let Some(b) = offset {
         assert_eq!(b.len(), 2 * h, "gate offset size");
     }
-    let dst = RowsPtr(out.as_mut_ptr());
+    let dst = SendPtr(out.as_mut_ptr());
     let rows_per_item = 8;
     let items = h.div_ceil(rows_per_item);
     run_items(
@@ -371,8 +353,8 @@ pub(crate) fn relative_attention(
                 false,
             );
         }
-        let rows = RowsPtr(scores.as_mut_ptr());
-        let band_rows = RowsPtr(band.as_mut_ptr());
+        let rows = SendPtr(scores.as_mut_ptr());
+        let band_rows = SendPtr(band.as_mut_ptr());
         let rel = &rel;
         let rows_per_item = 16;
         run_items(

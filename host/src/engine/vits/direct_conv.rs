@@ -333,10 +333,21 @@ impl DirectConv1d {
 
 /// Raw output pointer shared by the workers; each writes disjoint samples.
 #[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
+pub(crate) struct SendPtr(pub(crate) *mut f32);
 // SAFETY: workers write disjoint (channel, time) ranges and the owner outlives them.
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
+
+impl SendPtr {
+    /// Row `row` of `len` floats.
+    ///
+    /// # Safety
+    /// The row must be in bounds and written by one worker only.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn row(&self, row: usize, len: usize) -> &mut [f32] {
+        std::slice::from_raw_parts_mut(self.0.add(row * len), len)
+    }
+}
 
 /// Worker threads for a convolution of `macs` multiply-adds.
 fn threads_for(macs: usize) -> usize {
