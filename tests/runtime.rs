@@ -31,6 +31,7 @@ fn limits(deadline_ms: u64, memory_mb: usize, output_kb: usize) -> PluginLimits 
         memory_bytes: memory_mb << 20,
         deadline: Duration::from_millis(deadline_ms),
         max_output_bytes: output_kb << 10,
+        ..PluginLimits::default()
     }
 }
 

@@ -28,8 +28,34 @@ pub struct ServerConfig {
     pub poll_ms: u64,
     pub limits: Limits,
     pub cache: CacheConfig,
+    pub plugins: PluginsConfig,
     pub auth: AuthConfig,
     pub telemetry: TelemetryConfig,
+}
+
+/// Bounds on loading plugins (docs/server.md, `[plugins]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginsConfig {
+    /// Largest plugin file loaded, in MiB.
+    pub max_file_mb: u64,
+    /// Longest a plugin may take to compile, in seconds.
+    pub compile_timeout_s: f64,
+    /// Most memory compiling one plugin may use, in MiB.
+    pub compile_memory_mb: u64,
+    /// Size bound of the compiled-plugin disk cache, in MiB.
+    pub cache_max_mb: u64,
+}
+
+impl Default for PluginsConfig {
+    fn default() -> Self {
+        PluginsConfig {
+            max_file_mb: 64,
+            compile_timeout_s: 120.0,
+            compile_memory_mb: 3072,
+            cache_max_mb: 1024,
+        }
+    }
 }
 
 /// Traces, metrics and logs (docs/observability.md). The standard `OTEL_*`
@@ -71,6 +97,10 @@ pub struct Limits {
     pub request_timeout_s: f64,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace_s: f64,
+    /// Most phoneme ids one sentence may have (longer → 422 sentence_too_long).
+    pub max_sentence_phonemes: usize,
+    /// Longest audio one sentence may last, in seconds (→ 422 sentence_too_long).
+    pub max_sentence_seconds: f32,
 }
 
 /// The audio cache.
@@ -103,6 +133,7 @@ impl Default for ServerConfig {
             poll_ms: 2000,
             limits: Limits::default(),
             cache: CacheConfig::default(),
+            plugins: PluginsConfig::default(),
             auth: AuthConfig::default(),
             telemetry: TelemetryConfig::default(),
         }
@@ -133,6 +164,8 @@ impl Default for Limits {
             queue: 16,
             request_timeout_s: 60.0,
             shutdown_grace_s: 30.0,
+            max_sentence_phonemes: crate::engine::synth::DEFAULT_MAX_SENTENCE_PHONEMES,
+            max_sentence_seconds: crate::engine::synth::DEFAULT_MAX_SENTENCE_SECONDS,
         }
     }
 }
@@ -180,6 +213,27 @@ impl ServerConfig {
         anyhow::ensure!(
             l.shutdown_grace_s.is_finite() && l.shutdown_grace_s >= 0.0,
             "limits.shutdown_grace_s must be ≥ 0"
+        );
+        anyhow::ensure!(
+            (16..=65_536).contains(&l.max_sentence_phonemes),
+            "limits.max_sentence_phonemes must be 16..=65536"
+        );
+        anyhow::ensure!(
+            l.max_sentence_seconds.is_finite() && (1.0..=3600.0).contains(&l.max_sentence_seconds),
+            "limits.max_sentence_seconds must be 1..=3600"
+        );
+        let p = &self.plugins;
+        anyhow::ensure!(
+            (1..=4096).contains(&p.max_file_mb),
+            "plugins.max_file_mb must be 1..=4096"
+        );
+        anyhow::ensure!(
+            p.compile_timeout_s.is_finite() && p.compile_timeout_s > 0.0,
+            "plugins.compile_timeout_s must be > 0"
+        );
+        anyhow::ensure!(
+            p.compile_memory_mb >= 64,
+            "plugins.compile_memory_mb must be ≥ 64"
         );
         self.device
             .parse::<crate::engine::device::DeviceSpec>()

@@ -10,7 +10,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use voxpipe::plugin::{default_cache_dir, PluginRuntime, RuntimeOptions};
+use voxpipe::config::PluginsConfig;
+use voxpipe::plugin::{default_cache_dir, CompileOptions, PluginRuntime, RuntimeOptions};
 
 #[derive(Parser)]
 #[command(
@@ -71,17 +72,43 @@ enum Command {
     /// Build, inspect and run stage plugins.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// Internal: compile one plugin (stdin) to native code (stdout) under the
+    /// limits the parent set; see host/src/plugin/compile.rs.
+    #[command(name = "__compile-plugin", hide = true)]
+    CompilePlugin {
+        #[arg(long)]
+        core_module: bool,
+    },
 }
 
 impl Cli {
     fn runtime(&self) -> anyhow::Result<PluginRuntime> {
+        self.runtime_with(&PluginsConfig::default())
+    }
+
+    /// The plugin runtime: compiles happen in a child process of this very
+    /// binary, bounded by `plugins`' limits.
+    fn runtime_with(&self, plugins: &PluginsConfig) -> anyhow::Result<PluginRuntime> {
+        PluginRuntime::new(self.runtime_options(plugins)?)
+    }
+
+    fn runtime_options(&self, plugins: &PluginsConfig) -> anyhow::Result<RuntimeOptions> {
         let cache_dir = if self.no_cache {
             None
         } else {
             self.cache_dir.clone().or_else(default_cache_dir)
         };
-        PluginRuntime::new(RuntimeOptions {
+        let exe = std::env::current_exe()
+            .map_err(|e| anyhow::anyhow!("cannot find the voxpipe binary: {e}"))?;
+        Ok(RuntimeOptions {
             cache_dir,
+            cache_max_bytes: plugins.cache_max_mb << 20,
+            compile: CompileOptions {
+                max_file_bytes: (plugins.max_file_mb as usize) << 20,
+                worker: Some(exe),
+                timeout: std::time::Duration::from_secs_f64(plugins.compile_timeout_s),
+                memory_bytes: (plugins.compile_memory_mb as usize) << 20,
+            },
             ..RuntimeOptions::default()
         })
     }
@@ -100,6 +127,12 @@ impl Cli {
 
     /// Run the command; the exit code is 0 on success, 1 on failure.
     pub fn run(self) -> anyhow::Result<std::process::ExitCode> {
+        if let Command::CompilePlugin { core_module } = &self.command {
+            // Same engine settings as the parent's runtime; nothing logged.
+            let options = self.runtime_options(&PluginsConfig::default())?;
+            let code = voxpipe::plugin::compile_worker(&options, *core_module);
+            return Ok(std::process::ExitCode::from(code as u8));
+        }
         // The server sets up its own telemetry (traces, metrics, logs on stdout).
         if !matches!(self.command, Command::Serve(_)) {
             self.init_logging();
@@ -110,6 +143,7 @@ impl Cli {
             Command::Synth(c) => c.run(),
             Command::Pipeline(c) => c.run(&self),
             Command::Plugin(c) => c.run(&self),
+            Command::CompilePlugin { .. } => unreachable!("handled above"),
         }
     }
 }

@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 use clap::Subcommand;
 
 use voxpipe::plugin::build::{build_workspace, Route};
-use voxpipe::plugin::{LoadedPlugin, PluginLimits, StageConfig};
+use voxpipe::plugin::{LoadedPlugin, PluginError, PluginLimits, StageConfig};
 use voxpipe::types::{ChunkPosition, RequestContext, StageKind};
 
 use super::Cli;
@@ -176,10 +176,16 @@ impl PluginCommand {
                     memory_bytes: memory_mb << 20,
                     deadline: Duration::from_millis(*deadline_ms),
                     max_output_bytes: max_output_kb << 10,
+                    ..PluginLimits::default()
                 };
-                plugin
-                    .check_config(&limits, &config)
-                    .context("the plugin refused the config")?;
+                if let Err(e) = plugin.check_config(&limits, &config) {
+                    match e {
+                        PluginError::InvalidConfig(_) => {
+                            bail!("the plugin refused the config: {e}")
+                        }
+                        other => bail!("the plugin failed in check-config: {other}"),
+                    }
+                }
                 let ctx = RequestContext {
                     request_id: "cli".to_string(),
                     language: language.clone(),

@@ -147,7 +147,7 @@ impl ServeArgs {
             logs = %describe(&telemetry.exporters.logs),
             "telemetry ready; metrics at /metrics"
         );
-        let runtime = Arc::new(cli.runtime()?);
+        let runtime = Arc::new(cli.runtime_with(&config.plugins)?);
         let registry = Arc::new(PipelineRegistry::new(
             runtime,
             RegistryOptions {
@@ -180,6 +180,8 @@ impl ServeArgs {
                 default_pipeline: config.default_pipeline.clone(),
                 max_text_chars: limits.max_text_chars,
                 request_timeout: Duration::from_secs_f64(limits.request_timeout_s),
+                max_sentence_phonemes: limits.max_sentence_phonemes,
+                max_sentence_seconds: limits.max_sentence_seconds,
             },
         )?);
         // The default pipeline's voice is loaded before listening, so the first

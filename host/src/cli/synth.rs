@@ -85,6 +85,7 @@ impl SynthArgs {
             noise_w: self.noise_w,
             speaker,
             seed: self.seed,
+            ..SynthOptions::default()
         };
         let started = Instant::now();
         let mut progress = Progress::new(sentences.len());

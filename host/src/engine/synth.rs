@@ -60,12 +60,23 @@ impl EngineError {
             | EngineError::Model(VitsError::SpeakerOutOfRange { .. })
             | EngineError::Model(VitsError::EmptyInput)
             | EngineError::NothingToSay => "invalid_input",
+            EngineError::Model(VitsError::TooManyPhonemes { .. })
+            | EngineError::Model(VitsError::TooManyFrames { .. }) => "sentence_too_long",
             EngineError::Model(_) => "model",
             EngineError::Device(_) => "device",
             EngineError::OutOfMemory { .. } => "oom",
         }
     }
 }
+
+/// Most phoneme ids one sentence may have by default (~50 s of speech): the
+/// text encoder's attention costs memory with the square of it (2048 ids:
+/// ~35 MB; the 24 000 ids of one unpunctuated 12 000-character sentence
+/// took 3.9 GB).
+pub const DEFAULT_MAX_SENTENCE_PHONEMES: usize = 2048;
+/// Longest audio one sentence may produce by default, in seconds: the flow
+/// and the decoder cost memory in proportion (≈ 17 MB per second of speech).
+pub const DEFAULT_MAX_SENTENCE_SECONDS: f32 = 60.0;
 
 /// Synthesis knobs; `None` takes the voice's default from its config.
 #[derive(Debug, Clone, Copy, Default)]
@@ -78,6 +89,10 @@ pub struct SynthOptions {
     pub speaker: u32,
     /// Seed of the model's noise: the same seed and text give the same audio.
     pub seed: u64,
+    /// Most phoneme ids per sentence [default: DEFAULT_MAX_SENTENCE_PHONEMES].
+    pub max_phonemes: Option<usize>,
+    /// Longest audio per sentence, in seconds [default: DEFAULT_MAX_SENTENCE_SECONDS].
+    pub max_seconds: Option<f32>,
 }
 
 /// One synthesized sentence.
@@ -188,6 +203,12 @@ impl LoadedVoice {
         options: &SynthOptions,
     ) -> Result<SentenceAudio, EngineError> {
         let defaults = self.entry.config.inference;
+        let seconds = options
+            .max_seconds
+            .unwrap_or(DEFAULT_MAX_SENTENCE_SECONDS)
+            .max(0.0);
+        let frames_per_second = self.sample_rate() as f32 / self.model.hop_length().max(1) as f32;
+        let max_frames = (seconds * frames_per_second) as usize;
         let _busy = crate::memory::Busy::enter();
         let started = Instant::now();
         let out = self
@@ -200,6 +221,10 @@ impl LoadedVoice {
                     noise_w: options.noise_w.unwrap_or(defaults.noise_w),
                     speaker: options.speaker,
                     seed: options.seed,
+                    max_phonemes: options
+                        .max_phonemes
+                        .unwrap_or(DEFAULT_MAX_SENTENCE_PHONEMES),
+                    max_frames,
                 },
             )
             .map_err(|e| match EngineError::from(e) {

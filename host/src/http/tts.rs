@@ -137,13 +137,14 @@ pub(super) async fn deliver(
         return ex.error(&e, &Timings::default());
     }
     let mut rx = service.stream(job).await;
-    let (rate, style, timings) = match rx.recv().await {
+    let (rate, channels, style, timings) = match rx.recv().await {
         Some(StreamEvent::Started {
             sample_rate,
+            channels,
             style,
             timings,
             ..
-        }) => (sample_rate, style, timings),
+        }) => (sample_rate, channels, style, timings),
         Some(StreamEvent::Failed(e, t)) => return ex.error(&e, &t),
         _ => {
             return ex.error(
@@ -152,9 +153,11 @@ pub(super) async fn deliver(
             )
         }
     };
-    let encoder = match StreamEncoder::new(format, rate, 1) {
+    // The format is the pipeline's doing (an audio stage's rate or channel
+    // count the codec cannot carry), not the client's.
+    let encoder = match StreamEncoder::new(format, rate, channels) {
         Ok(e) => e,
-        Err(e) => return ex.error(&TtsError::UnsupportedFormat(e.to_string()), &timings),
+        Err(e) => return ex.error(&TtsError::Encode(e.to_string()), &timings),
     };
     let content_type = if delivery == Delivery::Sse {
         "text/event-stream"
@@ -209,7 +212,7 @@ async fn whole(
     let span = encode_span(format);
     let bytes = match span.in_scope(|| encode::encode(&synthesis.audio, format)) {
         Ok(b) => Bytes::from(b),
-        Err(e) => return ex.error(&TtsError::UnsupportedFormat(e.to_string()), &timings),
+        Err(e) => return ex.error(&TtsError::Encode(e.to_string()), &timings),
     };
     span.record("audio.bytes", bytes.len() as i64);
     drop(span);

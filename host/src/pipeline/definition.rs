@@ -46,6 +46,7 @@ pub(crate) struct LimitsDef {
     pub memory_mb: Option<u64>,
     pub deadline_ms: Option<u64>,
     pub max_output_kb: Option<u64>,
+    pub max_text_kb: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -132,6 +132,17 @@ fn limits_from(
             limits.max_output_bytes = (kb as usize) << 10;
         }
     }
+    if let Some(kb) = def.max_text_kb {
+        if kb == 0 || kb > 16 << 10 {
+            r.at(
+                offset,
+                stage,
+                format!("limits.max_text_kb = {kb} is outside 1..=16384"),
+            );
+        } else {
+            limits.max_text_bytes = (kb as usize) << 10;
+        }
+    }
     limits
 }
 
@@ -424,11 +435,19 @@ pub fn load_pipeline(
         let config = StageConfig::from_toml(&table);
         if let Err(e) = plugin.check_config(&limits, &config) {
             let at = s.config.as_ref().map_or(stage_offset, |c| c.span().start);
-            r.at(
-                at,
-                label,
-                format!("plugin `{}` refused its config: {e}", plugin.id.name),
-            );
+            // Only `invalid-config` is the plugin refusing the table; a trap,
+            // a timeout or a memory limit in check-config is its own failure.
+            let reason = match &e {
+                crate::plugin::PluginError::InvalidConfig(_) => {
+                    format!("plugin `{}` refused its config: {e}", plugin.id.name)
+                }
+                other => format!(
+                    "plugin `{}` failed while checking its config ({}): {other}",
+                    plugin.id.name,
+                    other.kind()
+                ),
+            };
+            r.at(at, label, reason);
             continue;
         }
         stages.push(Stage {

@@ -121,13 +121,11 @@ impl PipelineRegistry {
     }
 
     /// Files whose latest content was refused (their previous version, if
-    /// any, keeps serving).
+    /// any, keeps serving), as of the last finished rescan. Never waits for a
+    /// rescan in progress (which may be compiling a large plugin): HTTP
+    /// handlers call this.
     pub fn errors(&self) -> Vec<ReloadError> {
-        let scan = self.scan.lock().unwrap();
-        scan.files
-            .values()
-            .filter_map(|f| f.error.clone())
-            .collect()
+        self.errors.load().as_ref().clone()
     }
 
     /// (accepted, refused) reloads since start.
@@ -139,7 +137,7 @@ impl PipelineRegistry {
     }
 
     /// The fingerprint of the last content seen for `file`, and whether it
-    /// was refused.
+    /// was refused. Waits for a rescan in progress: not for HTTP handlers.
     pub fn file_status(&self, file: &Path) -> Option<(String, Option<ReloadError>)> {
         let scan = self.scan.lock().unwrap();
         scan.files
@@ -197,7 +195,7 @@ impl PipelineRegistry {
     /// Reload every pipeline file whose fingerprint changed.
     pub fn rescan(&self) -> ScanReport {
         let mut report = ScanReport::default();
-        let mut scan = self.scan.lock().unwrap();
+        let mut scan = self.scan.lock().unwrap_or_else(|p| p.into_inner());
         let files = match self.pipeline_files() {
             Ok(f) => f,
             Err(e) => {

@@ -29,6 +29,11 @@ pub enum PluginError {
     /// The call returned more than the output limit.
     #[error("plugin output of {size} bytes exceeds the limit of {limit} bytes")]
     OutputTooLarge { size: usize, limit: usize },
+    /// The call returned something the host cannot use: a number out of its
+    /// documented range, an audio format the host does not support, a name
+    /// with control characters, a malformed value, or it called `exit`.
+    #[error("plugin returned an unusable result: {0}")]
+    BadOutput(String),
     /// No instance slot was free: too many concurrent plugin calls.
     #[error("too many concurrent plugin calls")]
     Overloaded,
@@ -49,6 +54,7 @@ impl PluginError {
             PluginError::Timeout(_) => "timeout",
             PluginError::MemoryLimit(_) => "memory_limit",
             PluginError::OutputTooLarge { .. } => "output_too_large",
+            PluginError::BadOutput(_) => "bad_output",
             PluginError::Overloaded => "overloaded",
             PluginError::Internal(_) => "internal",
         }
@@ -63,6 +69,7 @@ impl PluginError {
                 | PluginError::Timeout(_)
                 | PluginError::MemoryLimit(_)
                 | PluginError::OutputTooLarge { .. }
+                | PluginError::BadOutput(_)
         )
     }
 }
@@ -77,6 +84,18 @@ pub enum LoadError {
     },
     #[error("{} is not a WebAssembly file", .0.display())]
     NotWasm(PathBuf),
+    #[error("{} is {} MiB; plugins may be at most {} MiB", path.display(), size >> 20, limit >> 20)]
+    TooLarge {
+        path: PathBuf,
+        size: u64,
+        limit: usize,
+    },
+    #[error("{}: compiling took longer than {} s (the limit); the plugin is not loaded", path.display(), limit.as_secs_f64())]
+    CompileTimeout { path: PathBuf, limit: Duration },
+    #[error("{}: compiling needed more than {} MiB of memory (the limit); the plugin is not loaded", path.display(), limit >> 20)]
+    CompileMemory { path: PathBuf, limit: usize },
+    #[error("{}: compiling failed: {reason}", path.display())]
+    Compile { path: PathBuf, reason: String },
     #[error("{} is a core module without a component type: build it with wit-bindgen (see docs/plugins.md) or wrap it with `wasm-tools component new`: {reason}", path.display())]
     NotAComponent { path: PathBuf, reason: String },
     #[error("{} is not a valid component: {reason}", path.display())]
@@ -93,6 +112,12 @@ pub enum LoadError {
     Imports { path: PathBuf, reason: String },
     #[error("{}: `describe` failed: {source}", path.display())]
     Describe { path: PathBuf, source: PluginError },
+    #[error("{}: describe() returned an unusable {field}: it {problem}", path.display())]
+    BadInfo {
+        path: PathBuf,
+        field: &'static str,
+        problem: String,
+    },
     #[error("{}: describe() says kind {said}, but the component exports the {world} world", path.display())]
     KindMismatch {
         path: PathBuf,

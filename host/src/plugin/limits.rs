@@ -15,6 +15,15 @@ pub struct PluginLimits {
     pub deadline: Duration,
     /// Largest output a call may return, in bytes (text bytes, or 4 × samples).
     pub max_output_bytes: usize,
+    /// Largest text a text stage may return, in bytes: everything after the
+    /// text stages (phonemes, the model, audio) grows with it, and the
+    /// request's own `max_text_chars` bounds only what the client sent.
+    #[serde(rename = "max_text_kb", serialize_with = "as_kib")]
+    pub max_text_bytes: usize,
+}
+
+fn as_kib<S: serde::Serializer>(b: &usize, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64((*b >> 10) as u64)
 }
 
 fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -27,6 +36,7 @@ impl Default for PluginLimits {
             memory_bytes: 128 << 20,
             deadline: Duration::from_secs(5),
             max_output_bytes: 32 << 20,
+            max_text_bytes: 64 << 10,
         }
     }
 }

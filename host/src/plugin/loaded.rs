@@ -2,7 +2,7 @@
 //! calls into it. Every call runs in a fresh `Store` with the call's limits.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use wasmtime::{Engine, Store, Trap};
@@ -11,7 +11,9 @@ use super::bindings::{self, audio, style, text, wit};
 use super::config::StageConfig;
 use super::error::{LoadError, PluginError};
 use super::limits::PluginLimits;
+use super::output;
 use super::runtime::EPOCH_TICK;
+use super::sanitize::{identifier_problem, one_line, MAX_DESCRIPTION, MAX_NAME};
 use super::store::CallState;
 use crate::types::{Audio, ChunkPosition, RequestContext, StageKind, StyleOutcome};
 
@@ -131,9 +133,20 @@ impl LoadedPlugin {
                 world: world.world().unwrap_or("?"),
             });
         }
+        // The name and version are metric labels and on every span: they
+        // must be short identifiers. The description is free text.
+        for (field, value) in [("name", &info.name), ("version", &info.version)] {
+            if let Some(problem) = identifier_problem(value, MAX_NAME) {
+                return Err(LoadError::BadInfo {
+                    path: plugin.path.clone(),
+                    field,
+                    problem,
+                });
+            }
+        }
         plugin.id.name = info.name;
         plugin.id.version = info.version;
-        plugin.description = info.description;
+        plugin.description = one_line(&info.description, MAX_DESCRIPTION);
         plugin.streamable = info.streamable;
         Ok(plugin)
     }
@@ -146,7 +159,11 @@ impl LoadedPlugin {
     ) -> Result<R, PluginError> {
         let mut store = Store::new(
             &self.engine,
-            CallState::new(&self.id.name, limits.memory_bytes),
+            CallState::new(
+                &self.id.name,
+                limits.memory_bytes,
+                Instant::now() + limits.deadline,
+            ),
         );
         store.limiter(|s| &mut s.limiter);
         // Ticks are counted from now; +1 covers the tick already under way.
@@ -158,11 +175,17 @@ impl LoadedPlugin {
         result.map_err(|e| classify(e, store.data(), limits))
     }
 
+    /// A plugin's own error; its message goes into responses and logs, so
+    /// it is made one line and cut.
     fn stage_error(e: wit::StageError) -> PluginError {
         match e {
-            wit::StageError::InvalidInput(m) => PluginError::InvalidInput(m),
-            wit::StageError::InvalidConfig(m) => PluginError::InvalidConfig(m),
-            wit::StageError::PluginFault(m) => PluginError::Fault(m),
+            wit::StageError::InvalidInput(m) => {
+                PluginError::InvalidInput(output::error_message(&m))
+            }
+            wit::StageError::InvalidConfig(m) => {
+                PluginError::InvalidConfig(output::error_message(&m))
+            }
+            wit::StageError::PluginFault(m) => PluginError::Fault(output::error_message(&m)),
         }
     }
 
@@ -225,6 +248,12 @@ impl LoadedPlugin {
             })?
             .map_err(Self::stage_error)?;
         Self::check_output(out.len(), limits)?;
+        if out.len() > limits.max_text_bytes {
+            return Err(PluginError::OutputTooLarge {
+                size: out.len(),
+                limit: limits.max_text_bytes,
+            });
+        }
         Ok(out)
     }
 
@@ -257,7 +286,7 @@ impl LoadedPlugin {
             StyleOutcome::Unmapped { reason } => reason.len(),
         };
         Self::check_output(size, limits)?;
-        Ok(outcome)
+        output::check_outcome(outcome)
     }
 
     /// Call an audio stage on one chunk (the whole utterance unless
@@ -294,12 +323,9 @@ impl LoadedPlugin {
             })?
             .map_err(Self::stage_error)?;
         Self::check_output(out.samples.len() * 4, limits)?;
-        if out.channels == 0 || out.sample_rate == 0 {
-            return Err(PluginError::Fault(
-                "returned audio with zero channels or sample rate".to_string(),
-            ));
-        }
-        Ok(bindings::audio_from_wit(out))
+        let audio = bindings::audio_from_wit(out);
+        output::check_audio(&audio)?;
+        Ok(audio)
     }
 }
 
@@ -318,15 +344,27 @@ fn style_bytes(s: &crate::types::Style) -> usize {
             .sum::<usize>()
 }
 
-/// Turn a wasmtime error into the typed error of the call.
+/// Turn a wasmtime error into the typed error of the call. Everything that
+/// happens inside a call is the plugin's doing: what the host's limits
+/// stopped is named after the limit, the rest is a trap or an unusable
+/// result, with the cause in one line and no Wasm backtrace.
 fn classify(e: wasmtime::Error, state: &CallState, limits: &PluginLimits) -> PluginError {
     if state.limiter.memory_hit {
         return PluginError::MemoryLimit(limits.memory_bytes);
+    }
+    if state.deadline_hit {
+        return PluginError::Timeout(limits.deadline);
     }
     if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
         .is_some()
     {
         return PluginError::Overloaded;
+    }
+    if let Some(exit) = e.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        return PluginError::BadOutput(format!(
+            "the plugin called exit({}) instead of returning",
+            exit.0
+        ));
     }
     match e.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => PluginError::Timeout(limits.deadline),
@@ -335,6 +373,9 @@ fn classify(e: wasmtime::Error, state: &CallState, limits: &PluginLimits) -> Plu
             PluginError::Trap("unreachable code reached (a panic in the plugin)".to_string())
         }
         Some(trap) => PluginError::Trap(trap.to_string()),
-        None => PluginError::Internal(format!("{e:#}")),
+        // Lifting a malformed result (invalid UTF-8, a pointer out of
+        // bounds), an instance or resource count over its limit, a WASI
+        // error that traps.
+        None => PluginError::Trap(one_line(&e.root_cause().to_string(), 256)),
     }
 }

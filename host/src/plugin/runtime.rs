@@ -17,9 +17,10 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 use super::bindings::{style, text};
 use super::cache::{default_cache_dir, CompileCache};
+use super::compile::{self, CompileOptions, Compiled};
 use super::error::LoadError;
 use super::loaded::{LoadedPlugin, Origin, StagePre};
-use super::store::CallState;
+use super::store::{CallState, MAX_INSTANCES, MAX_MEMORIES, MAX_TABLES};
 use crate::types::StageKind;
 
 /// How often the epoch advances: the resolution of call deadlines.
@@ -40,6 +41,11 @@ pub struct RuntimeOptions {
     pub max_concurrent_calls: u32,
     /// Ceiling on any plugin's memory limit, in bytes.
     pub max_memory_bytes: usize,
+    /// Size bound of the disk cache of compiled plugins; the least recently
+    /// used entries are removed past it.
+    pub cache_max_bytes: u64,
+    /// File size, time and memory bounds of compiling a plugin.
+    pub compile: CompileOptions,
 }
 
 impl Default for RuntimeOptions {
@@ -48,6 +54,56 @@ impl Default for RuntimeOptions {
             cache_dir: default_cache_dir(),
             max_concurrent_calls: 64,
             max_memory_bytes: 512 << 20,
+            cache_max_bytes: 1 << 30,
+            compile: CompileOptions::default(),
+        }
+    }
+}
+
+/// The engine configuration. The compile worker uses the same settings
+/// without the pooling allocator (which only decides where instances live,
+/// not the code), so its artifacts load here.
+fn engine_config(options: &RuntimeOptions, pooling: bool) -> Config {
+    let mut config = Config::new();
+    config.epoch_interruption(true).max_wasm_stack(1 << 20);
+    if pooling {
+        let slots = options.max_concurrent_calls.max(1);
+        let mut pool = PoolingAllocationConfig::default();
+        // A stage component holds a few core instances (the module plus the
+        // adapter shims that wit-component adds; about ten for componentize-py).
+        // The per-component caps keep one call from taking a share of the pool
+        // that the memory budget would not allow anyway.
+        pool.total_component_instances(slots)
+            .total_core_instances(slots * 8)
+            .total_memories(slots * 2)
+            .total_tables(slots * 8)
+            .max_core_instances_per_component(MAX_INSTANCES as u32)
+            .max_memories_per_component(MAX_MEMORIES as u32)
+            .max_tables_per_component(MAX_TABLES as u32)
+            .max_memories_per_module(2)
+            .max_memory_size(options.max_memory_bytes)
+            .max_component_instance_size(1 << 20)
+            .max_core_instance_size(1 << 20)
+            // Reset a slot by zeroing only the pages the last call dirtied
+            // (found with Linux's PAGEMAP_SCAN, kernel ≥ 6.7) instead of
+            // madvise + page faults on the next call: this is most of the
+            // per-call cost otherwise. Falls back to madvise elsewhere.
+            .pagemap_scan(wasmtime::Enabled::Auto)
+            .linear_memory_keep_resident(KEEP_RESIDENT)
+            .table_keep_resident(64 << 10);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    config
+}
+
+/// The body of the hidden `voxpipe __compile-plugin` command (see
+/// `compile.rs`); returns the exit code.
+pub fn compile_worker(options: &RuntimeOptions, core_module: bool) -> i32 {
+    match Engine::new(&engine_config(options, false)) {
+        Ok(engine) => compile::worker_main(&engine, core_module),
+        Err(e) => {
+            eprintln!("{e:#}");
+            1
         }
     }
 }
@@ -76,42 +132,19 @@ pub struct PluginRuntime {
 
 impl PluginRuntime {
     pub fn new(options: RuntimeOptions) -> anyhow::Result<PluginRuntime> {
-        let slots = options.max_concurrent_calls.max(1);
-        let mut pool = PoolingAllocationConfig::default();
-        // A stage component holds a few core instances (the module plus the
-        // adapter shims that wit-component adds).
-        pool.total_component_instances(slots)
-            .total_core_instances(slots * 4)
-            .total_memories(slots * 2)
-            .total_tables(slots * 4)
-            .max_memories_per_module(2)
-            .max_memory_size(options.max_memory_bytes)
-            .max_component_instance_size(1 << 20)
-            .max_core_instance_size(1 << 20)
-            // Reset a slot by zeroing only the pages the last call dirtied
-            // (found with Linux's PAGEMAP_SCAN, kernel ≥ 6.7) instead of
-            // madvise + page faults on the next call: this is most of the
-            // per-call cost otherwise. Falls back to madvise elsewhere.
-            .pagemap_scan(wasmtime::Enabled::Auto)
-            .linear_memory_keep_resident(KEEP_RESIDENT)
-            .table_keep_resident(64 << 10);
-        let mut config = Config::new();
-        config
-            .epoch_interruption(true)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
-            .max_wasm_stack(1 << 20);
-        let engine = Engine::new(&config)?;
+        let engine = Engine::new(&engine_config(&options, true))?;
         spawn_epoch_ticker(&engine);
 
         let mut linker = Linker::new(&engine);
         text::TextStage::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)?;
-        // Components built for wasm32-wasip2 import WASI; link it, grant nothing.
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        // Components built for wasm32-wasip2 import WASI; link it, grant
+        // nothing, and bound every wait by the call's deadline.
+        super::wasi::add_to_linker(&mut linker)?;
 
         let cache = options
             .cache_dir
             .as_deref()
-            .map(|d| CompileCache::new(d, &engine));
+            .map(|d| CompileCache::new(d, &engine, options.cache_max_bytes));
         Ok(PluginRuntime {
             engine,
             linker,
@@ -134,10 +167,7 @@ impl PluginRuntime {
     /// component type (as `wit-bindgen` emits for wasm32-unknown-unknown).
     /// The same bytes loaded twice share one compiled plugin.
     pub fn load(&self, path: &Path) -> Result<Arc<LoadedPlugin>, LoadError> {
-        let bytes = std::fs::read(path).map_err(|source| LoadError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let bytes = self.read(path)?;
         let sha256 = hex::encode(Sha256::digest(&bytes));
         if let Some(p) = self.lookup(&sha256) {
             self.stats.memory_hits.fetch_add(1, Ordering::Relaxed);
@@ -152,6 +182,35 @@ impl PluginRuntime {
             .unwrap()
             .insert(sha256, Arc::downgrade(&plugin));
         Ok(plugin)
+    }
+
+    /// Read a plugin file, refusing one over the size limit before reading it.
+    fn read(&self, path: &Path) -> Result<Vec<u8>, LoadError> {
+        use std::io::Read;
+        let io = |source| LoadError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let limit = self.options.compile.max_file_bytes;
+        let too_large = |size: u64| LoadError::TooLarge {
+            path: path.to_path_buf(),
+            size,
+            limit,
+        };
+        let file = std::fs::File::open(path).map_err(io)?;
+        let size = file.metadata().map_err(io)?.len();
+        if size > limit as u64 {
+            return Err(too_large(size));
+        }
+        let mut bytes = Vec::with_capacity(size as usize);
+        // The file may grow while it is read: never read past the limit.
+        file.take(limit as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(io)?;
+        if bytes.len() > limit {
+            return Err(too_large(bytes.len() as u64));
+        }
+        Ok(bytes)
     }
 
     fn lookup(&self, sha256: &str) -> Option<Arc<LoadedPlugin>> {
@@ -180,34 +239,37 @@ impl PluginRuntime {
             self.stats.disk_cache_hits.fetch_add(1, Ordering::Relaxed);
             return Ok((c, Origin::new(from_core, true)));
         }
-        let encoded;
-        let component_bytes = if from_core {
-            if !has_component_type(bytes) {
-                return Err(LoadError::NotAComponent {
-                    path: path.to_path_buf(),
-                    reason: "it has no `component-type` custom section".to_string(),
-                });
-            }
-            encoded = wit_component::ComponentEncoder::default()
-                .module(bytes)
-                .and_then(|e| e.validate(true).encode())
-                .map_err(|e| LoadError::NotAComponent {
-                    path: path.to_path_buf(),
-                    reason: format!("{e:#}"),
-                })?;
-            &encoded[..]
-        } else {
-            bytes
-        };
-        let component =
-            Component::new(&self.engine, component_bytes).map_err(|e| LoadError::Invalid {
+        if from_core && !has_component_type(bytes) {
+            return Err(LoadError::NotAComponent {
                 path: path.to_path_buf(),
-                reason: format!("{e:#}"),
-            })?;
-        self.stats.compiles.fetch_add(1, Ordering::Relaxed);
-        if let Some(cache) = &self.cache {
-            cache.put(sha256, &component);
+                reason: "it has no `component-type` custom section".to_string(),
+            });
         }
+        let component =
+            match compile::compile(&self.engine, &self.options.compile, path, bytes, from_core)? {
+                Compiled::Component(c) => {
+                    if let Some(cache) = &self.cache {
+                        cache.put(sha256, &c);
+                    }
+                    c
+                }
+                Compiled::Serialized(artifact) => {
+                    // SAFETY: the artifact was just made by our own binary (the
+                    // compile worker) with this engine's settings; wasmtime checks
+                    // its header against the engine and refuses a mismatch.
+                    let c = unsafe { Component::deserialize(&self.engine, &artifact) }.map_err(
+                        |e| LoadError::Compile {
+                            path: path.to_path_buf(),
+                            reason: format!("loading the compiled code: {e:#}"),
+                        },
+                    )?;
+                    if let Some(cache) = &self.cache {
+                        cache.put_bytes(sha256, &artifact);
+                    }
+                    c
+                }
+            };
+        self.stats.compiles.fetch_add(1, Ordering::Relaxed);
         Ok((component, Origin::new(from_core, false)))
     }
 

@@ -2,7 +2,7 @@
 //! the memory limiter, the plugin's log budget and — only if the component
 //! imports WASI — a WASI context that grants nothing.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wasmtime::ResourceLimiter;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
@@ -14,37 +14,90 @@ use super::bindings::wit_log;
 pub const MAX_LOG_LINES: u32 = 64;
 /// Longest log line kept, in bytes; longer lines are cut.
 pub const MAX_LOG_LINE: usize = 2048;
-/// Bytes of WASI stdout/stderr captured per call; writing more traps the call.
+/// Bytes of WASI stdout/stderr captured per call; past it the streams close.
 pub const MAX_STDIO_BYTES: usize = 64 << 10;
+/// WASI resources (pollables, streams, …) alive at once in one call.
+const MAX_WASI_RESOURCES: usize = 1024;
 
-/// Denies memory growth past the call's limit and remembers that it did, so
-/// the resulting trap is reported as a memory limit, not a generic trap.
+/// Linear memories one call may create, across every core instance of the
+/// component (the pool enforces the same count, see `runtime.rs`).
+pub const MAX_MEMORIES: usize = 8;
+/// Tables one call may create.
+pub const MAX_TABLES: usize = 32;
+/// Core instances one call may create (a component built by wit-component has
+/// a few: the module, adapter shims; componentize-py's have about ten).
+pub const MAX_INSTANCES: usize = 32;
+/// Bytes a table element costs the host (a pointer), counted in the budget.
+const TABLE_ELEMENT_BYTES: usize = 8;
+
+/// One memory budget for the whole call: every linear memory and table of
+/// every core instance of the component draws from it, at instantiation
+/// (start functions included) and on every `memory.grow` / `table.grow`.
+/// Remembers that it refused, so the resulting trap or instantiation error
+/// is reported as a memory limit, not a generic failure.
 pub(crate) struct Limiter {
-    memory_limit: usize,
+    budget: usize,
+    used: usize,
     pub(crate) memory_hit: bool,
+}
+
+impl Limiter {
+    fn new(budget: usize) -> Limiter {
+        Limiter {
+            budget,
+            used: 0,
+            memory_hit: false,
+        }
+    }
+
+    /// Take `desired - current` more bytes from the budget, or refuse.
+    fn grow(&mut self, current: usize, desired: usize) -> bool {
+        let more = desired.saturating_sub(current);
+        match self.used.checked_add(more) {
+            Some(total) if total <= self.budget => {
+                self.used = total;
+                true
+            }
+            _ => {
+                self.memory_hit = true;
+                false
+            }
+        }
+    }
 }
 
 impl ResourceLimiter for Limiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.memory_limit {
-            self.memory_hit = true;
-            return Ok(false);
-        }
-        Ok(true)
+        Ok(self.grow(current, desired))
     }
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= 100_000)
+        Ok(self.grow(
+            current.saturating_mul(TABLE_ELEMENT_BYTES),
+            desired.saturating_mul(TABLE_ELEMENT_BYTES),
+        ))
+    }
+
+    fn instances(&self) -> usize {
+        MAX_INSTANCES
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES
     }
 }
 
@@ -62,7 +115,9 @@ impl PluginLog {
             return;
         }
         self.budget -= 1;
-        let message = truncate(message, MAX_LOG_LINE);
+        // One line, cut: a plugin must not be able to forge log lines (text
+        // format) or fill the log with one message.
+        let message = super::sanitize::one_line(message, MAX_LOG_LINE);
         let plugin = self.plugin.as_str();
         // Plugin logs are events inside the caller's span, so they carry the
         // request's trace context wherever the subscriber sends them.
@@ -80,17 +135,6 @@ impl PluginLog {
             }
         }
     }
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 /// WASI state, created on first use by a component that imports WASI.
@@ -144,9 +188,13 @@ impl WasiState {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
+        // A plugin has no use for many WASI resources; each costs host memory
+        // outside the call's budget, so their number is small.
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_WASI_RESOURCES);
         WasiState {
             ctx,
-            table: ResourceTable::new(),
+            table,
             stdout,
             stderr,
         }
@@ -156,23 +204,41 @@ impl WasiState {
 /// The data of one call's `Store`.
 pub(crate) struct CallState {
     pub(crate) limiter: Limiter,
+    /// When the call must be over. Wasm code is stopped by the epoch
+    /// deadline; host calls that can wait (`wasi:io/poll`, blocking stream
+    /// operations) stop here (see `wasi.rs`).
+    pub(crate) deadline: Instant,
+    /// Set when a host call gave up at the deadline, so the error is a
+    /// timeout and not a generic failure.
+    pub(crate) deadline_hit: bool,
     log: PluginLog,
     wasi: Option<WasiState>,
 }
 
 impl CallState {
-    pub(crate) fn new(plugin: &str, memory_limit: usize) -> CallState {
+    pub(crate) fn new(plugin: &str, memory_limit: usize, deadline: Instant) -> CallState {
         CallState {
-            limiter: Limiter {
-                memory_limit,
-                memory_hit: false,
-            },
+            limiter: Limiter::new(memory_limit),
+            deadline,
+            deadline_hit: false,
             log: PluginLog {
                 plugin: plugin.to_string(),
                 budget: MAX_LOG_LINES,
                 dropped: 0,
             },
             wasi: None,
+        }
+    }
+
+    /// The WASI resource table and the call's deadline, for the host calls
+    /// that can wait (`wasi.rs`).
+    pub(crate) fn wasi_io(&mut self) -> super::wasi::BoundedIo<'_> {
+        let deadline = self.deadline;
+        let wasi = self.wasi.get_or_insert_with(WasiState::new);
+        super::wasi::BoundedIo {
+            table: &mut wasi.table,
+            deadline,
+            deadline_hit: &mut self.deadline_hit,
         }
     }
 

@@ -20,6 +20,9 @@ pub enum TtsError {
     /// The text is longer than the server accepts.
     #[error("text is {chars} characters; this server accepts at most {limit}")]
     TextTooLong { chars: usize, limit: usize },
+    /// One sentence is longer than the voice may speak in one go.
+    #[error("{0}; split it with punctuation or ask for a higher speed")]
+    SentenceTooLong(String),
     #[error("unknown pipeline `{name}`; available: {available}")]
     UnknownPipeline { name: String, available: String },
     #[error("unknown voice `{name}`; available: {available}")]
@@ -54,6 +57,10 @@ pub enum TtsError {
     /// The voice model failed.
     #[error("{0}")]
     Engine(String),
+    /// The synthesized audio cannot be encoded as asked (the pipeline's audio
+    /// stages made a format the codec cannot carry).
+    #[error("{0}")]
+    Encode(String),
     /// The server is shutting down or the client went away.
     #[error("{0}")]
     Cancelled(String),
@@ -69,6 +76,7 @@ impl TtsError {
             TtsError::InvalidJson(_) => "invalid_json",
             TtsError::InvalidInput(_) => "invalid_input",
             TtsError::TextTooLong { .. } => "text_too_long",
+            TtsError::SentenceTooLong(_) => "sentence_too_long",
             TtsError::UnknownPipeline { .. } => "unknown_pipeline",
             TtsError::UnknownVoice { .. } => "unknown_voice",
             TtsError::UnknownSpeaker { .. } => "unknown_speaker",
@@ -84,6 +92,7 @@ impl TtsError {
             },
             TtsError::OutOfMemory(_) => "oom",
             TtsError::Engine(_) => "model_error",
+            TtsError::Encode(_) => "encode_error",
             TtsError::Cancelled(_) => "cancelled",
             TtsError::Internal(_) => "internal",
         }
@@ -98,7 +107,7 @@ impl TtsError {
             | TtsError::UnknownVoice { .. }
             | TtsError::UnknownSpeaker { .. } => 404,
             TtsError::TextTooLong { .. } => 413,
-            TtsError::InvalidInput(_) => 422,
+            TtsError::InvalidInput(_) | TtsError::SentenceTooLong(_) => 422,
             TtsError::Overloaded { .. } | TtsError::OutOfMemory(_) => 503,
             TtsError::Timeout(_) => 504,
             TtsError::Stage(f) => match &f.error {
@@ -108,7 +117,7 @@ impl TtsError {
                 PluginError::Timeout(_) => 504,
                 _ => 502,
             },
-            TtsError::Engine(_) | TtsError::Internal(_) => 500,
+            TtsError::Engine(_) | TtsError::Encode(_) | TtsError::Internal(_) => 500,
             // Nobody reads it (client gone) or the server is stopping.
             TtsError::Cancelled(_) => 503,
         }
@@ -150,6 +159,9 @@ impl From<EngineError> for TtsError {
                 TtsError::InvalidInput("the text has nothing to say once normalized".into())
             }
             other if other.kind() == "invalid_input" => TtsError::InvalidInput(other.to_string()),
+            other if other.kind() == "sentence_too_long" => {
+                TtsError::SentenceTooLong(other.to_string())
+            }
             other => TtsError::Engine(other.to_string()),
         }
     }

@@ -17,9 +17,10 @@ use tracing::Instrument;
 use crate::engine::phonemize::Phonemizer;
 use crate::engine::synth::{LoadedVoice, SynthOptions};
 use crate::engine::voice::{self, VoiceEntry};
-use crate::pipeline::{Pipeline, PipelineRegistry, Stage};
+use crate::pipeline::{Pipeline, PipelineRegistry, Stage, StageFailure};
+use crate::plugin::PluginError;
 use crate::telemetry::metrics;
-use crate::types::{Audio, ChunkPosition, RequestContext, StyleOutcome};
+use crate::types::{Audio, ChunkPosition, RequestContext, StageKind, StyleOutcome};
 
 use super::admission::{Admission, Admitted};
 use super::cache::AudioCache;
@@ -49,6 +50,10 @@ pub struct ServiceOptions {
     pub default_pipeline: String,
     pub max_text_chars: usize,
     pub request_timeout: Duration,
+    /// Most phoneme ids per sentence (`[limits] max_sentence_phonemes`).
+    pub max_sentence_phonemes: usize,
+    /// Longest audio per sentence, seconds (`[limits] max_sentence_seconds`).
+    pub max_sentence_seconds: f32,
 }
 
 /// A validated request, bound to one pipeline version.
@@ -89,9 +94,11 @@ pub struct Synthesis {
 /// or `Failed`.
 #[derive(Debug)]
 pub enum StreamEvent {
-    /// Everything before the first audio (stages, phonemize) is done.
+    /// The first audio is ready (stages, phonemize and the first sentence
+    /// are done); what follows has this format.
     Started {
         sample_rate: u32,
+        channels: u16,
         style: StyleReport,
         voice: String,
         sentences: usize,
@@ -520,6 +527,24 @@ impl TtsService {
             }
         }
         let s = ctx.style.clone().unwrap_or_default();
+        // A voice or speaker named by the style stage (not by the client) that
+        // does not exist is the style stage's fault, not the request's.
+        let style_stage = || {
+            pipeline
+                .plugin_stages(StageKind::Style)
+                .next()
+                .map(|(st, _)| st.clone())
+        };
+        let blame_style = |e: TtsError| match (e, style_stage()) {
+            (
+                e @ (TtsError::UnknownVoice { .. } | TtsError::UnknownSpeaker { .. }),
+                Some(stage),
+            ) => TtsError::from(StageFailure {
+                stage,
+                error: PluginError::BadOutput(format!("the style names {e}")),
+            }),
+            (e, _) => e,
+        };
         // The request's voice wins over the style's, which wins over the pipeline's.
         let voice_name = job
             .voice
@@ -528,8 +553,16 @@ impl TtsService {
             .unwrap_or_else(|| pipeline.voice.clone());
         ctx.voice = voice_name.clone();
         tracing::Span::current().record("tts.voice", voice_name.as_str());
-        let voice = self.voices.get(&voice_name)?;
-        let speaker = speaker_id(&voice, job.speaker.as_deref().or(s.speaker.as_deref()))?;
+        let voice = match self.voices.get(&voice_name) {
+            Ok(v) => v,
+            Err(e) if job.voice.is_none() && s.voice.is_some() => return Err(blame_style(e)),
+            Err(e) => return Err(e),
+        };
+        let speaker = match (&job.speaker, &s.speaker) {
+            (Some(name), _) => speaker_id(&voice, Some(name))?,
+            (None, Some(name)) => speaker_id(&voice, Some(name)).map_err(blame_style)?,
+            (None, None) => 0,
+        };
         let speed = (job.speed * s.speed.unwrap_or(1.0)).clamp(0.25, 4.0);
         let defaults = voice.entry.config.inference;
         let options = SynthOptions {
@@ -538,6 +571,8 @@ impl TtsService {
             noise_w: s.noise_w,
             speaker,
             seed: job.seed,
+            max_phonemes: Some(self.options.max_sentence_phonemes),
+            max_seconds: Some(self.options.max_sentence_seconds),
         };
 
         let started = Instant::now();
@@ -552,16 +587,52 @@ impl TtsService {
         timings.add("phonemize", None, started.elapsed());
         metrics::stage("phonemize", "host", started.elapsed());
         let device = crate::engine::device::device_label(voice.device());
+        // What the response announces: the asked rate, else the voice's; the
+        // channels of the first audio out of the audio stages.
         let rate = job.sample_rate.unwrap_or(voice.sample_rate());
-        if !emit(StreamEvent::Started {
+        let mut started = Some(StreamEvent::Started {
             sample_rate: rate,
+            channels: 1,
             style,
             voice: voice_name,
             sentences: sentences.len(),
-            timings: timings.clone(),
-        }) {
-            return Err(TtsError::Cancelled("the client went away".into()));
-        }
+            timings: Timings::default(),
+        });
+        let mut channels = None;
+        // Sends `Started` (once, just before the first audio) and `audio`.
+        let mut send = |audio: Audio, timings: &Timings| -> Result<(), TtsError> {
+            let expected = *channels.get_or_insert(audio.channels);
+            if audio.channels != expected {
+                return Err(TtsError::Encode(format!(
+                    "the audio stages changed the channel count mid-stream ({expected} → {}); a stream keeps one format",
+                    audio.channels
+                )));
+            }
+            if let Some(StreamEvent::Started {
+                sample_rate,
+                style,
+                voice,
+                sentences,
+                ..
+            }) = started.take()
+            {
+                let first = StreamEvent::Started {
+                    sample_rate,
+                    channels: expected,
+                    style,
+                    voice,
+                    sentences,
+                    timings: timings.clone(),
+                };
+                if !emit(first) {
+                    return Err(TtsError::Cancelled("the client went away".into()));
+                }
+            }
+            if !emit(StreamEvent::Chunk(audio)) {
+                return Err(TtsError::Cancelled("the client went away".into()));
+            }
+            Ok(())
+        };
 
         let mut whole = Vec::new();
         let count = sentences.len();
@@ -610,10 +681,9 @@ impl TtsService {
                 let mut observe = |stage: &Stage, d: Duration| record_stage(timings, stage, d);
                 let audio =
                     pipeline.run_audio_observed(&ctx, audio, position, true, &mut observe)?;
-                let audio = resample_timed(audio, job.sample_rate, timings);
-                if !emit(StreamEvent::Chunk(audio)) {
-                    return Err(TtsError::Cancelled("the client went away".into()));
-                }
+                // Every chunk at the announced rate, whatever the stages did.
+                let audio = resample_timed(audio, Some(rate), timings);
+                send(audio, timings)?;
             } else {
                 whole.extend_from_slice(&out.samples);
             }
@@ -634,7 +704,7 @@ impl TtsService {
                 &mut observe,
             )?;
             let audio = resample_timed(audio, job.sample_rate, timings);
-            emit(StreamEvent::Chunk(audio));
+            send(audio, timings)?;
         }
         Ok(())
     }

@@ -76,6 +76,12 @@ pub enum VitsError {
     /// A scale is negative or not finite.
     #[error("invalid {name} {value}: must be finite and ≥ 0 (length_scale > 0)")]
     InvalidScale { name: &'static str, value: f32 },
+    /// More phoneme ids than one call may take.
+    #[error("a sentence of {count} phonemes is over the limit of {limit} per sentence")]
+    TooManyPhonemes { count: usize, limit: usize },
+    /// The predicted durations add up to more frames than one call may make.
+    #[error("a sentence would last {frames} frames, over the limit of {limit}")]
+    TooManyFrames { frames: u64, limit: usize },
     /// A tensor operation failed.
     #[error("tensor operation failed: {0}")]
     Candle(#[from] candle_core::Error),
@@ -141,6 +147,13 @@ pub struct Params {
     /// Seed of both noises. With both noise scales 0 the output is deterministic and
     /// the seed is irrelevant.
     pub seed: u64,
+    /// Most phoneme ids one call takes: the text encoder's attention grows
+    /// with its square. Longer input is refused before anything is allocated.
+    pub max_phonemes: usize,
+    /// Most frames one call may produce (the flow and the decoder grow with
+    /// them); checked right after the duration predictor, before the frames
+    /// are allocated.
+    pub max_frames: usize,
 }
 
 impl Default for Params {
@@ -151,6 +164,8 @@ impl Default for Params {
             noise_w: 0.8,
             speaker: 0,
             seed: 0,
+            max_phonemes: usize::MAX,
+            max_frames: usize::MAX,
         }
     }
 }
@@ -299,10 +314,18 @@ impl Voice {
             noise_w,
             speaker,
             seed,
+            max_phonemes,
+            max_frames,
         } = *params;
         validate_scales(noise_scale, length_scale, noise_w)?;
         if ids.is_empty() {
             return Err(VitsError::EmptyInput);
+        }
+        if ids.len() > max_phonemes {
+            return Err(VitsError::TooManyPhonemes {
+                count: ids.len(),
+                limit: max_phonemes,
+            });
         }
         let g = self.speaker_embedding(speaker)?;
         let g = g.as_ref();
@@ -317,6 +340,13 @@ impl Voice {
                 .reshape((1, 2, ids.len()))?;
         let logw = self.dp.reverse(&enc.hidden, &dp_noise, g)?;
         let durations = length::durations_from_logw(&logw, length_scale);
+        let frames: u64 = durations.iter().map(|&d| u64::from(d)).sum();
+        if frames > max_frames as u64 {
+            return Err(VitsError::TooManyFrames {
+                frames,
+                limit: max_frames,
+            });
+        }
         timings.duration_predictor = clock.elapsed();
         let clock = std::time::Instant::now();
         let m_p = length::expand_frames(&enc.m_p, &durations)?;

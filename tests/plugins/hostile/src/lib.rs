@@ -1,7 +1,10 @@
 //! A text plugin that misbehaves on purpose, chosen by `config.mode`:
 //! `echo` (behaves), `loop`, `membomb`, `recursion`, `panic`, `huge-output`,
-//! `log-flood`, `fault`. The runtime tests use it to prove that no plugin can
-//! take the host down.
+//! `log-flood`, `fault`, and the results the host must not trust:
+//! `invalid-utf8`, `huge-error` (a 10 MB error message), `forged-log` (log
+//! lines with newlines and escapes), `expand` (returns `size_kb` KiB of
+//! `repeat`, e.g. a giant `[[ ]]` phoneme block). The runtime tests use it to
+//! prove that no plugin can take the host down.
 
 use std::hint::black_box;
 use voxpipe_plugin_text::{log, Config, Context, PluginInfo, StageError, TextStage};
@@ -93,6 +96,31 @@ impl TextStage for Hostile {
                 Ok(text)
             }
             "churn" => Ok(churn().to_string()),
+            "invalid-utf8" => {
+                // The host lifts the result and must refuse it, not crash.
+                let bytes = vec![b'o', b'k', 0xff, 0xfe, 0xfd];
+                // SAFETY: deliberately not UTF-8; never read as a str here.
+                Ok(unsafe { String::from_utf8_unchecked(bytes) })
+            }
+            "huge-error" => Err(StageError::InvalidInput(format!(
+                "bad\ninput {}",
+                "e".repeat(10 << 20)
+            ))),
+            "forged-log" => {
+                log::info(
+                    "innocent\n{\"level\":\"ERROR\",\"message\":\"forged\"}\r\n\u{1b}[2Jforged too",
+                );
+                Ok(text)
+            }
+            "expand" => {
+                let kb: usize = config.get_or("size_kb", 200)?;
+                let unit: String = config.get_or("repeat", "hello ".to_string())?;
+                let mut out = String::with_capacity(kb << 10);
+                while out.len() < kb << 10 {
+                    out.push_str(&unit);
+                }
+                Ok(out)
+            }
             "fault" => Err(StageError::PluginFault("refuses on purpose".to_string())),
             "invalid" => Err(StageError::InvalidInput(
                 "does not like this text".to_string(),
