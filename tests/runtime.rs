@@ -456,4 +456,36 @@ fn python_wasi_component_runs_with_nothing_granted() {
         err,
         PluginError::InvalidConfig("`suffix` must be a string".into())
     );
+
+    // Python's time.sleep waits in WASI (poll): cut at the deadline, in a
+    // call and in check-config; os._exit is the plugin's fault, typed.
+    let short = limits(300, 128, 1024);
+    for (what, result) in [
+        (
+            "call",
+            p.call_text(&short, &ctx(), &config(r#"{"sleep_s": 3600}"#), "x")
+                .map(|_| ()),
+        ),
+        (
+            "check-config",
+            p.check_config(&short, &config(r#"{"check_sleep_s": 3600}"#)),
+        ),
+    ] {
+        assert!(
+            matches!(result, Err(PluginError::Timeout(_))),
+            "{what}: {result:?}"
+        );
+    }
+    let started = Instant::now();
+    let err = p
+        .call_text(&short, &ctx(), &config(r#"{"sleep_s": 3600}"#), "x")
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_millis(800), "{err}");
+    let err = p
+        .call_text(&l, &ctx(), &config(r#"{"exit": 3}"#), "x")
+        .unwrap_err();
+    assert!(
+        matches!(&err, PluginError::BadOutput(m) if m.contains("exit")),
+        "{err:?}"
+    );
 }

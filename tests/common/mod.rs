@@ -3,6 +3,7 @@
 //! runtimes with a private compile cache.
 #![allow(dead_code)]
 
+pub mod components;
 pub mod http;
 
 use std::path::{Path, PathBuf};

@@ -54,6 +54,9 @@ impl EngineError {
         match self {
             EngineError::Voice(_) | EngineError::Weights(_) => "voice_load",
             EngineError::UnknownVoice { .. } => "unknown_voice",
+            // A NUL never gets here through the service (refused as input or
+            // as a plugin's output), but a library caller may pass one.
+            EngineError::Phonemize(PhonemizeError::TextNul(_)) => "invalid_input",
             EngineError::Phonemize(_) => "phonemize",
             EngineError::Model(VitsError::PhonemeIdOutOfRange { .. })
             | EngineError::Model(VitsError::InvalidScale { .. })

@@ -254,6 +254,11 @@ impl LoadedPlugin {
                 limit: limits.max_text_bytes,
             });
         }
+        if let Some(at) = out.find('\0') {
+            return Err(PluginError::BadOutput(format!(
+                "returned text with a NUL character at byte {at}"
+            )));
+        }
         Ok(out)
     }
 

@@ -218,6 +218,11 @@ impl TtsService {
         if text.trim().is_empty() {
             return Err(TtsError::InvalidInput("`text` is empty".into()));
         }
+        if let Some(at) = text.chars().position(|c| c == '\0') {
+            return Err(TtsError::InvalidInput(format!(
+                "`text` contains a NUL character (at character {at})"
+            )));
+        }
         let chars = text.chars().count();
         if chars > self.options.max_text_chars {
             return Err(TtsError::TextTooLong {

@@ -3,10 +3,14 @@ built for WASI by a non-Rust toolchain load and run in voxpipe, that what
 they print reaches the host's logs, and that WASI grants them nothing.
 
 Config: {"suffix": str} appended to the title-cased text, or
-{"probe": true} to report what the sandbox allows instead.
+{"probe": true} to report what the sandbox allows instead. Misbehaving on
+purpose: {"sleep_s": n} sleeps (a WASI poll the host must cut at the
+deadline), {"exit": n} calls os._exit (wasi:cli/exit); {"check_sleep_s": n}
+sleeps in check-config.
 """
 import json
 import os
+import time
 
 import wit_world
 from wit_world.imports import log, types
@@ -25,6 +29,8 @@ class WitWorld(wit_world.WitWorld):
 
     def check_config(self, config: str) -> None:
         cfg = json.loads(config)
+        if cfg.get("check_sleep_s"):
+            time.sleep(cfg["check_sleep_s"])
         if not isinstance(cfg.get("suffix", ""), str):
             raise Err(types.StageError_InvalidConfig("`suffix` must be a string"))
 
@@ -32,6 +38,10 @@ class WitWorld(wit_world.WitWorld):
         cfg = json.loads(config)
         if cfg.get("probe"):
             return probe()
+        if cfg.get("sleep_s"):
+            time.sleep(cfg["sleep_s"])
+        if "exit" in cfg:
+            os._exit(cfg["exit"])
         print(f"py-title: request {ctx.request_id}, {len(text)} chars")
         log.log(log.Level.INFO, "py-title says hello through the log import")
         return text.title() + cfg.get("suffix", "")
