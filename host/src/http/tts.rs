@@ -157,7 +157,7 @@ pub(super) async fn deliver(
     // count the codec cannot carry), not the client's.
     let encoder = match StreamEncoder::new(format, rate, channels) {
         Ok(e) => e,
-        Err(e) => return ex.error(&TtsError::Encode(e.to_string()), &timings),
+        Err(e) => return ex.error(&encode_failure(format, e), &timings),
     };
     let content_type = if delivery == Delivery::Sse {
         "text/event-stream"
@@ -212,7 +212,7 @@ async fn whole(
     let span = encode_span(format);
     let bytes = match span.in_scope(|| encode::encode(&synthesis.audio, format)) {
         Ok(b) => Bytes::from(b),
-        Err(e) => return ex.error(&TtsError::Encode(e.to_string()), &timings),
+        Err(e) => return ex.error(&encode_failure(format, e), &timings),
     };
     span.record("audio.bytes", bytes.len() as i64);
     drop(span);
@@ -416,6 +416,16 @@ async fn next_chunk(mut st: St) -> Option<(Result<Bytes, std::io::Error>, St)> {
             }
             Some(StreamEvent::Started { .. }) => continue,
         }
+    }
+}
+
+/// An encoder's refusal: a format voxpipe cannot encode at all is the
+/// client's choice (400); any other refusal comes from the audio the
+/// pipeline made (its rate or channel count), not from the client (500).
+fn encode_failure(format: AudioFormat, e: encode::EncodeError) -> TtsError {
+    match format {
+        AudioFormat::Aac => TtsError::UnsupportedFormat(e.to_string()),
+        _ => TtsError::Encode(e.to_string()),
     }
 }
 
