@@ -147,7 +147,7 @@ fn one_memory_budget_covers_every_memory_of_a_call() {
 
     // 20 instances, each with its own memory: more memories than a component
     // may have (the pool's cap, checked when it is compiled).
-    let twenty = components::write_plugin(
+    let twenty = common::write_plugin(
         "hostile-20-memories",
         &components::with_memory_hogs(&hostile, 20, 1, 0),
     );
@@ -161,7 +161,7 @@ fn one_memory_budget_covers_every_memory_of_a_call() {
     // 7 instances × 8 MiB, filled by their start functions: 56 MiB in all.
     // Loads (describe's budget is 128 MiB) but a stage limited to 32 MiB
     // fails on every call, however small each single memory is.
-    let seven = components::write_plugin(
+    let seven = common::write_plugin(
         "hostile-7-memories",
         &components::with_memory_hogs(&hostile, 7, 1, 127),
     );
@@ -184,7 +184,7 @@ fn one_memory_budget_covers_every_memory_of_a_call() {
 
     // 7 instances growing 100 MiB each in their start functions: refused
     // while loading (describe), as a memory limit.
-    let greedy = components::write_plugin(
+    let greedy = common::write_plugin(
         "hostile-7-greedy-starts",
         &components::with_memory_hogs(&hostile, 7, 1, 1600),
     );
@@ -197,7 +197,7 @@ fn one_memory_budget_covers_every_memory_of_a_call() {
     }
 
     // 100 instances: more than a component may have.
-    let hundred = components::write_plugin(
+    let hundred = common::write_plugin(
         "hostile-100-instances",
         &components::with_memory_hogs(&hostile, 100, 1, 0),
     );
@@ -312,18 +312,16 @@ fn describe_strings_are_checked_or_cut() {
         ("version-space", "version"),
     ] {
         let before = common::rss_bytes();
-        match runtime.load(&components::hostile_info(mode)) {
+        match runtime.load(&common::hostile_info(mode)) {
             Err(LoadError::BadInfo { field: f, .. }) => assert_eq!(f, field, "{mode}"),
             other => panic!("{mode}: {other:?}"),
         }
         assert!(common::rss_bytes().saturating_sub(before) < 64 << 20);
     }
-    let p = runtime
-        .load(&components::hostile_info("desc-huge"))
-        .unwrap();
+    let p = runtime.load(&common::hostile_info("desc-huge")).unwrap();
     assert!(p.description.len() <= 256);
     assert!(!p.description.contains(['\n', '\u{1b}']));
-    let p = runtime.load(&components::hostile_info("default")).unwrap();
+    let p = runtime.load(&common::hostile_info("default")).unwrap();
     assert_eq!(p.id.name, "hostile-info");
 }
 
@@ -343,7 +341,7 @@ fn worker_runtime(cache: Option<&Path>, compile: CompileOptions) -> PluginRuntim
 /// module that is never instantiated.
 fn slow_to_compile() -> std::path::PathBuf {
     let hostile = std::fs::read(common::plugin("hostile")).unwrap();
-    components::write_plugin(
+    common::write_plugin(
         "hostile-slow-compile",
         &components::with_dead_code(&hostile, 3000, 400),
     )

@@ -2,8 +2,7 @@
 //! their binaries (a component's sections may come in any order, so appended
 //! core modules and instances are valid), and by patching the mode marker of
 //! `hostile-info`. What the hand-written WAT did, made reproducible.
-
-use std::path::PathBuf;
+//! Pure functions of bytes: the tests and `voxpipe-bench sandbox` share them.
 
 use wasm_encoder::{
     CodeSection, ComponentSection, ExportKind, ExportSection, Function, FunctionSection,
@@ -126,9 +125,9 @@ pub fn with_dead_code(component: &[u8], functions: u32, ops: u32) -> Vec<u8> {
     out
 }
 
-/// `hostile-info` with its describe mode patched (see its source).
-pub fn hostile_info(mode: &str) -> PathBuf {
-    let bytes = std::fs::read(super::plugin("hostile-info")).unwrap();
+/// The bytes of `hostile-info.wasm` with its describe mode patched to `mode`
+/// (see its source).
+pub fn patch_hostile_info(bytes: &[u8], mode: &str) -> Vec<u8> {
     let old = format!("voxpipe-hostile-info:{:_<43}", "default");
     let new = format!("voxpipe-hostile-info:{mode:_<43}");
     assert_eq!((old.len(), new.len()), (64, 64));
@@ -136,16 +135,7 @@ pub fn hostile_info(mode: &str) -> PathBuf {
         .windows(64)
         .position(|w| w == old.as_bytes())
         .expect("the marker in hostile-info.wasm");
-    let mut patched = bytes.clone();
+    let mut patched = bytes.to_vec();
     patched[at..at + 64].copy_from_slice(new.as_bytes());
-    write_plugin(&format!("hostile-info-{mode}"), &patched)
-}
-
-/// Write `bytes` as `<name>.wasm` next to the built test plugins.
-pub fn write_plugin(name: &str, bytes: &[u8]) -> PathBuf {
-    let path = super::plugins().join(format!("{name}.wasm"));
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes).unwrap();
-    std::fs::rename(&tmp, &path).unwrap();
-    path
+    patched
 }

@@ -39,6 +39,24 @@ pub fn plugins() -> &'static Path {
     })
 }
 
+/// `hostile-info` with its describe mode patched (see its source).
+pub fn hostile_info(mode: &str) -> PathBuf {
+    let bytes = std::fs::read(plugin("hostile-info")).unwrap();
+    write_plugin(
+        &format!("hostile-info-{mode}"),
+        &components::patch_hostile_info(&bytes, mode),
+    )
+}
+
+/// Write `bytes` as `<name>.wasm` next to the built test plugins.
+pub fn write_plugin(name: &str, bytes: &[u8]) -> PathBuf {
+    let path = plugins().join(format!("{name}.wasm"));
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+    path
+}
+
 pub fn plugin(name: &str) -> PathBuf {
     plugins().join(format!("{name}.wasm"))
 }

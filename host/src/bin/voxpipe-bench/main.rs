@@ -15,9 +15,13 @@
 //! `cargo run --release --bin voxpipe-bench -- http` — the real server under
 //! load (see http.rs): throughput and latency per concurrency, 2× saturation,
 //! streamed vs whole first byte, host overhead.
+//!
+//! `cargo run --release --bin voxpipe-bench -- sandbox` — each class of
+//! hostile plugin: time to its typed error, peak RSS of the host.
 
 mod engine;
 mod http;
+mod sandbox;
 mod telemetry;
 
 use std::path::{Path, PathBuf};
@@ -83,6 +87,8 @@ enum Bench {
         #[arg(long, default_value_t = 30)]
         requests: usize,
     },
+    /// Hostile plugins: time to the typed error and peak RSS, per class.
+    Sandbox,
     /// First-party plugins: per-call time on realistic inputs.
     Plugins {
         /// Calls measured per text/style plugin.
@@ -104,6 +110,7 @@ fn main() -> anyhow::Result<()> {
             loads,
         } => runtime_bench(calls, audio_calls, loads),
         Bench::Plugins { calls, audio_calls } => plugins_bench(calls, audio_calls),
+        Bench::Sandbox => sandbox::sandbox_bench(),
         Bench::Http { requests } => http::http_bench(requests),
         Bench::Telemetry { requests } => telemetry::telemetry_bench(requests),
         Bench::Engine {
