@@ -10,21 +10,9 @@ use std::time::{Duration, Instant};
 
 use voxpipe::pipeline::{load_pipeline, LoadContext};
 use voxpipe::plugin::{LoadError, LoadedPlugin, PluginError, PluginLimits, StageConfig};
-use voxpipe::types::{Audio, ChunkPosition, RequestContext, StyleOutcome};
+use voxpipe::types::{Audio, ChunkPosition, StyleOutcome};
 
-fn ctx() -> RequestContext {
-    RequestContext {
-        request_id: "test-1".into(),
-        language: "en-US".into(),
-        voice: "v".into(),
-        pipeline: "p".into(),
-        style: None,
-    }
-}
-
-fn config(json: &str) -> StageConfig {
-    StageConfig::from_json(json).expect("json object")
-}
+use common::{config, ctx};
 
 fn limits(deadline_ms: u64, memory_mb: usize, output_kb: usize) -> PluginLimits {
     PluginLimits {

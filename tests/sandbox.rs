@@ -18,23 +18,11 @@ use common::http::{get, post_json, Server};
 use serde_json::json;
 use voxpipe::plugin::{
     CompileOptions, LoadError, LoadedPlugin, PluginError, PluginLimits, PluginRuntime,
-    RuntimeOptions, StageConfig,
+    RuntimeOptions,
 };
-use voxpipe::types::{Audio, ChunkPosition, RequestContext, StyleOutcome};
+use voxpipe::types::{Audio, ChunkPosition, StyleOutcome};
 
-fn ctx() -> RequestContext {
-    RequestContext {
-        request_id: "sandbox".into(),
-        language: "en-US".into(),
-        voice: "v".into(),
-        pipeline: "p".into(),
-        style: None,
-    }
-}
-
-fn config(json: &str) -> StageConfig {
-    StageConfig::from_json(json).expect("json object")
-}
+use common::{config, ctx};
 
 fn limits(deadline_ms: u64, memory_mb: usize) -> PluginLimits {
     PluginLimits {

@@ -24,6 +24,22 @@ pub fn voxpipe() -> Command {
     cmd
 }
 
+/// The request context the plugin tests call with.
+pub fn ctx() -> voxpipe::types::RequestContext {
+    voxpipe::types::RequestContext {
+        request_id: "test-1".into(),
+        language: "en-US".into(),
+        voice: "v".into(),
+        pipeline: "p".into(),
+        style: None,
+    }
+}
+
+/// A stage config from a JSON object text.
+pub fn config(json: &str) -> voxpipe::plugin::StageConfig {
+    voxpipe::plugin::StageConfig::from_json(json).expect("json object")
+}
+
 /// The folder of components built from `plugins/` and `tests/plugins/`.
 pub fn plugins() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();

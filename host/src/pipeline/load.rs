@@ -98,50 +98,30 @@ fn limits_from(
     r: &mut Reporter,
 ) -> PluginLimits {
     let mut limits = base;
-    if let Some(mb) = def.memory_mb {
-        let ceiling_mb = (ceiling >> 20) as u64;
-        if mb == 0 || mb > ceiling_mb {
+    // Each key, if set, must lie in 1..=max; the value is returned in range.
+    let mut check = |key: &str, value: Option<u64>, max: u64| -> Option<u64> {
+        let v = value?;
+        if v == 0 || v > max {
             r.at(
                 offset,
                 stage,
-                format!("limits.memory_mb = {mb} is outside 1..={ceiling_mb}"),
+                format!("limits.{key} = {v} is outside 1..={max}"),
             );
-        } else {
-            limits.memory_bytes = (mb as usize) << 20;
+            return None;
         }
+        Some(v)
+    };
+    if let Some(mb) = check("memory_mb", def.memory_mb, (ceiling >> 20) as u64) {
+        limits.memory_bytes = (mb as usize) << 20;
     }
-    if let Some(ms) = def.deadline_ms {
-        if ms == 0 || ms > 600_000 {
-            r.at(
-                offset,
-                stage,
-                format!("limits.deadline_ms = {ms} is outside 1..=600000"),
-            );
-        } else {
-            limits.deadline = Duration::from_millis(ms);
-        }
+    if let Some(ms) = check("deadline_ms", def.deadline_ms, 600_000) {
+        limits.deadline = Duration::from_millis(ms);
     }
-    if let Some(kb) = def.max_output_kb {
-        if kb == 0 || kb > 1 << 20 {
-            r.at(
-                offset,
-                stage,
-                format!("limits.max_output_kb = {kb} is outside 1..=1048576"),
-            );
-        } else {
-            limits.max_output_bytes = (kb as usize) << 10;
-        }
+    if let Some(kb) = check("max_output_kb", def.max_output_kb, 1 << 20) {
+        limits.max_output_bytes = (kb as usize) << 10;
     }
-    if let Some(kb) = def.max_text_kb {
-        if kb == 0 || kb > 16 << 10 {
-            r.at(
-                offset,
-                stage,
-                format!("limits.max_text_kb = {kb} is outside 1..=16384"),
-            );
-        } else {
-            limits.max_text_bytes = (kb as usize) << 10;
-        }
+    if let Some(kb) = check("max_text_kb", def.max_text_kb, 16 << 10) {
+        limits.max_text_bytes = (kb as usize) << 10;
     }
     limits
 }
