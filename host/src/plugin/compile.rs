@@ -202,11 +202,11 @@ fn in_worker(
         ))),
         Some(EXIT_INVALID) => Err(LoadError::Invalid {
             path: path.to_path_buf(),
-            reason: message,
+            reason: super::sanitize::one_line(&message, 1024),
         }),
         Some(EXIT_NOT_A_COMPONENT) => Err(LoadError::NotAComponent {
             path: path.to_path_buf(),
-            reason: message,
+            reason: super::sanitize::one_line(&message, 1024),
         }),
         _ if message.contains("memory allocation") || message.contains("out of memory") => {
             Err(LoadError::CompileMemory {

@@ -16,6 +16,8 @@ pub const MAX_LOG_LINES: u32 = 64;
 pub const MAX_LOG_LINE: usize = 2048;
 /// Bytes of WASI stdout/stderr captured per call; past it the streams close.
 pub const MAX_STDIO_BYTES: usize = 64 << 10;
+/// Most bytes one `wasi:random` call may ask for.
+const MAX_RANDOM_BYTES: u64 = 1 << 20;
 /// WASI resources (pollables, streams, …) alive at once in one call.
 const MAX_WASI_RESOURCES: usize = 1024;
 
@@ -187,6 +189,9 @@ impl WasiState {
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
+            // Random bytes are made in host memory before the plugin gets
+            // them: a small cap per call of get-random-bytes.
+            .max_random_size(MAX_RANDOM_BYTES)
             .build();
         // A plugin has no use for many WASI resources; each costs host memory
         // outside the call's budget, so their number is small.
