@@ -178,9 +178,9 @@ fn run_executes_each_stage_kind_standalone() {
     let input = dir.path().join("in.wav");
     let output = dir.path().join("out.wav");
     let tone: Vec<f32> = (0..22050).map(|i| 0.5 * (i as f32 * 0.05).sin()).collect();
-    voxpipe::wav::write(
+    voxpipe_codec::wav::write(
         &input,
-        &voxpipe::types::Audio {
+        &voxpipe_types::Audio {
             sample_rate: 22050,
             channels: 1,
             samples: tone,
@@ -201,12 +201,12 @@ fn run_executes_each_stage_kind_standalone() {
         "gain_db=-6",
     ]);
     assert!(o.status.success(), "{}", text(&o.stderr));
-    let peak_in = voxpipe::wav::read(&input)
+    let peak_in = voxpipe_codec::wav::read(&input)
         .unwrap()
         .samples
         .iter()
         .fold(0f32, |m, s| m.max(s.abs()));
-    let peak_out = voxpipe::wav::read(&output)
+    let peak_out = voxpipe_codec::wav::read(&output)
         .unwrap()
         .samples
         .iter()
@@ -324,7 +324,7 @@ fn synth_speaks_text_into_a_wav() {
         "{}",
         text(&o.stderr)
     );
-    let audio = voxpipe::wav::read(&out).unwrap();
+    let audio = voxpipe_codec::wav::read(&out).unwrap();
     assert_eq!(audio.sample_rate, 22050);
     assert!(
         (1.0..6.0).contains(&audio.seconds()),

@@ -10,27 +10,27 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use candle_core::Device;
-use voxpipe::engine::onnx::read_weights;
-use voxpipe::engine::phonemize::Phonemizer;
-use voxpipe::engine::vits::{Kernels, Params, VitsError, Voice};
-use voxpipe::engine::voice::VoiceConfig;
+use voxpipe_engine::onnx::read_weights;
+use voxpipe_engine::phonemize::Phonemizer;
+use voxpipe_engine::vits::{Kernels, Params, VitsError, Voice};
+use voxpipe_engine::voice::VoiceConfig;
 
 /// The device under test: the CPU unless `VOXPIPE_TEST_DEVICE` names another.
 fn test_device() -> Device {
-    let spec: voxpipe::engine::device::DeviceSpec = std::env::var("VOXPIPE_TEST_DEVICE")
+    let spec: voxpipe_engine::device::DeviceSpec = std::env::var("VOXPIPE_TEST_DEVICE")
         .unwrap_or_else(|_| "cpu".into())
         .parse()
         .unwrap();
     let device = spec.open().unwrap();
     eprintln!(
         "device under test: {}",
-        voxpipe::engine::device::device_label(&device)
+        voxpipe_engine::device::device_label(&device)
     );
     device
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 const SENTENCES: &[&str] = &[

@@ -3,13 +3,13 @@
 //! (pip install piper-tts==1.8.0; see the script).
 use std::collections::HashMap;
 
-use voxpipe::engine::phonemize::Phonemizer;
+use voxpipe_engine::phonemize::Phonemizer;
 
 fn id_map() -> HashMap<String, Vec<i64>> {
     let path = std::env::var("PIPER_VOICE_JSON").unwrap_or_else(|_| {
         concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../voices/en_US-joe-medium.onnx.json"
+            "/../../voices/en_US-joe-medium.onnx.json"
         )
         .into()
     });

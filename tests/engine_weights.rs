@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Instant;
-use voxpipe::engine::onnx::{
+use voxpipe_engine::onnx::{
     hyperparameters, read_weights, weights_from_bytes, OnnxError, ResBlockKind, Weights,
 };
 
@@ -13,7 +13,7 @@ fn voice_path() -> PathBuf {
     std::env::var_os("VOICE_ONNX")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../voices/en_US-joe-medium.onnx")
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../voices/en_US-joe-medium.onnx")
         })
 }
 
@@ -216,8 +216,8 @@ fn truncated_and_corrupt_files_give_errors() {
 /// its partly folded `exp(-logs)` are read, and every shape-derived setting is its own.
 #[test]
 fn hyperparameters_of_multi_speaker_high_test_voice() {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/voices/test-multi-high.onnx");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/voices/test-multi-high.onnx");
     let w = read_weights(&path).expect("test voice reads");
     // Shared by 30 LayerNorms in the file, exposed under each of their names.
     for name in [

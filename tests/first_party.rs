@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use voxpipe::plugin::{LoadedPlugin, PluginLimits, PluginRuntime, StageConfig};
-use voxpipe::types::{Audio, ChunkPosition, RequestContext, Style, StyleOutcome};
+use voxpipe_plugin::{LoadedPlugin, PluginLimits, PluginRuntime, StageConfig};
+use voxpipe_types::{Audio, ChunkPosition, RequestContext, Style, StyleOutcome};
 
 fn ctx() -> RequestContext {
     RequestContext {
@@ -57,7 +57,7 @@ fn speech(dir: &Path) -> Audio {
         .status()
         .expect("espeak-ng (apt-get install espeak-ng; .ci/setup does)");
     assert!(status.success());
-    voxpipe::wav::read(&wav).unwrap()
+    voxpipe_codec::wav::read(&wav).unwrap()
 }
 
 fn tone(rate: u32, channels: u16, freq: f32, amplitude: f32, seconds: f32) -> Audio {
@@ -119,10 +119,10 @@ fn loudness_hits_target_as_measured_by_pyloudnorm() {
             let out = audio(&p, &cfg, &ctx(), a);
             assert_eq!(out.samples.len(), a.samples.len(), "{name}");
             let f = dir.path().join(format!("{name}-{target}.wav"));
-            voxpipe::wav::write(&f, &out).unwrap();
+            voxpipe_codec::wav::write(&f, &out).unwrap();
             files.push(f);
             let f = dir.path().join(format!("{name}-in.wav"));
-            voxpipe::wav::write(&f, a).unwrap();
+            voxpipe_codec::wav::write(&f, a).unwrap();
             input_files.push(f);
         }
         for ((name, _), lufs) in inputs.iter().zip(pyloudnorm(&files)) {

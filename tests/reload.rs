@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use voxpipe::pipeline::{watch, PipelineRegistry, RegistryOptions};
-use voxpipe::types::RequestContext;
+use voxpipe_types::RequestContext;
 
 fn good(marker: &str) -> String {
     format!(

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use voxpipe::pipeline::{load_pipeline, LoadContext};
-use voxpipe::plugin::{LoadError, LoadedPlugin, PluginError, PluginLimits, StageConfig};
-use voxpipe::types::{Audio, ChunkPosition, StyleOutcome};
+use voxpipe_plugin::{LoadError, LoadedPlugin, PluginError, PluginLimits, StageConfig};
+use voxpipe_types::{Audio, ChunkPosition, StyleOutcome};
 
 use common::{config, ctx};
 
@@ -98,7 +98,7 @@ config = { gain_db = -6.0 }
     assert!(p.audio_streamable());
 }
 
-fn hostile(runtime: &voxpipe::plugin::PluginRuntime) -> Arc<LoadedPlugin> {
+fn hostile(runtime: &voxpipe_plugin::PluginRuntime) -> Arc<LoadedPlugin> {
     runtime
         .load(&common::plugin("hostile"))
         .expect("load hostile")
@@ -219,7 +219,7 @@ fn plugin_logs_are_capped_and_land_in_the_callers_span() {
         );
     });
     let lines: Vec<&str> = logs.lines().filter(|l| l.contains("flood line")).collect();
-    assert_eq!(lines.len(), voxpipe::plugin::MAX_LOG_LINES as usize);
+    assert_eq!(lines.len(), voxpipe_plugin::MAX_LOG_LINES as usize);
     assert!(
         lines[0].contains("request_id=\"req-42\"")
             || lines[0].contains("request{request_id=\"req-42\"}"),
@@ -229,7 +229,7 @@ fn plugin_logs_are_capped_and_land_in_the_callers_span() {
     assert!(lines[0].contains("plugin=\"hostile\""), "{}", lines[0]);
     assert!(lines
         .iter()
-        .all(|l| l.len() < voxpipe::plugin::MAX_LOG_LINE + 300));
+        .all(|l| l.len() < voxpipe_plugin::MAX_LOG_LINE + 300));
     assert!(logs.contains("exceeded its log budget"), "{logs}");
 }
 

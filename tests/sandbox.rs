@@ -16,11 +16,11 @@ use std::time::{Duration, Instant};
 use common::components;
 use common::http::{get, post_json, Server};
 use serde_json::json;
-use voxpipe::plugin::{
+use voxpipe_plugin::{
     CompileOptions, LoadError, LoadedPlugin, PluginError, PluginLimits, PluginRuntime,
     RuntimeOptions,
 };
-use voxpipe::types::{Audio, ChunkPosition, StyleOutcome};
+use voxpipe_types::{Audio, ChunkPosition, StyleOutcome};
 
 use common::{config, ctx};
 
@@ -226,7 +226,7 @@ fn plugin_results_are_validated_before_use() {
     let Ok(StyleOutcome::Mapped { label, .. }) = map("huge-label") else {
         panic!()
     };
-    assert!(label.len() <= voxpipe::plugin::output::MAX_LABEL);
+    assert!(label.len() <= voxpipe_plugin::output::MAX_LABEL);
     assert!(map("ok").is_ok());
 
     let audio_plugin = load(&runtime, "hostile-audio");

@@ -10,11 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use voxpipe::plugin::{PluginRuntime, RuntimeOptions};
+use voxpipe_plugin::{PluginRuntime, RuntimeOptions};
 
 /// The repository root.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// The voxpipe binary under test.
@@ -25,8 +25,8 @@ pub fn voxpipe() -> Command {
 }
 
 /// The request context the plugin tests call with.
-pub fn ctx() -> voxpipe::types::RequestContext {
-    voxpipe::types::RequestContext {
+pub fn ctx() -> voxpipe_types::RequestContext {
+    voxpipe_types::RequestContext {
         request_id: "test-1".into(),
         language: "en-US".into(),
         voice: "v".into(),
@@ -36,8 +36,8 @@ pub fn ctx() -> voxpipe::types::RequestContext {
 }
 
 /// A stage config from a JSON object text.
-pub fn config(json: &str) -> voxpipe::plugin::StageConfig {
-    voxpipe::plugin::StageConfig::from_json(json).expect("json object")
+pub fn config(json: &str) -> voxpipe_plugin::StageConfig {
+    voxpipe_plugin::StageConfig::from_json(json).expect("json object")
 }
 
 /// The folder of components built from `plugins/` and `tests/plugins/`.

@@ -1,0 +1,455 @@
+//! `voxpipe-bench`: measures what the project promises, printing tables.
+//!
+//! `cargo run --release --bin voxpipe-bench -- runtime` — per-call overhead of
+//! the plugin runtime (fresh store + instantiate + call) and cold start
+//! (compile vs compiled cache vs in-memory).
+//!
+//! `cargo run --release --bin voxpipe-bench -- plugins` — per-call time of
+//! every first-party plugin through the host on realistic inputs (a 1 KB
+//! paragraph; 10 s of audio).
+//!
+//! `cargo run --release --bin voxpipe-bench -- engine` — the native voice
+//! against ONNX Runtime (tests/engine/ort_bench.py) on the same voice file and
+//! the same sentences, in one run: wall time, RTF, ratio; and memory.
+//!
+//! `cargo run --release --bin voxpipe-bench -- http` — the real server under
+//! load (see http.rs): throughput and latency per concurrency, 2× saturation,
+//! streamed vs whole first byte, host overhead.
+//!
+//! `cargo run --release --bin voxpipe-bench -- sandbox` — each class of
+//! hostile plugin: time to its typed error, peak RSS of the host.
+
+mod engine;
+mod http;
+mod sandbox;
+mod telemetry;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use voxpipe_plugin::build::{build_workspace, Route};
+use voxpipe_plugin::{LoadedPlugin, PluginLimits, PluginRuntime, RuntimeOptions, StageConfig};
+use voxpipe_types::{Audio, ChunkPosition, RequestContext};
+
+#[derive(Parser)]
+#[command(about = "voxpipe benchmarks: each prints a Markdown table of medians and percentiles")]
+struct Args {
+    #[command(subcommand)]
+    bench: Bench,
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Plugin runtime: per-call overhead and cold start.
+    Runtime {
+        /// Calls measured per text row (after warm-up).
+        #[arg(long, default_value_t = 20_000)]
+        calls: usize,
+        /// Calls measured per audio row.
+        #[arg(long, default_value_t = 200)]
+        audio_calls: usize,
+        /// Cold-start repetitions.
+        #[arg(long, default_value_t = 5)]
+        loads: usize,
+    },
+    /// The native voice vs ONNX Runtime, side by side.
+    Engine {
+        /// Repetitions per sentence (medians are reported).
+        #[arg(long, default_value_t = 5)]
+        reps: usize,
+        /// ONNX Runtime intra-op threads.
+        #[arg(long, default_value_t = 2)]
+        ort_threads: usize,
+        /// Where voxpipe's model runs: cpu, cuda, cuda:N, auto (ONNX Runtime stays on the CPU).
+        #[arg(long, default_value = "cpu")]
+        device: voxpipe_engine::device::DeviceSpec,
+        /// The voice to time (speaker 0 of a multi-speaker voice).
+        #[arg(long, default_value = "en_US-joe-medium")]
+        voice: String,
+        /// Folder of Piper voices.
+        #[arg(long, default_value = "voices", value_name = "DIR")]
+        voices: PathBuf,
+    },
+    /// The HTTP server under load: throughput, latency, saturation, first byte.
+    Http {
+        /// Requests per concurrency level.
+        #[arg(long, default_value_t = 16)]
+        requests: usize,
+    },
+    /// Cost of exporting traces and logs: request latency with the OTLP
+    /// exporter off vs on (to a local sink), alternating requests.
+    Telemetry {
+        /// Requests per configuration.
+        #[arg(long, default_value_t = 30)]
+        requests: usize,
+    },
+    /// Hostile plugins: time to the typed error and peak RSS, per class.
+    Sandbox,
+    /// First-party plugins: per-call time on realistic inputs.
+    Plugins {
+        /// Calls measured per text/style plugin.
+        #[arg(long, default_value_t = 2000)]
+        calls: usize,
+        /// Calls measured per audio plugin.
+        #[arg(long, default_value_t = 30)]
+        audio_calls: usize,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    // As the server does (see voxpipe_engine::memory).
+    voxpipe_engine::memory::keep_freed_memory();
+    match Args::parse().bench {
+        Bench::Runtime {
+            calls,
+            audio_calls,
+            loads,
+        } => runtime_bench(calls, audio_calls, loads),
+        Bench::Plugins { calls, audio_calls } => plugins_bench(calls, audio_calls),
+        Bench::Sandbox => sandbox::sandbox_bench(),
+        Bench::Http { requests } => http::http_bench(requests),
+        Bench::Telemetry { requests } => telemetry::telemetry_bench(requests),
+        Bench::Engine {
+            reps,
+            ort_threads,
+            device,
+            voice,
+            voices,
+        } => engine::engine_bench(reps, ort_threads, device, &voices, &voice),
+    }
+}
+
+struct Stats {
+    p50: Duration,
+    p99: Duration,
+    mean: Duration,
+    max: Duration,
+}
+
+fn stats(mut samples: Vec<Duration>) -> Stats {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+    let total: Duration = samples.iter().sum();
+    Stats {
+        p50: at(0.50),
+        p99: at(0.99),
+        mean: total / samples.len() as u32,
+        max: samples[samples.len() - 1],
+    }
+}
+
+fn us(d: Duration) -> String {
+    if d >= Duration::from_millis(1) {
+        return ms(d);
+    }
+    format!("{:.1} µs", d.as_secs_f64() * 1e6)
+}
+
+/// The first `bytes` bytes (at most) of `text` repeated, cut at a char boundary.
+fn paragraph(text: &str, bytes: usize) -> String {
+    let mut out = String::new();
+    for c in text.chars().cycle() {
+        if out.len() + c.len_utf8() > bytes {
+            break;
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+fn measure(n: usize, mut f: impl FnMut()) -> Stats {
+    for _ in 0..(n / 10).max(3) {
+        f();
+    }
+    let samples = (0..n)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .collect();
+    stats(samples)
+}
+
+fn ctx() -> RequestContext {
+    RequestContext {
+        request_id: "bench".into(),
+        language: "en-US".into(),
+        voice: "en_US-joe-medium".into(),
+        pipeline: "bench".into(),
+        style: None,
+    }
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Build the plugin workspaces into target/plugins and return that folder.
+fn built_plugins() -> anyhow::Result<PathBuf> {
+    let root = repo_root();
+    let out = root.join("target/plugins");
+    let target = root.join("target/wasm");
+    let route = Route::detect()?;
+    for ws in ["plugins", "tests/plugins"] {
+        build_workspace(&root.join(ws), &out, &target, route)
+            .with_context(|| format!("building {ws}"))?;
+    }
+    Ok(out)
+}
+
+/// 10 s of speech-like audio at 22.05 kHz: voiced segments (a 130 Hz
+/// harmonic tone with syllable-rate amplitude modulation) between pauses.
+fn speechlike() -> Audio {
+    let rate = 22050;
+    let samples = (0..rate * 10)
+        .map(|i| {
+            let t = i as f32 / rate as f32;
+            let voiced = (t % 2.0) < 1.6 && t > 0.3;
+            if !voiced {
+                return 0.0;
+            }
+            let envelope = 0.5 + 0.5 * (2.0 * std::f32::consts::PI * 4.0 * t).sin();
+            let tone: f32 = (1..8)
+                .map(|h| (2.0 * std::f32::consts::PI * 130.0 * h as f32 * t).sin() / h as f32)
+                .sum();
+            0.2 * envelope * tone
+        })
+        .collect();
+    Audio {
+        sample_rate: rate as u32,
+        channels: 1,
+        samples,
+    }
+}
+
+fn plugins_bench(calls: usize, audio_calls: usize) -> anyhow::Result<()> {
+    let out = built_plugins()?;
+    let runtime = PluginRuntime::new(RuntimeOptions {
+        cache_dir: None,
+        ..RuntimeOptions::default()
+    })?;
+    let limits = PluginLimits::default();
+    let ctx = ctx();
+    let en = paragraph(
+        "On Nov. 21, 2026 at 3:30 pm, Dr. Smith paid $1,234.56 (about 15% more than \
+in 1999) for 3 km of cable on Elm St.; call 555-123-4567 or mail jo.smith@mail.org. ",
+        1024,
+    );
+    let zh = paragraph(
+        "2026年11月21日13:05，气温25°C，增长了3.5%，共有1234567人参加，请拨打电话13812345678。",
+        1024,
+    );
+    let table = std::fs::read_to_string(repo_root().join("pipelines/tables/instruct-style.toml"))?;
+    let table = StageConfig::from_toml(&table.parse::<toml::Table>()?);
+    let empty = StageConfig::empty();
+    let audio = speechlike();
+    let mut pitched = ctx.clone();
+    pitched.style = Some(voxpipe_types::Style {
+        pitch: Some(3.0),
+        ..Default::default()
+    });
+
+    println!("## First-party plugins through the host (fresh instance per call)\n");
+    println!("| plugin | input | calls | p50 | p99 |");
+    println!("|---|---|---:|---:|---:|");
+    let row = |name: &str, input: &str, n: usize, s: Stats| {
+        println!("| {name} | {input} | {n} | {} | {} |", us(s.p50), us(s.p99));
+    };
+    let load = |name: &str| runtime.load(&out.join(format!("{name}.wasm")));
+
+    let p = load("en-normalize")?;
+    let s = measure(calls, || {
+        p.call_text(&limits, &ctx, &empty, &en).unwrap();
+    });
+    row(
+        "en-normalize",
+        &format!("{} B English paragraph", en.len()),
+        calls,
+        s,
+    );
+
+    let p = load("zh-normalize")?;
+    let s = measure(calls, || {
+        p.call_text(&limits, &ctx, &empty, &zh).unwrap();
+    });
+    row(
+        "zh-normalize",
+        &format!("{} B Chinese paragraph", zh.len()),
+        calls,
+        s,
+    );
+
+    let p = load("instruct-style")?;
+    let s = measure(calls, || {
+        p.call_style(&limits, &ctx, &table, "请用四川话，开心地、慢一点说这句话")
+            .unwrap();
+    });
+    row(
+        "instruct-style",
+        "instruct, default table (19 dialects)",
+        calls,
+        s,
+    );
+
+    for (name, c) in [
+        ("loudness", &ctx),
+        ("trim-fade", &ctx),
+        ("pitch-shift", &pitched),
+    ] {
+        let p = load(name)?;
+        let s = measure(audio_calls, || {
+            p.call_audio(&limits, c, &empty, audio.clone(), ChunkPosition::WHOLE)
+                .unwrap();
+        });
+        let input = if name == "pitch-shift" {
+            "10 s @ 22.05 kHz, +3 semitones"
+        } else {
+            "10 s @ 22.05 kHz"
+        };
+        row(name, input, audio_calls, s);
+    }
+    Ok(())
+}
+
+fn runtime_bench(calls: usize, audio_calls: usize, loads: usize) -> anyhow::Result<()> {
+    let out = built_plugins()?;
+    let runtime = PluginRuntime::new(RuntimeOptions {
+        cache_dir: None,
+        ..RuntimeOptions::default()
+    })?;
+    let load = |name: &str| -> anyhow::Result<Arc<LoadedPlugin>> {
+        Ok(runtime.load(&out.join(format!("{name}.wasm")))?)
+    };
+    let limits = PluginLimits::default();
+    let ctx = ctx();
+
+    println!("## Plugin runtime: one call = fresh store + instantiate + call\n");
+    println!("| call | input | calls | p50 | p99 | mean |");
+    println!("|---|---|---:|---:|---:|---:|");
+    let row = |what: &str, input: &str, n: usize, s: Stats| {
+        println!(
+            "| {what} | {input} | {n} | {} | {} | {} |",
+            us(s.p50),
+            us(s.p99),
+            us(s.mean)
+        )
+    };
+
+    // 1 KB of text in and out.
+    let text = paragraph("The quick brown fox jumps over the lazy dog. ", 1024);
+    let echo = load("hostile")?;
+    let echo_cfg = StageConfig::from_json(r#"{"mode":"echo"}"#).unwrap();
+    let s = measure(calls, || {
+        let out = echo.call_text(&limits, &ctx, &echo_cfg, &text).unwrap();
+        assert_eq!(out.len(), 1024);
+    });
+    row("text, echo (pure overhead)", "1 KB", calls, s);
+
+    let replace = load("text-replace")?;
+    let cfg = StageConfig::from_json(r#"{"replace":{"&":"and","%":" percent"}}"#).unwrap();
+    let s = measure(calls, || {
+        replace.call_text(&limits, &ctx, &cfg, &text).unwrap();
+    });
+    row("text, text-replace", "1 KB", calls, s);
+
+    let style = load("style-table")?;
+    let style_cfg = StageConfig::from_json(
+        r#"{"rules":[{"keywords":["四川话"],"label":"dialect=sichuanese","dialect":"sichuanese"},{"keywords":["sad","悲伤"],"label":"emotion=sad","emotions":["sad"]}]}"#,
+    )
+    .unwrap();
+    let s = measure(calls, || {
+        style
+            .call_style(&limits, &ctx, &style_cfg, "用四川话, 悲伤地说")
+            .unwrap();
+    });
+    row("style, style-table", "instruct, 2 rules", calls, s);
+
+    let gain = load("audio-gain")?;
+    let gain_cfg = StageConfig::from_json(r#"{"gain_db":-3.0}"#).unwrap();
+    let audio = Audio {
+        sample_rate: 22050,
+        channels: 1,
+        samples: (0..220_500)
+            .map(|i| (i as f32 * 0.01).sin() * 0.5)
+            .collect(),
+    };
+    let s = measure(audio_calls, || {
+        gain.call_audio(
+            &limits,
+            &ctx,
+            &gain_cfg,
+            audio.clone(),
+            ChunkPosition::WHOLE,
+        )
+        .unwrap();
+    });
+    row("audio, audio-gain", "10 s @ 22.05 kHz", audio_calls, s);
+
+    // The same text call through the blocking-pool hop the server uses.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()?;
+    let echo2 = echo.clone();
+    let s = rt.block_on(async {
+        let mut samples = Vec::with_capacity(calls / 4);
+        for _ in 0..calls / 4 {
+            let (p, t, c, cx) = (echo2.clone(), text.clone(), echo_cfg.clone(), ctx.clone());
+            let started = Instant::now();
+            voxpipe::pipeline::off_executor(move || p.call_text(&limits, &cx, &c, &t).unwrap())
+                .await;
+            samples.push(started.elapsed());
+        }
+        stats(samples)
+    });
+    row("text, echo via off_executor", "1 KB", calls / 4, s);
+
+    println!(
+        "\n## Cold start: loading a plugin (text-replace, {} KB)\n",
+        std::fs::metadata(out.join("text-replace.wasm"))?.len() >> 10
+    );
+    println!("| load | runs | median | max |");
+    println!("|---|---:|---:|---:|");
+    let path = out.join("text-replace.wasm");
+    let mut compile = Vec::new();
+    let mut cached = Vec::new();
+    let mut memory = Vec::new();
+    for _ in 0..loads {
+        let cache = tempfile::tempdir()?;
+        let options = RuntimeOptions {
+            cache_dir: Some(cache.path().to_path_buf()),
+            ..RuntimeOptions::default()
+        };
+        let first = PluginRuntime::new(options.clone())?;
+        let t = Instant::now();
+        let p = first.load(&path)?;
+        compile.push(t.elapsed());
+        assert!(!p.origin.from_disk_cache);
+        let t = Instant::now();
+        let _again = first.load(&path)?;
+        memory.push(t.elapsed());
+        let second = PluginRuntime::new(options)?;
+        let t = Instant::now();
+        let p = second.load(&path)?;
+        cached.push(t.elapsed());
+        assert!(p.origin.from_disk_cache);
+    }
+    for (what, samples) in [
+        ("first load: compile with Cranelift", compile),
+        ("restart: compiled code from the disk cache", cached),
+        ("reload: same bytes already in memory", memory),
+    ] {
+        let max = *samples.iter().max().unwrap();
+        let s = stats(samples);
+        println!("| {what} | {loads} | {} | {} |", ms(s.p50), ms(max));
+    }
+    Ok(())
+}

@@ -1,0 +1,334 @@
+//! `voxpipe plugin …`
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Subcommand;
+
+use voxpipe_plugin::build::{build_workspace, Route};
+use voxpipe_plugin::{LoadedPlugin, PluginError, PluginLimits, StageConfig};
+use voxpipe_types::{ChunkPosition, RequestContext, StageKind};
+
+use super::Cli;
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StageArg {
+    Text,
+    Style,
+    Audio,
+}
+
+impl StageArg {
+    fn kind(self) -> StageKind {
+        match self {
+            StageArg::Text => StageKind::Text,
+            StageArg::Style => StageKind::Style,
+            StageArg::Audio => StageKind::Audio,
+        }
+    }
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum RouteArg {
+    /// wasm32-wasip2 if the rustup target is installed, else offline.
+    Auto,
+    /// `cargo build --target wasm32-wasip2`.
+    Wasip2,
+    /// Debian's rustc-web with -Zbuild-std for wasm32-unknown-unknown.
+    Offline,
+}
+
+#[derive(Subcommand)]
+pub enum PluginCommand {
+    /// Build every plugin crate of a Cargo workspace to a Wasm component.
+    ///
+    /// Writes <out>/<package-name>.wasm per cdylib crate. Uses the standard
+    /// wasm32-wasip2 target where rustup has it, else the offline route
+    /// (Debian packages rustc-web, rust-web-src and lld). See docs/plugins.md.
+    Build {
+        /// Workspace folders [default: plugins].
+        workspaces: Vec<PathBuf>,
+        /// Where the components go.
+        #[arg(long, default_value = "target/plugins", value_name = "DIR")]
+        out: PathBuf,
+        /// Cargo target folder for the Wasm build.
+        #[arg(long, default_value = "target/wasm", value_name = "DIR")]
+        target_dir: PathBuf,
+        #[arg(long, value_enum, default_value_t = RouteArg::Auto)]
+        route: RouteArg,
+    },
+    /// Show what a plugin file is: world, name, version, sha256, imports.
+    Inspect {
+        /// A component, or a core module with a component type.
+        wasm: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run one plugin standalone, as a pipeline stage would.
+    ///
+    /// text: prints the transformed text. style: prints the outcome as JSON.
+    /// audio: reads a WAV file and writes the processed WAV to --output.
+    #[command(after_help = "Examples:\n  \
+voxpipe plugin run text-replace.wasm --stage text --input 'Tom & Jerry' --config 'replace={\"&\"=\"and\"}'\n  \
+voxpipe plugin run style-table.wasm --stage style --input '用四川话说' --config-file rules.toml\n  \
+voxpipe plugin run audio-gain.wasm --stage audio --input in.wav --output out.wav --config gain_db=-6")]
+    Run {
+        wasm: PathBuf,
+        /// The stage kind to run it as (must match the plugin's world).
+        #[arg(long, value_enum)]
+        stage: StageArg,
+        /// Text or instruction (`@FILE` reads a file, `-` reads stdin); for audio, a WAV file.
+        #[arg(long)]
+        input: String,
+        /// Config entry KEY=VALUE; VALUE is TOML (`3`, `true`, `"x"`, `[1,2]`,
+        /// `{a="b"}`) or else a plain string. Dotted keys nest. Repeatable.
+        #[arg(long = "config", value_name = "KEY=VALUE")]
+        config: Vec<String>,
+        /// A TOML file whose table is the config (entries from --config override it).
+        #[arg(long, value_name = "FILE")]
+        config_file: Option<PathBuf>,
+        /// Output WAV file (audio stages).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Call deadline.
+        #[arg(long, default_value_t = 5000)]
+        deadline_ms: u64,
+        /// Memory limit.
+        #[arg(long, default_value_t = 128)]
+        memory_mb: usize,
+        /// Output limit.
+        #[arg(long, default_value_t = 32768)]
+        max_output_kb: usize,
+        /// Request language passed in the context.
+        #[arg(long, default_value = "en-US")]
+        language: String,
+    },
+}
+
+impl PluginCommand {
+    pub fn run(&self, cli: &Cli) -> anyhow::Result<ExitCode> {
+        match self {
+            PluginCommand::Build {
+                workspaces,
+                out,
+                target_dir,
+                route,
+            } => {
+                let route = match route {
+                    RouteArg::Auto => Route::detect()?,
+                    RouteArg::Wasip2 => Route::Wasip2,
+                    RouteArg::Offline => Route::Offline,
+                };
+                let workspaces = if workspaces.is_empty() {
+                    vec![PathBuf::from("plugins")]
+                } else {
+                    workspaces.clone()
+                };
+                let target_dir = std::path::absolute(target_dir)?;
+                for ws in &workspaces {
+                    eprintln!("building {} ({route:?} route)…", ws.display());
+                    for built in build_workspace(ws, out, &target_dir, route)? {
+                        println!("{}", built.path.display());
+                    }
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            PluginCommand::Inspect { wasm, json } => {
+                let runtime = cli.runtime()?;
+                let p = runtime.load(wasm)?;
+                if *json {
+                    println!("{}", serde_json::to_string_pretty(&inspect_json(&p))?);
+                } else {
+                    print_inspect(&p);
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            PluginCommand::Run {
+                wasm,
+                stage,
+                input,
+                config,
+                config_file,
+                output,
+                deadline_ms,
+                memory_mb,
+                max_output_kb,
+                language,
+            } => {
+                let runtime = cli.runtime()?;
+                let started = Instant::now();
+                let plugin = runtime.load(wasm)?;
+                let load = started.elapsed();
+                if plugin.kind != stage.kind() {
+                    bail!(
+                        "{} implements the {} world; run it with --stage {}",
+                        wasm.display(),
+                        plugin.kind.world().unwrap_or("?"),
+                        plugin.kind
+                    );
+                }
+                let config = build_config(config_file.as_deref(), config)?;
+                let limits = PluginLimits {
+                    memory_bytes: memory_mb << 20,
+                    deadline: Duration::from_millis(*deadline_ms),
+                    max_output_bytes: max_output_kb << 10,
+                    ..PluginLimits::default()
+                };
+                if let Err(e) = plugin.check_config(&limits, &config) {
+                    match e {
+                        PluginError::InvalidConfig(_) => {
+                            bail!("the plugin refused the config: {e}")
+                        }
+                        other => bail!("the plugin failed in check-config: {other}"),
+                    }
+                }
+                let ctx = RequestContext {
+                    request_id: "cli".to_string(),
+                    language: language.clone(),
+                    voice: String::new(),
+                    pipeline: "cli".to_string(),
+                    style: None,
+                };
+                let call_started = Instant::now();
+                match stage {
+                    StageArg::Text => {
+                        let text = read_input(input)?;
+                        let out = plugin.call_text(&limits, &ctx, &config, &text)?;
+                        println!("{out}");
+                    }
+                    StageArg::Style => {
+                        let text = read_input(input)?;
+                        let out = plugin.call_style(&limits, &ctx, &config, &text)?;
+                        println!("{}", serde_json::to_string_pretty(&out)?);
+                    }
+                    StageArg::Audio => {
+                        let Some(output) = output else {
+                            bail!("audio stages need --output FILE.wav");
+                        };
+                        let audio = voxpipe_codec::wav::read(Path::new(input))?;
+                        let out = plugin.call_audio(
+                            &limits,
+                            &ctx,
+                            &config,
+                            audio,
+                            ChunkPosition::WHOLE,
+                        )?;
+                        voxpipe_codec::wav::write(output, &out)?;
+                        eprintln!("wrote {} ({:.2} s)", output.display(), out.seconds());
+                    }
+                }
+                eprintln!(
+                    "{} {}: call {:.2} ms (load {:.1} ms{})",
+                    plugin.id.name,
+                    plugin.id.version,
+                    call_started.elapsed().as_secs_f64() * 1e3,
+                    load.as_secs_f64() * 1e3,
+                    if plugin.origin.from_disk_cache {
+                        ", from cache"
+                    } else {
+                        ""
+                    }
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    }
+}
+
+fn read_input(input: &str) -> anyhow::Result<String> {
+    if input == "-" {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s)?;
+        return Ok(s);
+    }
+    if let Some(file) = input.strip_prefix('@') {
+        return std::fs::read_to_string(file).with_context(|| format!("reading {file}"));
+    }
+    Ok(input.to_string())
+}
+
+/// The config table from `--config-file` and `--config KEY=VALUE` entries.
+fn build_config(file: Option<&Path>, entries: &[String]) -> anyhow::Result<StageConfig> {
+    let mut table = match file {
+        Some(f) => std::fs::read_to_string(f)
+            .with_context(|| format!("reading {}", f.display()))?
+            .parse::<toml::Table>()
+            .with_context(|| format!("parsing {}", f.display()))?,
+        None => toml::Table::new(),
+    };
+    for entry in entries {
+        let Some((key, value)) = entry.split_once('=') else {
+            bail!("--config {entry}: expected KEY=VALUE");
+        };
+        let value = format!("v = {value}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(value.to_string()));
+        let mut parts: Vec<&str> = key.trim().split('.').collect();
+        let last = parts.pop().unwrap_or_default();
+        let mut t = &mut table;
+        for part in parts {
+            let slot = t
+                .entry(part.to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            t = slot
+                .as_table_mut()
+                .with_context(|| format!("--config {entry}: `{part}` is not a table"))?;
+        }
+        t.insert(last.to_string(), value);
+    }
+    Ok(StageConfig::from_toml(&table))
+}
+
+fn print_inspect(p: &LoadedPlugin) {
+    let world = p.kind.world().unwrap_or("?");
+    println!("file         {}", p.path.display());
+    println!("sha256       {}", p.id.sha256);
+    println!("world        voxpipe:stages/{world}@0.1.0");
+    println!("name         {}", p.id.name);
+    println!("version      {}", p.id.version);
+    println!("kind         {}", p.kind);
+    println!("streamable   {}", if p.streamable { "yes" } else { "no" });
+    println!("description  {}", p.description);
+    println!("imports      {}", p.imports.join(", "));
+    println!("exports      {}", p.exports.join(", "));
+    println!(
+        "form         {}",
+        if p.origin.from_core_module {
+            "core module with a component type (wrapped by the host)"
+        } else {
+            "component"
+        }
+    );
+    println!(
+        "loaded in    {:.1} ms{}",
+        p.load_time.as_secs_f64() * 1e3,
+        if p.origin.from_disk_cache {
+            " (compiled code from the cache)"
+        } else {
+            " (compiled now)"
+        }
+    );
+}
+
+fn inspect_json(p: &LoadedPlugin) -> serde_json::Value {
+    serde_json::json!({
+        "file": p.path,
+        "sha256": p.id.sha256,
+        "world": format!("voxpipe:stages/{}@0.1.0", p.kind.world().unwrap_or("?")),
+        "name": p.id.name,
+        "version": p.id.version,
+        "kind": p.kind,
+        "streamable": p.streamable,
+        "description": p.description,
+        "imports": p.imports,
+        "exports": p.exports,
+        "origin": p.origin,
+        "load_ms": p.load_time.as_secs_f64() * 1e3,
+    })
+}

@@ -1,0 +1,14 @@
+//! voxpipe: a text-to-speech server whose pipelines chain sandboxed Wasm
+//! stage plugins around a native neural voice. See docs/ARCHITECTURE.md.
+//!
+//! This crate is the server: configuration, pipelines (plugins and the voice in
+//! the order a TOML file gives), the synthesis service, the HTTP front end and
+//! telemetry. The voice ([`voxpipe_engine`]), the plugin runtime
+//! ([`voxpipe_plugin`]) and the audio formats ([`voxpipe_codec`]) are crates of
+//! their own so that their boundaries are enforced by the compiler.
+
+pub mod config;
+pub mod http;
+pub mod pipeline;
+pub mod telemetry;
+pub mod tts;

@@ -1,0 +1,74 @@
+//! Pipelines: named, versioned TOML definitions of a voice and its ordered
+//! stages. This module loads and validates them ([`load`]), keeps the current
+//! version of each and swaps in edits atomically ([`registry`], [`watch`]),
+//! and runs their plugin stages ([`run`]).
+//!
+//! A request takes an `Arc<Pipeline>` once and runs entirely on it, so a
+//! reload never tears a request.
+
+mod definition;
+pub mod load;
+pub mod registry;
+pub mod run;
+pub mod watch;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use voxpipe_plugin::{LoadedPlugin, PluginLimits, StageConfig};
+use voxpipe_types::StageKind;
+
+pub use load::{load_pipeline, resolve_plugin, LoadContext, PipelineError, PipelineErrors};
+pub use registry::{PipelineRegistry, RegistryOptions, ReloadError, ScanReport};
+pub use run::{off_executor, StageFailure};
+pub use watch::{watch, Watcher};
+
+/// One version of a pipeline. Immutable once loaded.
+pub struct Pipeline {
+    pub name: String,
+    pub description: Option<String>,
+    /// The voice the model stage speaks with, unless a style or request overrides it.
+    pub voice: String,
+    /// Default language of requests (BCP 47).
+    pub language: Option<String>,
+    pub source: PathBuf,
+    /// Numbered by the registry, from 1, per pipeline name.
+    pub version: u64,
+    pub loaded_at: SystemTime,
+    /// The pipeline-wide default limits of plugin stages.
+    pub limits: PluginLimits,
+    pub stages: Vec<Arc<Stage>>,
+}
+
+/// One stage of a pipeline.
+#[derive(Debug)]
+pub struct Stage {
+    /// Position in the pipeline, from 0.
+    pub index: usize,
+    pub name: String,
+    pub kind: StageKind,
+    /// `None` for the native model stage.
+    pub plugin: Option<PluginStage>,
+}
+
+/// The plugin of a plugin stage, with its config and limits.
+#[derive(Debug)]
+pub struct PluginStage {
+    pub plugin: Arc<LoadedPlugin>,
+    pub config: StageConfig,
+    pub limits: PluginLimits,
+}
+
+impl Pipeline {
+    /// Plugin stages of one kind, in order.
+    pub fn plugin_stages(
+        &self,
+        kind: StageKind,
+    ) -> impl Iterator<Item = (&Arc<Stage>, &PluginStage)> {
+        self.stages
+            .iter()
+            .filter(move |s| s.kind == kind)
+            .filter_map(|s| s.plugin.as_ref().map(|p| (s, p)))
+    }
+}

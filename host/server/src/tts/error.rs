@@ -1,0 +1,205 @@
+//! Every way a synthesis request can fail, with its HTTP status and the stable
+//! `type` string clients see in `{"error": {"type": …, "message": …}}`.
+//! docs/api.md lists them; keep the two in step.
+
+use std::time::Duration;
+
+use crate::pipeline::StageFailure;
+use voxpipe_engine::synth::EngineError;
+use voxpipe_plugin::PluginError;
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TtsError {
+    /// The body is not the JSON the endpoint takes.
+    #[error("{0}")]
+    InvalidJson(String),
+    /// A field is missing, empty or out of range.
+    #[error("{0}")]
+    InvalidInput(String),
+    /// The text is longer than the server accepts.
+    #[error("text is {chars} characters; this server accepts at most {limit}")]
+    TextTooLong { chars: usize, limit: usize },
+    /// One sentence is longer than the voice may speak in one go.
+    #[error("{0}; split it with punctuation or ask for a higher speed")]
+    SentenceTooLong(String),
+    #[error("unknown pipeline `{name}`; available: {available}")]
+    UnknownPipeline { name: String, available: String },
+    #[error("unknown voice `{name}`; available: {available}")]
+    UnknownVoice { name: String, available: String },
+    #[error("unknown speaker `{name}` for voice `{voice}`; available: {available}")]
+    UnknownSpeaker {
+        name: String,
+        voice: String,
+        available: String,
+    },
+    /// The audio format is not one this server can encode.
+    #[error("{0}")]
+    UnsupportedFormat(String),
+    /// Missing or wrong API key.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The queue is full: try again after `retry_after`.
+    #[error("the server is at capacity ({queued} requests queued); retry after {} s", retry_after.as_secs())]
+    Overloaded {
+        queued: usize,
+        retry_after: Duration,
+    },
+    /// The request's deadline passed (queued or synthesizing).
+    #[error("the request did not finish within {0:?}")]
+    Timeout(Duration),
+    /// A plugin stage failed; names the stage and plugin.
+    #[error("{0}")]
+    Stage(Box<StageFailure>),
+    /// The GPU ran out of memory; the server keeps serving.
+    #[error("{0}")]
+    OutOfMemory(String),
+    /// The voice model failed.
+    #[error("{0}")]
+    Engine(String),
+    /// The synthesized audio cannot be encoded as asked (the pipeline's audio
+    /// stages made a format the codec cannot carry).
+    #[error("{0}")]
+    Encode(String),
+    /// The server is shutting down or the client went away.
+    #[error("{0}")]
+    Cancelled(String),
+    /// A bug or an environment problem.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl TtsError {
+    /// The `type` clients see; stable, snake_case.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TtsError::InvalidJson(_) => "invalid_json",
+            TtsError::InvalidInput(_) => "invalid_input",
+            TtsError::TextTooLong { .. } => "text_too_long",
+            TtsError::SentenceTooLong(_) => "sentence_too_long",
+            TtsError::UnknownPipeline { .. } => "unknown_pipeline",
+            TtsError::UnknownVoice { .. } => "unknown_voice",
+            TtsError::UnknownSpeaker { .. } => "unknown_speaker",
+            TtsError::UnsupportedFormat(_) => "unsupported_format",
+            TtsError::Unauthorized(_) => "unauthorized",
+            TtsError::Overloaded { .. } => "overloaded",
+            TtsError::Timeout(_) => "timeout",
+            TtsError::Stage(f) => match &f.error {
+                PluginError::Timeout(_) => "stage_timeout",
+                PluginError::InvalidInput(_) => "stage_invalid_input",
+                PluginError::Overloaded => "overloaded",
+                _ => "plugin_fault",
+            },
+            TtsError::OutOfMemory(_) => "oom",
+            TtsError::Engine(_) => "model_error",
+            TtsError::Encode(_) => "encode_error",
+            TtsError::Cancelled(_) => "cancelled",
+            TtsError::Internal(_) => "internal",
+        }
+    }
+
+    /// The HTTP status code.
+    pub fn status(&self) -> u16 {
+        match self {
+            TtsError::InvalidJson(_) | TtsError::UnsupportedFormat(_) => 400,
+            TtsError::Unauthorized(_) => 401,
+            TtsError::UnknownPipeline { .. }
+            | TtsError::UnknownVoice { .. }
+            | TtsError::UnknownSpeaker { .. } => 404,
+            TtsError::TextTooLong { .. } => 413,
+            TtsError::InvalidInput(_) | TtsError::SentenceTooLong(_) => 422,
+            TtsError::Overloaded { .. } | TtsError::OutOfMemory(_) => 503,
+            TtsError::Timeout(_) => 504,
+            TtsError::Stage(f) => match &f.error {
+                // The plugin refused this input: the caller can change it.
+                PluginError::InvalidInput(_) => 422,
+                PluginError::Overloaded => 503,
+                PluginError::Timeout(_) => 504,
+                _ => 502,
+            },
+            TtsError::Engine(_) | TtsError::Encode(_) | TtsError::Internal(_) => 500,
+            // Nobody reads it (client gone) or the server is stopping.
+            TtsError::Cancelled(_) => 503,
+        }
+    }
+
+    /// Seconds a client should wait before retrying, for `Retry-After`.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            TtsError::Overloaded { retry_after, .. } => Some(retry_after.as_secs().max(1)),
+            TtsError::OutOfMemory(_) => Some(5),
+            TtsError::Stage(f) if matches!(f.error, PluginError::Overloaded) => Some(1),
+            _ => None,
+        }
+    }
+
+    /// The stage that failed, when a plugin stage did.
+    pub fn stage(&self) -> Option<&StageFailure> {
+        match self {
+            TtsError::Stage(f) => Some(f),
+            _ => None,
+        }
+    }
+}
+
+impl From<StageFailure> for TtsError {
+    fn from(f: StageFailure) -> Self {
+        TtsError::Stage(Box::new(f))
+    }
+}
+
+impl From<EngineError> for TtsError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::UnknownVoice { name, available } => {
+                TtsError::UnknownVoice { name, available }
+            }
+            EngineError::OutOfMemory { .. } => TtsError::OutOfMemory(e.to_string()),
+            EngineError::NothingToSay => {
+                TtsError::InvalidInput("the text has nothing to say once normalized".into())
+            }
+            other if other.kind() == "invalid_input" => TtsError::InvalidInput(other.to_string()),
+            other if other.kind() == "sentence_too_long" => {
+                TtsError::SentenceTooLong(other.to_string())
+            }
+            other => TtsError::Engine(other.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_and_kinds_are_stable() {
+        let cases: Vec<(TtsError, u16, &str)> = vec![
+            (TtsError::InvalidJson("x".into()), 400, "invalid_json"),
+            (TtsError::InvalidInput("x".into()), 422, "invalid_input"),
+            (
+                TtsError::TextTooLong { chars: 9, limit: 5 },
+                413,
+                "text_too_long",
+            ),
+            (
+                TtsError::Overloaded {
+                    queued: 3,
+                    retry_after: Duration::from_secs(2),
+                },
+                503,
+                "overloaded",
+            ),
+            (TtsError::Timeout(Duration::from_secs(1)), 504, "timeout"),
+            (TtsError::OutOfMemory("x".into()), 503, "oom"),
+        ];
+        for (e, status, kind) in cases {
+            assert_eq!(e.status(), status, "{e}");
+            assert_eq!(e.kind(), kind, "{e}");
+        }
+        let e = TtsError::Overloaded {
+            queued: 3,
+            retry_after: Duration::from_secs(2),
+        };
+        assert_eq!(e.retry_after(), Some(2));
+    }
+}
