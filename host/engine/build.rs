@@ -19,4 +19,9 @@ fn main() {
     println!("cargo:rustc-link-lib=dylib=sonic");
     println!("cargo:rustc-link-lib=dylib=m");
     println!("cargo:rustc-link-arg=-Wl,--wrap=ReadClause");
+    // A link argument applies only to this package's own targets (its tests);
+    // every binary that links the engine must pass it too. `links` hands the
+    // symbol to their build scripts as DEP_ESPEAK_NG_WRAP (see
+    // host/server/build.rs): without it the phonemizer refuses to run.
+    println!("cargo:wrap=ReadClause");
 }

@@ -8,7 +8,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use candle_core::Device;
+/// Where a voice runs (candle's device), re-exported so callers need not depend on candle.
+pub use candle_core::Device;
 
 /// The `--device` option, as the user wrote it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

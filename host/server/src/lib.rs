@@ -7,8 +7,12 @@
 //! ([`voxpipe_plugin`]) and the audio formats ([`voxpipe_codec`]) are crates of
 //! their own so that their boundaries are enforced by the compiler.
 
+pub mod blocking;
 pub mod config;
 pub mod http;
 pub mod pipeline;
 pub mod telemetry;
 pub mod tts;
+
+#[cfg(test)]
+mod suite;

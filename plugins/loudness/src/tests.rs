@@ -562,17 +562,14 @@ fn info_says_not_streamable() {
     assert!(!info.streamable);
 }
 
+/// Ten seconds in one call keep every sample (its speed is measured by
+/// `voxpipe-bench plugins`, not here).
 #[test]
-fn ten_seconds_of_22k_mono_is_fast() {
+fn ten_seconds_of_22k_mono_keep_their_length() {
     let rate = 22050;
     let s = speechy(rate, 10.0, 0.3);
-    let start = std::time::Instant::now();
     let out = run(json!({}), audio(rate, 1, s)).unwrap();
-    let took = start.elapsed();
-    println!("10 s of 22.05 kHz mono: {took:?}");
     assert_eq!(out.samples.len(), 220_500);
-    // Generous bound (shared, loaded machines); typical is a few ms.
-    assert!(took.as_millis() < 500, "took {took:?}");
 }
 
 // --- the limiter ---------------------------------------------------------------
@@ -866,13 +863,10 @@ fn limiter_config_must_be_a_bool() {
 }
 
 #[test]
-fn ten_seconds_of_peaky_22k_mono_is_fast_with_the_limiter() {
+fn ten_seconds_of_peaky_22k_mono_with_the_limiter() {
     let rate = 22050;
     let s = peaky(rate, 10.0);
-    let start = std::time::Instant::now();
     let out = run(json!({}), audio(rate, 1, s)).unwrap();
-    let took = start.elapsed();
-    println!("10 s of peaky 22.05 kHz mono, limited: {took:?}");
     assert_eq!(out.samples.len(), 220_500);
     close(
         integrated_lufs(&out.samples, 1, rate).unwrap(),
@@ -880,6 +874,4 @@ fn ten_seconds_of_peaky_22k_mono_is_fast_with_the_limiter() {
         0.2,
         "10 s peaky",
     );
-    // Generous bound (shared, loaded machines); see the report for typical.
-    assert!(took.as_millis() < 500, "took {took:?}");
 }

@@ -481,33 +481,3 @@ fn output_is_deterministic_and_the_stage_is_not_streamable() {
     assert!(!info.streamable);
     assert_eq!(info.name, "pitch-shift");
 }
-
-/// `cargo test --release -p pitch-shift -- --ignored --nocapture`
-#[test]
-#[ignore]
-fn timing_ten_seconds_of_speech_rate_audio() {
-    let x = saw(150.0, 10.0, SR, 0.5);
-    for s in [12.0, 7.0, 3.0, -5.0, -12.0] {
-        let start = std::time::Instant::now();
-        let out = shift(x.clone(), SR, s);
-        let took = start.elapsed();
-        assert_eq!(out.len(), x.len());
-        println!("10 s at 22.05 kHz, {s:+} semitones: {took:?}");
-    }
-    // The vocoder's extremes: stretch by 4 and squeeze by 4.
-    for (s, tempo) in [(12.0, 0.5), (-12.0, 2.0)] {
-        let c = config(json!({ "tempo": tempo, "semitones": s }));
-        let start = std::time::Instant::now();
-        let out = PitchShift::process(
-            &ctx_with_pitch(None),
-            &c,
-            mono(x.clone(), SR),
-            ChunkPosition::WHOLE,
-        );
-        assert!(out.is_ok());
-        println!(
-            "10 s, {s:+} semitones at tempo {tempo}: {:?}",
-            start.elapsed()
-        );
-    }
-}

@@ -11,10 +11,10 @@ use anyhow::Context;
 use clap::Args;
 
 use voxpipe::config::ServerConfig;
-use voxpipe::http::{router, AppState, Auth};
+use voxpipe::http::{router, AppState, AudioCache, Auth};
 use voxpipe::pipeline::{watch, PipelineRegistry, RegistryOptions};
 use voxpipe::telemetry::Telemetry;
-use voxpipe::tts::{Admission, AudioCache, ServiceOptions, TtsService, VoiceStore};
+use voxpipe::tts::{Admission, ServiceOptions, TtsService, VoiceStore};
 use voxpipe_engine::device::{device_label, DeviceSpec};
 
 use super::{plugin_dirs, Cli};
@@ -175,7 +175,6 @@ impl ServeArgs {
             registry.clone(),
             voices,
             admission,
-            AudioCache::new(config.cache.max_mb << 20),
             ServiceOptions {
                 default_pipeline: config.default_pipeline.clone(),
                 max_text_chars: limits.max_text_chars,
@@ -213,6 +212,7 @@ impl ServeArgs {
             registry,
             default_pipeline: config.default_pipeline.clone(),
             service,
+            cache: Arc::new(AudioCache::new(config.cache.max_mb << 20)),
             auth: Arc::new(Auth::new(&config.auth.api_keys, &config.auth.admin_keys)),
             shutting_down: shutting_down.clone(),
         });

@@ -6,7 +6,7 @@
 use axum::http::HeaderMap;
 use sha2::{Digest, Sha256};
 
-use crate::tts::TtsError;
+use super::error::ApiError;
 
 /// Which keys open which endpoints.
 #[derive(Debug, Default)]
@@ -52,7 +52,7 @@ impl Auth {
     }
 
     /// Checks the `Authorization: Bearer …` header.
-    pub fn check(&self, headers: &HeaderMap, access: Access) -> Result<(), TtsError> {
+    pub fn check(&self, headers: &HeaderMap, access: Access) -> Result<(), ApiError> {
         if !self.required(access) {
             return Ok(());
         }
@@ -65,7 +65,7 @@ impl Auth {
             })
             .map(|k| digest(k.trim()));
         let Some(presented) = presented else {
-            return Err(TtsError::Unauthorized(
+            return Err(ApiError::Unauthorized(
                 "this endpoint needs `Authorization: Bearer <key>`".into(),
             ));
         };
@@ -76,7 +76,7 @@ impl Auth {
         if ok {
             Ok(())
         } else {
-            Err(TtsError::Unauthorized(
+            Err(ApiError::Unauthorized(
                 "the API key is not valid here".into(),
             ))
         }

@@ -3,6 +3,8 @@
 //! page at `/`. docs/api.md documents every endpoint and error.
 
 mod auth;
+mod cache;
+mod error;
 mod observe;
 mod openai;
 mod page;
@@ -19,6 +21,8 @@ use axum::routing::{get, post};
 use axum::Router;
 
 pub use auth::Auth;
+pub use cache::AudioCache;
+pub use error::ApiError;
 
 use crate::pipeline::PipelineRegistry;
 use crate::tts::TtsService;
@@ -30,6 +34,8 @@ pub struct AppState {
     /// The pipeline used when a request names none.
     pub default_pipeline: String,
     pub service: Arc<TtsService>,
+    /// Encoded responses of whole (not streamed) syntheses.
+    pub cache: Arc<AudioCache>,
     pub auth: Arc<Auth>,
     /// Set when shutdown begins: `/readyz` turns 503 so balancers stop sending.
     pub shutting_down: Arc<AtomicBool>,

@@ -10,6 +10,7 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::auth::Access;
+use super::error::ApiError;
 use super::reply::Exchange;
 use super::tts::{deliver, parse_format, parse_json, Delivery};
 use super::AppState;
@@ -53,14 +54,14 @@ pub async fn speech(State(state): State<AppState>, headers: HeaderMap, body: Byt
         .and_then(|b| to_request(&state, b));
     match prepared {
         Ok((request, format, delivery)) => deliver(&state, ex, request, format, delivery).await,
-        Err(e) => ex.error(&e, &Timings::default()),
+        Err(e) => ex.error(e, &Timings::default()),
     }
 }
 
 fn to_request(
     state: &AppState,
     b: SpeechBody,
-) -> Result<(SynthesisRequest, AudioFormat, Delivery), TtsError> {
+) -> Result<(SynthesisRequest, AudioFormat, Delivery), ApiError> {
     let pipeline = if OPENAI_MODELS.contains(&b.model.as_str()) {
         state.default_pipeline.clone()
     } else if state.registry.get(&b.model).is_some() {
@@ -71,7 +72,8 @@ fn to_request(
         return Err(TtsError::UnknownPipeline {
             name: b.model,
             available: names.join(", "),
-        });
+        }
+        .into());
     };
     let voice = match b.voice {
         Some(VoiceField::Name(v)) | Some(VoiceField::Object { id: v }) => {
@@ -92,7 +94,8 @@ fn to_request(
         Some(other) => {
             return Err(TtsError::InvalidInput(format!(
                 "`stream_format` {other:?} is not `audio` or `sse`"
-            )))
+            ))
+            .into())
         }
     };
     Ok((

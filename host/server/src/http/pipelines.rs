@@ -44,7 +44,7 @@ fn pipeline_json(p: &Pipeline) -> Value {
 /// Every current pipeline, and every file whose latest edit was refused.
 pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if let Err(e) = state.auth.check(&headers, Access::Admin) {
-        return Exchange::new(&headers).error(&e, &Timings::default());
+        return Exchange::new(&headers).error(e, &Timings::default());
     }
     let all = state.registry.all();
     let (accepted, refused) = state.registry.reload_counts();

@@ -9,9 +9,10 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::Response;
 use serde_json::json;
 
+use super::error::ApiError;
 use super::trace::TraceContext;
 use crate::telemetry::metrics::{self, Outcome, RequestLabels};
-use crate::tts::{StyleReport, Timings, TtsError};
+use crate::tts::{StyleReport, Timings};
 
 /// The per-request facts every response repeats.
 pub struct Exchange {
@@ -55,7 +56,7 @@ impl Exchange {
         let h = response.headers_mut();
         set(h, "x-trace-id", &self.trace.trace_id);
         set(h, "traceparent", &self.trace.traceparent());
-        set(h, "server-timing", &timings.header(self.elapsed()));
+        set(h, "server-timing", &server_timing(timings, self.elapsed()));
         // Let the page's script read them on cross-origin setups too.
         set(
             h,
@@ -65,7 +66,8 @@ impl Exchange {
     }
 
     /// The error response of `err`.
-    pub fn error(&self, err: &TtsError, timings: &Timings) -> Response {
+    pub fn error(&self, err: impl Into<ApiError>, timings: &Timings) -> Response {
+        let err = err.into();
         let mut body = json!({
             "error": {
                 "type": err.kind(),
@@ -89,9 +91,10 @@ impl Exchange {
         } else {
             tracing::info!(error.type = err.kind(), error = %err, "request refused");
         }
-        self.count(match err {
-            TtsError::Cancelled(_) => Outcome::Cancelled,
-            e => Outcome::Failed(e.kind()),
+        self.count(if err.is_cancelled() {
+            Outcome::Cancelled
+        } else {
+            Outcome::Failed(err.kind())
         });
         let mut response = Response::new(Body::from(body.to_string()));
         *response.status_mut() = status;
@@ -148,5 +151,78 @@ fn set_utf8(h: &mut axum::http::HeaderMap, name: &'static str, value: &str) {
         .collect();
     if let Ok(v) = HeaderValue::from_bytes(clean.as_bytes()) {
         h.insert(HeaderName::from_static(name), v);
+    }
+}
+
+/// The `Server-Timing` value of `timings`:
+/// `name;desc="…";dur=12.3, …, total;dur=…` (milliseconds, as the spec says).
+pub fn server_timing(timings: &Timings, total: Duration) -> String {
+    let mut parts: Vec<String> = timings
+        .entries
+        .iter()
+        .map(|t| {
+            let dur = t.duration.as_secs_f64() * 1e3;
+            let name = token(&t.name);
+            match &t.desc {
+                Some(d) => format!("{name};desc=\"{}\";dur={dur:.2}", quote(d)),
+                None => format!("{name};dur={dur:.2}"),
+            }
+        })
+        .collect();
+    parts.push(format!("total;dur={:.2}", total.as_secs_f64() * 1e3));
+    parts.join(", ")
+}
+
+/// A header token: stage names are free text in pipeline files.
+fn token(name: &str) -> String {
+    let t: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if t.is_empty() {
+        "stage".into()
+    } else {
+        t
+    }
+}
+
+fn quote(s: &str) -> String {
+    s.chars()
+        .filter(|c| c.is_ascii() && !c.is_ascii_control())
+        .map(|c| if c == '"' || c == '\\' { '\'' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_sums_repeats_and_escapes() {
+        let mut t = Timings::default();
+        t.add(
+            "normalize",
+            Some("text en-normalize".into()),
+            Duration::from_micros(410),
+        );
+        t.add("model", None, Duration::from_millis(100));
+        t.add("model", None, Duration::from_millis(50));
+        t.add(
+            "my stage",
+            Some("a \"quoted\" 说".into()),
+            Duration::from_millis(1),
+        );
+        assert_eq!(t.get("model"), Some(Duration::from_millis(150)));
+        assert_eq!(
+            server_timing(&t, Duration::from_millis(200)),
+            "normalize;desc=\"text en-normalize\";dur=0.41, model;dur=150.00, \
+             my_stage;desc=\"a 'quoted' \";dur=1.00, total;dur=200.00"
+        );
     }
 }

@@ -14,10 +14,11 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use super::auth::Access;
+use super::cache::{self, CachedAudio};
+use super::error::ApiError;
 use super::reply::Exchange;
 use super::AppState;
 use crate::telemetry::metrics::{self, Outcome, RequestLabels};
-use crate::tts::cache::CachedAudio;
 use crate::tts::{StreamEvent, StyleReport, SynthesisRequest, Timings, TtsError};
 use voxpipe_codec::{self as encode, AudioFormat, StreamEncoder};
 
@@ -51,20 +52,20 @@ pub(super) enum Delivery {
     Sse,
 }
 
-pub(super) fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, TtsError> {
+pub(super) fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     serde_json::from_slice(body)
-        .map_err(|e| TtsError::InvalidJson(format!("invalid JSON body: {e}")))
+        .map_err(|e| ApiError::InvalidJson(format!("invalid JSON body: {e}")))
 }
 
 pub(super) fn parse_format(
     name: Option<&str>,
     default: AudioFormat,
-) -> Result<AudioFormat, TtsError> {
+) -> Result<AudioFormat, ApiError> {
     match name {
         None | Some("") => Ok(default),
         Some(f) => f
             .parse::<AudioFormat>()
-            .map_err(|e| TtsError::UnsupportedFormat(e.to_string())),
+            .map_err(|e| ApiError::UnsupportedFormat(e.to_string())),
     }
 }
 
@@ -81,7 +82,7 @@ pub async fn synthesize(
         .and_then(|b| Ok((parse_format(b.format.as_deref(), AudioFormat::Wav)?, b)));
     let (format, b) = match parsed {
         Ok(v) => v,
-        Err(e) => return ex.error(&e, &Timings::default()),
+        Err(e) => return ex.error(e, &Timings::default()),
     };
     let request = SynthesisRequest {
         text: b.text,
@@ -113,7 +114,7 @@ pub(super) async fn deliver(
     let service = &state.service;
     let job = match service.prepare(request, ex.trace.trace_id.clone()) {
         Ok(j) => j,
-        Err(e) => return ex.error(&e, &Timings::default()),
+        Err(e) => return ex.error(e, &Timings::default()),
     };
     ex.synthesis = Some(RequestLabels {
         model: job
@@ -130,11 +131,11 @@ pub(super) async fn deliver(
         return whole(state, ex, job, format).await;
     }
     if !format.streamable() {
-        let e = TtsError::UnsupportedFormat(format!(
+        let e = ApiError::UnsupportedFormat(format!(
             "`{}` cannot be streamed; stream wav, pcm, mp3 or opus, or ask for the whole file",
             format.as_str()
         ));
-        return ex.error(&e, &Timings::default());
+        return ex.error(e, &Timings::default());
     }
     let mut rx = service.stream(job).await;
     let (rate, channels, style, timings) = match rx.recv().await {
@@ -145,10 +146,10 @@ pub(super) async fn deliver(
             timings,
             ..
         }) => (sample_rate, channels, style, timings),
-        Some(StreamEvent::Failed(e, t)) => return ex.error(&e, &t),
+        Some(StreamEvent::Failed(e, t)) => return ex.error(e, &t),
         _ => {
             return ex.error(
-                &TtsError::Internal("the synthesis ended early".into()),
+                TtsError::Internal("the synthesis ended early".into()),
                 &Timings::default(),
             )
         }
@@ -157,7 +158,7 @@ pub(super) async fn deliver(
     // count the codec cannot carry), not the client's.
     let encoder = match StreamEncoder::new(format, rate, channels) {
         Ok(e) => e,
-        Err(e) => return ex.error(&encode_failure(format, e), &timings),
+        Err(e) => return ex.error(encode_failure(format, e), &timings),
     };
     let content_type = if delivery == Delivery::Sse {
         "text/event-stream"
@@ -185,9 +186,9 @@ async fn whole(
     format: AudioFormat,
 ) -> Response {
     let service = &state.service;
-    let key = service.cache_key(&job, format.as_str());
-    let cached = service.cache.get(&key);
-    if service.cache.enabled() {
+    let key = cache::job_key(&job, format.as_str());
+    let cached = state.cache.get(&key);
+    if state.cache.enabled() {
         metrics::cache(cached.is_some());
     }
     if let Some(hit) = cached {
@@ -205,14 +206,14 @@ async fn whole(
     }
     let synthesis = match service.synthesize(job).await {
         Ok(s) => s,
-        Err((e, t)) => return ex.error(&e, &t),
+        Err((e, t)) => return ex.error(e, &t),
     };
     let mut timings = synthesis.timings;
     let started = Instant::now();
     let span = encode_span(format);
     let bytes = match span.in_scope(|| encode::encode(&synthesis.audio, format)) {
         Ok(b) => Bytes::from(b),
-        Err(e) => return ex.error(&encode_failure(format, e), &timings),
+        Err(e) => return ex.error(encode_failure(format, e), &timings),
     };
     span.record("audio.bytes", bytes.len() as i64);
     drop(span);
@@ -229,8 +230,8 @@ async fn whole(
         elapsed: ex.elapsed(),
         audio_seconds: synthesis.audio.seconds(),
     });
-    if service.cache.enabled() {
-        service.cache.put(
+    if state.cache.enabled() {
+        state.cache.put(
             key,
             CachedAudio {
                 body: bytes.clone(),
@@ -246,7 +247,7 @@ async fn whole(
         &timings,
         &synthesis.style,
     );
-    if service.cache.enabled() {
+    if state.cache.enabled() {
         super::reply::set(r.headers_mut(), "x-cache", "miss");
     }
     r
@@ -422,10 +423,10 @@ async fn next_chunk(mut st: St) -> Option<(Result<Bytes, std::io::Error>, St)> {
 /// An encoder's refusal: a format voxpipe cannot encode at all is the
 /// client's choice (400); any other refusal comes from the audio the
 /// pipeline made (its rate or channel count), not from the client (500).
-fn encode_failure(format: AudioFormat, e: encode::EncodeError) -> TtsError {
+fn encode_failure(format: AudioFormat, e: encode::EncodeError) -> ApiError {
     match format {
-        AudioFormat::Aac => TtsError::UnsupportedFormat(e.to_string()),
-        _ => TtsError::Encode(e.to_string()),
+        AudioFormat::Aac => ApiError::UnsupportedFormat(e.to_string()),
+        _ => TtsError::Encode(e.to_string()).into(),
     }
 }
 

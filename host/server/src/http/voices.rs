@@ -15,7 +15,7 @@ use crate::tts::Timings;
 
 pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if let Err(e) = state.auth.check(&headers, Access::Api) {
-        return Exchange::new(&headers).error(&e, &Timings::default());
+        return Exchange::new(&headers).error(e, &Timings::default());
     }
     let default_voice = state
         .registry

@@ -21,7 +21,7 @@ use voxpipe_types::StageKind;
 
 pub use load::{load_pipeline, resolve_plugin, LoadContext, PipelineError, PipelineErrors};
 pub use registry::{PipelineRegistry, RegistryOptions, ReloadError, ScanReport};
-pub use run::{off_executor, StageFailure};
+pub use run::StageFailure;
 pub use watch::{watch, Watcher};
 
 /// One version of a pipeline. Immutable once loaded.

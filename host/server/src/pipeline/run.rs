@@ -1,7 +1,7 @@
 //! Running a pipeline's plugin stages for one request.
 //!
-//! Plugin calls are synchronous and CPU-bound; [`off_executor`] moves them to
-//! Tokio's blocking pool so they never stall the async executor's threads.
+//! Plugin calls are synchronous and CPU-bound: callers run them off the async
+//! executor's threads ([`crate::blocking::off_executor`]).
 
 use std::fmt;
 use std::sync::Arc;
@@ -217,19 +217,5 @@ impl Pipeline {
     pub fn audio_streamable(&self) -> bool {
         self.plugin_stages(StageKind::Audio)
             .all(|(_, p)| p.plugin.streamable)
-    }
-}
-
-/// Run blocking work (plugin calls) on Tokio's blocking pool, inside the
-/// caller's tracing span. A panic in `f` is resumed in the caller.
-pub async fn off_executor<R, F>(f: F) -> R
-where
-    F: FnOnce() -> R + Send + 'static,
-    R: Send + 'static,
-{
-    let span = tracing::Span::current();
-    match tokio::task::spawn_blocking(move || span.in_scope(f)).await {
-        Ok(r) => r,
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
 }

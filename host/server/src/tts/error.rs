@@ -1,6 +1,7 @@
-//! Every way a synthesis request can fail, with its HTTP status and the stable
-//! `type` string clients see in `{"error": {"type": …, "message": …}}`.
-//! docs/api.md lists them; keep the two in step.
+//! Every way a synthesis can fail, with the stable `type` string clients see
+//! (in `{"error": {"type": …, "message": …}}` over HTTP). Front ends map the
+//! variants to their protocol's codes (HTTP: `http/error.rs`); docs/api.md
+//! lists them; keep the two in step.
 
 use std::time::Duration;
 
@@ -11,9 +12,6 @@ use voxpipe_plugin::PluginError;
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TtsError {
-    /// The body is not the JSON the endpoint takes.
-    #[error("{0}")]
-    InvalidJson(String),
     /// A field is missing, empty or out of range.
     #[error("{0}")]
     InvalidInput(String),
@@ -33,12 +31,6 @@ pub enum TtsError {
         voice: String,
         available: String,
     },
-    /// The audio format is not one this server can encode.
-    #[error("{0}")]
-    UnsupportedFormat(String),
-    /// Missing or wrong API key.
-    #[error("{0}")]
-    Unauthorized(String),
     /// The queue is full: try again after `retry_after`.
     #[error("the server is at capacity ({queued} requests queued); retry after {} s", retry_after.as_secs())]
     Overloaded {
@@ -73,15 +65,12 @@ impl TtsError {
     /// The `type` clients see; stable, snake_case.
     pub fn kind(&self) -> &'static str {
         match self {
-            TtsError::InvalidJson(_) => "invalid_json",
             TtsError::InvalidInput(_) => "invalid_input",
             TtsError::TextTooLong { .. } => "text_too_long",
             TtsError::SentenceTooLong(_) => "sentence_too_long",
             TtsError::UnknownPipeline { .. } => "unknown_pipeline",
             TtsError::UnknownVoice { .. } => "unknown_voice",
             TtsError::UnknownSpeaker { .. } => "unknown_speaker",
-            TtsError::UnsupportedFormat(_) => "unsupported_format",
-            TtsError::Unauthorized(_) => "unauthorized",
             TtsError::Overloaded { .. } => "overloaded",
             TtsError::Timeout(_) => "timeout",
             TtsError::Stage(f) => match &f.error {
@@ -95,41 +84,6 @@ impl TtsError {
             TtsError::Encode(_) => "encode_error",
             TtsError::Cancelled(_) => "cancelled",
             TtsError::Internal(_) => "internal",
-        }
-    }
-
-    /// The HTTP status code.
-    pub fn status(&self) -> u16 {
-        match self {
-            TtsError::InvalidJson(_) | TtsError::UnsupportedFormat(_) => 400,
-            TtsError::Unauthorized(_) => 401,
-            TtsError::UnknownPipeline { .. }
-            | TtsError::UnknownVoice { .. }
-            | TtsError::UnknownSpeaker { .. } => 404,
-            TtsError::TextTooLong { .. } => 413,
-            TtsError::InvalidInput(_) | TtsError::SentenceTooLong(_) => 422,
-            TtsError::Overloaded { .. } | TtsError::OutOfMemory(_) => 503,
-            TtsError::Timeout(_) => 504,
-            TtsError::Stage(f) => match &f.error {
-                // The plugin refused this input: the caller can change it.
-                PluginError::InvalidInput(_) => 422,
-                PluginError::Overloaded => 503,
-                PluginError::Timeout(_) => 504,
-                _ => 502,
-            },
-            TtsError::Engine(_) | TtsError::Encode(_) | TtsError::Internal(_) => 500,
-            // Nobody reads it (client gone) or the server is stopping.
-            TtsError::Cancelled(_) => 503,
-        }
-    }
-
-    /// Seconds a client should wait before retrying, for `Retry-After`.
-    pub fn retry_after(&self) -> Option<u64> {
-        match self {
-            TtsError::Overloaded { retry_after, .. } => Some(retry_after.as_secs().max(1)),
-            TtsError::OutOfMemory(_) => Some(5),
-            TtsError::Stage(f) if matches!(f.error, PluginError::Overloaded) => Some(1),
-            _ => None,
         }
     }
 
@@ -164,42 +118,5 @@ impl From<EngineError> for TtsError {
             }
             other => TtsError::Engine(other.to_string()),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn statuses_and_kinds_are_stable() {
-        let cases: Vec<(TtsError, u16, &str)> = vec![
-            (TtsError::InvalidJson("x".into()), 400, "invalid_json"),
-            (TtsError::InvalidInput("x".into()), 422, "invalid_input"),
-            (
-                TtsError::TextTooLong { chars: 9, limit: 5 },
-                413,
-                "text_too_long",
-            ),
-            (
-                TtsError::Overloaded {
-                    queued: 3,
-                    retry_after: Duration::from_secs(2),
-                },
-                503,
-                "overloaded",
-            ),
-            (TtsError::Timeout(Duration::from_secs(1)), 504, "timeout"),
-            (TtsError::OutOfMemory("x".into()), 503, "oom"),
-        ];
-        for (e, status, kind) in cases {
-            assert_eq!(e.status(), status, "{e}");
-            assert_eq!(e.kind(), kind, "{e}");
-        }
-        let e = TtsError::Overloaded {
-            queued: 3,
-            retry_after: Duration::from_secs(2),
-        };
-        assert_eq!(e.retry_after(), Some(2));
     }
 }

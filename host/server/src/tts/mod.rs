@@ -1,18 +1,21 @@
-//! The synthesis service, independent of HTTP: request validation, admission
-//! (bounded queue + concurrency), the audio cache, per-stage timings, and the
-//! run of one request through a pipeline's stages and the voice.
+//! The synthesis service, independent of any front end: request validation
+//! ([`request`]), admission (bounded queue + concurrency, [`admission`]),
+//! voices ([`voices`]), the run of one request through a pipeline's stages and
+//! the voice ([`run`]), and how it is observed ([`observe`], [`timings`]).
+//! The HTTP API (`http/`) is one front end over [`TtsService`].
 
 pub mod admission;
-pub mod cache;
 mod error;
-pub mod service;
+mod observe;
+mod request;
+mod run;
+mod service;
 pub mod timings;
+mod voices;
 
 pub use admission::Admission;
-pub use cache::AudioCache;
 pub use error::TtsError;
-pub use service::{
-    Job, ServiceOptions, StreamEvent, StyleReport, Synthesis, SynthesisRequest, TtsService,
-    VoiceStore,
-};
+pub use request::{Job, ServiceOptions, SynthesisRequest};
+pub use service::{StreamEvent, StyleReport, Synthesis, TtsService};
 pub use timings::Timings;
+pub use voices::VoiceStore;

@@ -404,7 +404,7 @@ fn runtime_bench(calls: usize, audio_calls: usize, loads: usize) -> anyhow::Resu
         for _ in 0..calls / 4 {
             let (p, t, c, cx) = (echo2.clone(), text.clone(), echo_cfg.clone(), ctx.clone());
             let started = Instant::now();
-            voxpipe::pipeline::off_executor(move || p.call_text(&limits, &cx, &c, &t).unwrap())
+            voxpipe::blocking::off_executor(move || p.call_text(&limits, &cx, &c, &t).unwrap())
                 .await;
             samples.push(started.elapsed());
         }

@@ -1,5 +1,5 @@
-//! The audio cache: the same request (pipeline version and every input) is not
-//! synthesized twice. Content-addressed (sha256 of the inputs), bounded by
+//! The response cache: the same request (pipeline version, every input and
+//! the response format) is not synthesized twice; the encoded body is kept. Content-addressed (sha256 of the inputs), bounded by
 //! bytes, least recently used out first. A pipeline edit is a new version, so
 //! it never serves stale audio.
 
@@ -9,6 +9,8 @@ use std::sync::Mutex;
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
+
+use crate::tts::Job;
 
 /// A cached response body and what its headers need.
 #[derive(Debug, Clone)]
@@ -36,8 +38,31 @@ pub struct AudioCache {
     misses: AtomicU64,
 }
 
+/// The cache key of a job's audio encoded as `format`: the pipeline's version
+/// and every input that changes the output.
+pub fn job_key(job: &Job, format: &str) -> [u8; 32] {
+    let p = &job.pipeline;
+    key(&[
+        &p.name,
+        &p.version.to_string(),
+        &p.loaded_at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+            .to_string(),
+        &job.text,
+        job.voice.as_deref().unwrap_or(""),
+        job.speaker.as_deref().unwrap_or(""),
+        job.language.as_deref().unwrap_or(""),
+        job.instruct.as_deref().unwrap_or(""),
+        &job.speed.to_string(),
+        &job.sample_rate.unwrap_or(0).to_string(),
+        &job.seed.to_string(),
+        format,
+    ])
+}
+
 /// Builds a cache key from the parts of a request that change its audio.
-pub fn key(parts: &[&str]) -> [u8; 32] {
+fn key(parts: &[&str]) -> [u8; 32] {
     let mut h = Sha256::new();
     for p in parts {
         // Length-prefixed, so ("ab","c") and ("a","bc") differ.

@@ -1,0 +1,163 @@
+//! What a client asks for ([`SynthesisRequest`]), the service's settings
+//! ([`ServiceOptions`]), and the checks that turn a request into a [`Job`]
+//! bound to one pipeline version. Every refusal here is the client's to fix.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::pipeline::Pipeline;
+
+use super::TtsError;
+
+/// The request as a client gave it (every front end maps onto this).
+#[derive(Debug, Clone, Default)]
+pub struct SynthesisRequest {
+    pub text: String,
+    pub pipeline: Option<String>,
+    pub voice: Option<String>,
+    pub speaker: Option<String>,
+    pub language: Option<String>,
+    pub instruct: Option<String>,
+    /// 0.25–4.0; above 1 is faster.
+    pub speed: Option<f32>,
+    /// Resample the output to this rate (8–192 kHz).
+    pub sample_rate: Option<u32>,
+    /// Seed of the voice's noise (default 0: the same request gives the same audio).
+    pub seed: Option<u64>,
+}
+
+/// Server-side settings of the service.
+#[derive(Debug, Clone)]
+pub struct ServiceOptions {
+    pub default_pipeline: String,
+    pub max_text_chars: usize,
+    pub request_timeout: Duration,
+    /// Most phoneme ids per sentence (`[limits] max_sentence_phonemes`).
+    pub max_sentence_phonemes: usize,
+    /// Longest audio per sentence, seconds (`[limits] max_sentence_seconds`).
+    pub max_sentence_seconds: f32,
+}
+
+/// A validated request, bound to one pipeline version.
+#[derive(Clone)]
+pub struct Job {
+    pub trace_id: String,
+    pub pipeline: Arc<Pipeline>,
+    pub text: String,
+    pub voice: Option<String>,
+    pub speaker: Option<String>,
+    pub language: Option<String>,
+    pub instruct: Option<String>,
+    pub speed: f32,
+    pub sample_rate: Option<u32>,
+    pub seed: u64,
+    /// When the request arrived; the deadline counts from here.
+    pub started: tokio::time::Instant,
+}
+
+/// The request's own fields, checked (no pipeline or voice lookups): the text,
+/// speed, sample rate and language tag. Returns the speed to use.
+pub(super) fn check_fields(req: &SynthesisRequest, max_text_chars: usize) -> Result<f32, TtsError> {
+    let text = &req.text;
+    if text.trim().is_empty() {
+        return Err(TtsError::InvalidInput("`text` is empty".into()));
+    }
+    if let Some(at) = text.chars().position(|c| c == '\0') {
+        return Err(TtsError::InvalidInput(format!(
+            "`text` contains a NUL character (at character {at})"
+        )));
+    }
+    let chars = text.chars().count();
+    if chars > max_text_chars {
+        return Err(TtsError::TextTooLong {
+            chars,
+            limit: max_text_chars,
+        });
+    }
+    let speed = req.speed.unwrap_or(1.0);
+    if !(0.25..=4.0).contains(&speed) {
+        return Err(TtsError::InvalidInput(format!(
+            "`speed` {speed} is out of range 0.25–4.0"
+        )));
+    }
+    if let Some(rate) = req.sample_rate {
+        if !(8_000..=192_000).contains(&rate) {
+            return Err(TtsError::InvalidInput(format!(
+                "`sample_rate` {rate} is out of range 8000–192000"
+            )));
+        }
+    }
+    if let Some(lang) = &req.language {
+        let ok = !lang.is_empty()
+            && lang.len() <= 35
+            && lang
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !ok {
+            return Err(TtsError::InvalidInput(format!(
+                "`language` {lang:?} is not a language tag such as en-US"
+            )));
+        }
+    }
+    Ok(speed)
+}
+
+/// An optional field a client sent empty counts as not sent.
+pub(super) fn non_empty(s: Option<String>) -> Option<String> {
+    s.filter(|s| !s.trim().is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(text: &str) -> SynthesisRequest {
+        SynthesisRequest {
+            text: text.into(),
+            ..SynthesisRequest::default()
+        }
+    }
+
+    #[test]
+    fn fields_are_checked_with_typed_errors() {
+        assert_eq!(check_fields(&req("Hello."), 10).unwrap(), 1.0);
+        let kind = |r: SynthesisRequest| check_fields(&r, 10).unwrap_err().kind();
+        assert_eq!(kind(req("  ")), "invalid_input");
+        assert_eq!(kind(req("a\0b")), "invalid_input");
+        // Characters, not bytes: ten CJK characters fit a limit of 10.
+        assert!(check_fields(&req("用四川话说这句话好吗"), 10).is_ok());
+        assert_eq!(kind(req("eleven char")), "text_too_long");
+        for speed in [0.2, 4.5, f32::NAN] {
+            let r = SynthesisRequest {
+                speed: Some(speed),
+                ..req("Hi.")
+            };
+            assert_eq!(kind(r), "invalid_input", "{speed}");
+        }
+        let r = SynthesisRequest {
+            sample_rate: Some(4000),
+            ..req("Hi.")
+        };
+        assert_eq!(kind(r), "invalid_input");
+        for lang in ["", "en US", "x".repeat(36).as_str()] {
+            let r = SynthesisRequest {
+                language: Some(lang.into()),
+                ..req("Hi.")
+            };
+            assert_eq!(kind(r), "invalid_input", "{lang:?}");
+        }
+        let r = SynthesisRequest {
+            language: Some("zh-Hans_CN".into()),
+            speed: Some(0.25),
+            ..req("Hi.")
+        };
+        assert_eq!(check_fields(&r, 10).unwrap(), 0.25);
+    }
+
+    #[test]
+    fn empty_optional_fields_count_as_absent() {
+        assert_eq!(non_empty(Some(" ".into())), None);
+        assert_eq!(non_empty(None), None);
+        assert_eq!(non_empty(Some("joe".into())).as_deref(), Some("joe"));
+    }
+}

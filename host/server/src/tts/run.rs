@@ -1,0 +1,571 @@
+//! The blocking body of one synthesis, shared by whole and streamed requests:
+//! text stages → style stage → phonemize → the voice, sentence by sentence →
+//! audio stages → resample. A whole request is the same run with one chunk:
+//! its audio stages see the whole utterance ([`ChunkPosition::WHOLE`]); a
+//! streamed one sends each sentence through them as it is made.
+
+use std::time::{Duration, Instant};
+
+use tracing::field::Empty;
+use voxpipe_engine::phonemize::Phonemizer;
+use voxpipe_engine::synth::{LoadedVoice, SynthOptions};
+use voxpipe_plugin::PluginError;
+use voxpipe_types::{Audio, ChunkPosition, RequestContext, StageKind, Style, StyleOutcome};
+
+use super::observe::{fail_span, record_host, record_stage};
+use super::{Job, ServiceOptions, StreamEvent, StyleReport, Timings, TtsError, VoiceStore};
+use crate::pipeline::{Stage, StageFailure};
+
+/// What a run needs from the service.
+pub(super) struct Runner<'a> {
+    pub voices: &'a VoiceStore,
+    pub phonemizer: &'a Phonemizer,
+    pub options: &'a ServiceOptions,
+}
+
+/// Stops a run between steps: the client went away, or the deadline passed.
+pub(super) struct Checkpoint<'a> {
+    pub deadline: Instant,
+    pub timeout: Duration,
+    pub cancelled: &'a dyn Fn() -> bool,
+}
+
+impl Checkpoint<'_> {
+    pub fn check(&self) -> Result<(), TtsError> {
+        if (self.cancelled)() {
+            return Err(TtsError::Cancelled("the client went away".into()));
+        }
+        if Instant::now() > self.deadline {
+            return Err(TtsError::Timeout(self.timeout));
+        }
+        Ok(())
+    }
+}
+
+/// The voice to speak with: the request's wins over the style's, which wins
+/// over the pipeline's.
+pub(super) fn choose_voice(request: Option<&str>, style: &Style, pipeline: &str) -> String {
+    request
+        .or(style.voice.as_deref())
+        .unwrap_or(pipeline)
+        .to_string()
+}
+
+/// The speed to speak at: the request's times the style's, kept in 0.25–4.
+pub(super) fn effective_speed(request: f32, style: &Style) -> f32 {
+    (request * style.speed.unwrap_or(1.0)).clamp(0.25, 4.0)
+}
+
+/// Who named the speaker: the request wins over the style.
+#[derive(Debug, PartialEq)]
+pub(super) enum SpeakerChoice<'a> {
+    Request(&'a str),
+    Style(&'a str),
+    Default,
+}
+
+pub(super) fn choose_speaker<'a>(request: Option<&'a str>, style: &'a Style) -> SpeakerChoice<'a> {
+    match (request, style.speaker.as_deref()) {
+        (Some(name), _) => SpeakerChoice::Request(name),
+        (None, Some(name)) => SpeakerChoice::Style(name),
+        (None, None) => SpeakerChoice::Default,
+    }
+}
+
+/// A voice or speaker that does not exist, named by the style stage (not by
+/// the client), is the style stage's fault: a `plugin_fault` naming it.
+fn blame_style(e: TtsError, pipeline: &crate::pipeline::Pipeline) -> TtsError {
+    let stage = pipeline
+        .plugin_stages(StageKind::Style)
+        .next()
+        .map(|(st, _)| st.clone());
+    match (e, stage) {
+        (e @ (TtsError::UnknownVoice { .. } | TtsError::UnknownSpeaker { .. }), Some(stage)) => {
+            TtsError::from(StageFailure {
+                stage,
+                error: PluginError::BadOutput(format!("the style names {e}")),
+            })
+        }
+        (e, _) => e,
+    }
+}
+
+impl Runner<'_> {
+    /// Runs `job`. `emit` receives `Started` (just before the first audio),
+    /// then the audio as `Chunk`s (per sentence when `streaming`, else once),
+    /// never `Done` / `Failed` (the caller sends those from the result); it
+    /// returns false when nobody listens any more.
+    pub fn run(
+        &self,
+        job: &Job,
+        checkpoint: &Checkpoint<'_>,
+        streaming: bool,
+        timings: &mut Timings,
+        emit: &mut dyn FnMut(StreamEvent) -> bool,
+    ) -> Result<(), TtsError> {
+        let pipeline = &job.pipeline;
+        let mut ctx = RequestContext {
+            request_id: job.trace_id.clone(),
+            language: job
+                .language
+                .clone()
+                .or_else(|| pipeline.language.clone())
+                .unwrap_or_default(),
+            voice: job.voice.clone().unwrap_or_else(|| pipeline.voice.clone()),
+            pipeline: pipeline.name.clone(),
+            style: None,
+        };
+        let mut observe = |stage: &Stage, d: Duration| record_stage(timings, stage, d);
+        let text = pipeline.run_text_observed(&ctx, job.text.clone(), &mut observe)?;
+        checkpoint.check()?;
+
+        let report = self.run_style(job, &mut ctx, timings)?;
+        let style = ctx.style.clone().unwrap_or_default();
+        let voice_name = choose_voice(job.voice.as_deref(), &style, &pipeline.voice);
+        ctx.voice = voice_name.clone();
+        tracing::Span::current().record("tts.voice", voice_name.as_str());
+        let voice = match self.voices.get(&voice_name) {
+            Ok(v) => v,
+            Err(e) if job.voice.is_none() && style.voice.is_some() => {
+                return Err(blame_style(e, pipeline))
+            }
+            Err(e) => return Err(e),
+        };
+        let speaker = match choose_speaker(job.speaker.as_deref(), &style) {
+            SpeakerChoice::Request(name) => speaker_id(&voice, name)?,
+            SpeakerChoice::Style(name) => {
+                speaker_id(&voice, name).map_err(|e| blame_style(e, pipeline))?
+            }
+            SpeakerChoice::Default => 0,
+        };
+        let speed = effective_speed(job.speed, &style);
+        let defaults = voice.entry.config.inference;
+        let options = SynthOptions {
+            noise_scale: style.noise_scale,
+            length_scale: Some(defaults.length_scale / speed),
+            noise_w: style.noise_w,
+            speaker,
+            seed: job.seed,
+            max_phonemes: Some(self.options.max_sentence_phonemes),
+            max_seconds: Some(self.options.max_sentence_seconds),
+        };
+
+        let started = Instant::now();
+        let span = tracing::info_span!("phonemize", tts.sentences = Empty, tts.phonemes = Empty);
+        let sentences = span.in_scope(|| voice.sentence_ids(self.phonemizer, &text))?;
+        span.record("tts.sentences", sentences.len() as i64);
+        span.record(
+            "tts.phonemes",
+            sentences.iter().map(Vec::len).sum::<usize>() as i64,
+        );
+        drop(span);
+        record_host(timings, "phonemize", None, started.elapsed());
+
+        // What the response announces: the asked rate, else the voice's; the
+        // channels of the first audio out of the audio stages.
+        let rate = job.sample_rate.unwrap_or(voice.sample_rate());
+        let mut out = Output {
+            started: Some(StreamEvent::Started {
+                sample_rate: rate,
+                channels: 1,
+                style: report,
+                voice: voice_name,
+                sentences: sentences.len(),
+                timings: Timings::default(),
+            }),
+            channels: None,
+            emit,
+        };
+        // A stream keeps one rate whatever the stages did; a whole response
+        // keeps the stages' rate unless the client asked for one.
+        let target_rate = if streaming {
+            Some(rate)
+        } else {
+            job.sample_rate
+        };
+        let mut finish = |audio: Audio, position: ChunkPosition, timings: &mut Timings| {
+            let mut observe = |stage: &Stage, d: Duration| record_stage(timings, stage, d);
+            let audio =
+                pipeline.run_audio_observed(&ctx, audio, position, streaming, &mut observe)?;
+            let audio = resample_timed(audio, target_rate, timings);
+            out.send(audio, timings)
+        };
+
+        let mut whole = Vec::new();
+        let count = sentences.len();
+        for (i, ids) in sentences.iter().enumerate() {
+            checkpoint.check()?;
+            let samples = self.sentence(&voice, i, ids, &options, timings)?;
+            if streaming {
+                let position = ChunkPosition {
+                    index: i as u32,
+                    last: i + 1 == count,
+                };
+                finish(voice_audio(&voice, samples), position, timings)?;
+            } else {
+                whole.extend_from_slice(&samples);
+            }
+        }
+        if !streaming {
+            checkpoint.check()?;
+            finish(voice_audio(&voice, whole), ChunkPosition::WHOLE, timings)?;
+        }
+        Ok(())
+    }
+
+    /// Runs the style stage on the instruction, if any; sets `ctx.style`.
+    fn run_style(
+        &self,
+        job: &Job,
+        ctx: &mut RequestContext,
+        timings: &mut Timings,
+    ) -> Result<StyleReport, TtsError> {
+        let mut report = StyleReport::default();
+        let Some(instruct) = &job.instruct else {
+            return Ok(report);
+        };
+        let mut observe = |stage: &Stage, d: Duration| record_stage(timings, stage, d);
+        match job
+            .pipeline
+            .run_style_observed(ctx, instruct, &mut observe)?
+        {
+            Some(StyleOutcome::Mapped { style, label }) => {
+                tracing::info!(instruct_mapped = %label, "instruct mapped");
+                report.mapped = Some(label);
+                ctx.style = Some(style);
+            }
+            Some(StyleOutcome::Unmapped { reason }) => {
+                tracing::warn!(%reason, "instruct not mapped; speaking without a style");
+                report.unmapped = Some(reason);
+            }
+            None => {
+                report.unmapped = Some(format!(
+                    "pipeline `{}` has no style stage; the instruction was ignored",
+                    job.pipeline.name
+                ));
+            }
+        }
+        Ok(report)
+    }
+
+    /// One sentence through the voice, in its `model.inference` span.
+    fn sentence(
+        &self,
+        voice: &LoadedVoice,
+        index: usize,
+        ids: &[i64],
+        options: &SynthOptions,
+        timings: &mut Timings,
+    ) -> Result<Vec<f32>, TtsError> {
+        let device = voxpipe_engine::device::device_label(voice.device());
+        let span = tracing::info_span!(
+            "model.inference",
+            device = %device,
+            batch.size = 1,
+            sentence.index = index as i64,
+            audio.seconds = Empty,
+            rtf = Empty,
+            error.type = Empty,
+            otel.status_code = Empty,
+        );
+        let out = match span.in_scope(|| voice.synthesize(ids, options)) {
+            Ok(out) => out,
+            Err(e) => {
+                let e = TtsError::from(e);
+                fail_span(&span, &e);
+                return Err(e);
+            }
+        };
+        let seconds = out.samples.len() as f64 / f64::from(voice.sample_rate());
+        span.record("audio.seconds", seconds);
+        if seconds > 0.0 {
+            span.record("rtf", out.model_time.as_secs_f64() / seconds);
+        }
+        record_host(
+            timings,
+            "model",
+            Some(format!("voice {}", voice.entry.name)),
+            out.model_time,
+        );
+        Ok(out.samples)
+    }
+}
+
+/// Sends `Started` (once, just before the first audio) and the audio.
+struct Output<'e> {
+    started: Option<StreamEvent>,
+    /// The channel count of the first audio: a stream keeps it.
+    channels: Option<u16>,
+    emit: &'e mut dyn FnMut(StreamEvent) -> bool,
+}
+
+impl Output<'_> {
+    fn send(&mut self, audio: Audio, timings: &Timings) -> Result<(), TtsError> {
+        let expected = *self.channels.get_or_insert(audio.channels);
+        if audio.channels != expected {
+            return Err(TtsError::Encode(format!(
+                "the audio stages changed the channel count mid-stream ({expected} → {}); a stream keeps one format",
+                audio.channels
+            )));
+        }
+        if let Some(StreamEvent::Started {
+            sample_rate,
+            style,
+            voice,
+            sentences,
+            ..
+        }) = self.started.take()
+        {
+            let first = StreamEvent::Started {
+                sample_rate,
+                channels: expected,
+                style,
+                voice,
+                sentences,
+                timings: timings.clone(),
+            };
+            if !(self.emit)(first) {
+                return Err(TtsError::Cancelled("the client went away".into()));
+            }
+        }
+        if !(self.emit)(StreamEvent::Chunk(audio)) {
+            return Err(TtsError::Cancelled("the client went away".into()));
+        }
+        Ok(())
+    }
+}
+
+fn voice_audio(voice: &LoadedVoice, samples: Vec<f32>) -> Audio {
+    Audio {
+        sample_rate: voice.sample_rate(),
+        channels: 1,
+        samples,
+    }
+}
+
+fn resample_timed(audio: Audio, rate: Option<u32>, timings: &mut Timings) -> Audio {
+    match rate {
+        Some(rate) if rate != audio.sample_rate => {
+            let started = Instant::now();
+            let out =
+                tracing::info_span!("resample").in_scope(|| voxpipe_codec::resample(&audio, rate));
+            record_host(timings, "resample", None, started.elapsed());
+            out
+        }
+        _ => audio,
+    }
+}
+
+/// The speaker id of `speaker` for `voice`. Piper voices with one speaker
+/// take no speaker (or its only id); others take a name from their
+/// `speaker_id_map` or a number below `num_speakers`.
+fn speaker_id(voice: &LoadedVoice, speaker: &str) -> Result<u32, TtsError> {
+    let config = &voice.entry.config;
+    config
+        .speaker_id(speaker)
+        .ok_or_else(|| TtsError::UnknownSpeaker {
+            name: speaker.to_string(),
+            voice: voice.entry.name.clone(),
+            available: config.speakers_hint(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, OnceLock};
+
+    use crate::pipeline::Pipeline;
+    use voxpipe_engine::device::Device;
+    use voxpipe_types::StageKind;
+
+    #[test]
+    fn the_request_wins_over_the_style_over_the_pipeline() {
+        let none = Style::default();
+        let styled = Style {
+            voice: Some("style-voice".into()),
+            speaker: Some("style-speaker".into()),
+            speed: Some(2.0),
+            ..Style::default()
+        };
+        assert_eq!(choose_voice(Some("asked"), &styled, "joe"), "asked");
+        assert_eq!(choose_voice(None, &styled, "joe"), "style-voice");
+        assert_eq!(choose_voice(None, &none, "joe"), "joe");
+        assert_eq!(
+            choose_speaker(Some("asked"), &styled),
+            SpeakerChoice::Request("asked")
+        );
+        assert_eq!(
+            choose_speaker(None, &styled),
+            SpeakerChoice::Style("style-speaker")
+        );
+        assert_eq!(choose_speaker(None, &none), SpeakerChoice::Default);
+        // Speeds multiply, and the product stays within what the voice takes.
+        assert_eq!(effective_speed(1.5, &styled), 3.0);
+        assert_eq!(effective_speed(3.0, &styled), 4.0);
+        assert_eq!(
+            effective_speed(
+                0.25,
+                &Style {
+                    speed: Some(0.5),
+                    ..none.clone()
+                }
+            ),
+            0.25
+        );
+        assert_eq!(effective_speed(0.8, &none), 0.8);
+    }
+
+    #[test]
+    fn a_checkpoint_stops_on_cancel_first_then_on_the_deadline() {
+        let cancel = AtomicBool::new(false);
+        let cancelled = || cancel.load(Ordering::Relaxed);
+        let mut cp = Checkpoint {
+            deadline: Instant::now() + Duration::from_secs(60),
+            timeout: Duration::from_secs(60),
+            cancelled: &cancelled,
+        };
+        assert!(cp.check().is_ok());
+        cp.deadline = Instant::now() - Duration::from_millis(1);
+        assert_eq!(cp.check().unwrap_err().kind(), "timeout");
+        cancel.store(true, Ordering::Relaxed);
+        assert_eq!(cp.check().unwrap_err().kind(), "cancelled");
+    }
+
+    /// The real default voice and espeak-ng, with a pipeline that has only
+    /// the model stage (no plugins).
+    struct Fixture {
+        voices: VoiceStore,
+        phonemizer: Phonemizer,
+        options: ServiceOptions,
+        pipeline: Arc<Pipeline>,
+    }
+
+    fn fixture() -> &'static Fixture {
+        static F: OnceLock<Fixture> = OnceLock::new();
+        F.get_or_init(|| {
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../voices");
+            Fixture {
+                voices: VoiceStore::new(dir, Device::Cpu),
+                phonemizer: Phonemizer::new().expect("espeak-ng"),
+                options: ServiceOptions {
+                    default_pipeline: "bare".into(),
+                    max_text_chars: 5000,
+                    request_timeout: Duration::from_secs(60),
+                    max_sentence_phonemes: 2048,
+                    max_sentence_seconds: 60.0,
+                },
+                pipeline: Arc::new(Pipeline {
+                    name: "bare".into(),
+                    description: None,
+                    voice: "en_US-joe-medium".into(),
+                    language: Some("en-US".into()),
+                    source: "bare.toml".into(),
+                    version: 1,
+                    loaded_at: std::time::SystemTime::now(),
+                    limits: Default::default(),
+                    stages: vec![Arc::new(Stage {
+                        index: 0,
+                        name: "model".into(),
+                        kind: StageKind::Model,
+                        plugin: None,
+                    })],
+                }),
+            }
+        })
+    }
+
+    fn job(text: &str) -> Job {
+        Job {
+            trace_id: "0".repeat(32),
+            pipeline: fixture().pipeline.clone(),
+            text: text.into(),
+            voice: None,
+            speaker: None,
+            language: None,
+            instruct: None,
+            speed: 1.0,
+            sample_rate: None,
+            seed: 0,
+            started: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Runs `job`; `stop_after` chunks, the listener goes away. Returns the
+    /// result and the events' shapes: `S` for Started, chunk sample counts.
+    fn run(
+        job: &Job,
+        streaming: bool,
+        deadline: Duration,
+        stop_after: usize,
+    ) -> (Result<(), TtsError>, Vec<usize>, Timings) {
+        let f = fixture();
+        let runner = Runner {
+            voices: &f.voices,
+            phonemizer: &f.phonemizer,
+            options: &f.options,
+        };
+        let never = || false;
+        let checkpoint = Checkpoint {
+            deadline: Instant::now() + deadline,
+            timeout: deadline,
+            cancelled: &never,
+        };
+        let mut events = Vec::new();
+        let mut timings = Timings::default();
+        let result = runner.run(job, &checkpoint, streaming, &mut timings, &mut |e| {
+            match e {
+                StreamEvent::Started { .. } => events.push(0),
+                StreamEvent::Chunk(a) => events.push(a.samples.len()),
+                _ => panic!("the run never sends Done/Failed itself"),
+            }
+            events.iter().skip(1).count() < stop_after
+        });
+        (result, events, timings)
+    }
+
+    #[test]
+    fn whole_is_the_stream_collected_and_runs_stop_on_cancel_and_deadline() {
+        let text = "One sentence. Another sentence here. And a third.";
+        let (whole, events, timings) = run(&job(text), false, Duration::from_secs(60), 99);
+        whole.unwrap();
+        assert_eq!(events.len(), 2, "Started, then one chunk: {events:?}");
+        assert!(timings.get("model").is_some() && timings.get("phonemize").is_some());
+        let (streamed, chunks, _) = run(&job(text), true, Duration::from_secs(60), 99);
+        streamed.unwrap();
+        assert_eq!(chunks[0], 0);
+        assert_eq!(
+            chunks.len(),
+            4,
+            "Started, then a chunk per sentence: {chunks:?}"
+        );
+        // No audio stages: the stream's sentences are the whole utterance, sample for sample.
+        assert_eq!(chunks[1..].iter().sum::<usize>(), events[1]);
+
+        // The listener goes away after the first chunk: the run stops there.
+        let (r, chunks, timings) = run(&job(text), true, Duration::from_secs(60), 1);
+        assert_eq!(r.unwrap_err().kind(), "cancelled");
+        assert_eq!(chunks.len(), 2);
+        assert!(timings.get("model").unwrap() > Duration::ZERO);
+
+        // A deadline already passed: refused before the voice runs.
+        let (r, events, timings) = run(&job(text), false, Duration::ZERO, 99);
+        assert_eq!(r.unwrap_err().kind(), "timeout");
+        assert!(events.is_empty());
+        assert_eq!(timings.get("model"), None);
+    }
+
+    #[test]
+    fn unknown_voices_and_speakers_are_the_requests_fault_when_it_named_them() {
+        let mut j = job("Hello.");
+        j.voice = Some("nobody".into());
+        let (r, _, _) = run(&j, false, Duration::from_secs(60), 99);
+        assert_eq!(r.unwrap_err().kind(), "unknown_voice");
+        let mut j = job("Hello.");
+        j.speaker = Some("nobody".into());
+        let (r, _, _) = run(&j, false, Duration::from_secs(60), 99);
+        assert_eq!(r.unwrap_err().kind(), "unknown_speaker");
+    }
+}
