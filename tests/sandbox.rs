@@ -226,7 +226,7 @@ fn plugin_results_are_validated_before_use() {
     let Ok(StyleOutcome::Mapped { label, .. }) = map("huge-label") else {
         panic!()
     };
-    assert!(label.len() <= voxpipe_plugin::output::MAX_LABEL);
+    assert!(label.len() <= voxpipe_plugin::MAX_LABEL);
     assert!(map("ok").is_ok());
 
     let audio_plugin = load(&runtime, "hostile-audio");

@@ -59,7 +59,7 @@ pub(crate) enum Compiled {
 }
 
 /// Turn a core module carrying a component type into a component.
-pub(crate) fn wrap_core_module(bytes: &[u8]) -> Result<Vec<u8>, String> {
+pub fn wrap_core_module(bytes: &[u8]) -> Result<Vec<u8>, String> {
     wit_component::ComponentEncoder::default()
         .module(bytes)
         .and_then(|e| e.validate(true).encode())

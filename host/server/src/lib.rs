@@ -11,6 +11,7 @@ pub mod blocking;
 pub mod config;
 pub mod http;
 pub mod pipeline;
+pub mod plugin_build;
 pub mod telemetry;
 pub mod tts;
 

@@ -73,7 +73,7 @@ enum Command {
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
     /// Internal: compile one plugin (stdin) to native code (stdout) under the
-    /// limits the parent set; see host/src/plugin/compile.rs.
+    /// limits the parent set; see host/plugin/src/compile.rs.
     #[command(name = "__compile-plugin", hide = true)]
     CompilePlugin {
         #[arg(long)]

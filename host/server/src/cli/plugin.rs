@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::Subcommand;
 
-use voxpipe_plugin::build::{build_workspace, Route};
+use voxpipe::plugin_build::{build_workspace, Route};
 use voxpipe_plugin::{LoadedPlugin, PluginError, PluginLimits, StageConfig};
 use voxpipe_types::{ChunkPosition, RequestContext, StageKind};
 

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use voxpipe_plugin::build::{build_workspace, Route};
+use voxpipe::plugin_build::{build_workspace, Route};
 use voxpipe_plugin::{LoadedPlugin, PluginLimits, PluginRuntime, RuntimeOptions, StageConfig};
 use voxpipe_types::{Audio, ChunkPosition, RequestContext};
 

@@ -214,5 +214,5 @@ pub fn sandbox_bench() -> anyhow::Result<()> {
 /// A load error's kind, shortened for the table.
 fn load_error(message: &str) -> String {
     let m = message.split_once(": ").map_or(message, |(_, rest)| rest);
-    voxpipe_plugin::sanitize::one_line(m, 70)
+    voxpipe_plugin::one_line(m, 70)
 }

@@ -126,10 +126,9 @@ pub fn build_workspace(
         let component = if wasmparser::Parser::is_component(&bytes) {
             bytes
         } else {
-            wit_component::ComponentEncoder::default()
-                .module(&bytes)
-                .and_then(|e| e.validate(true).encode())
-                .with_context(|| format!("turning {} into a component", artifact.display()))?
+            voxpipe_plugin::wrap_core_module(&bytes).map_err(|e| {
+                anyhow::anyhow!("turning {} into a component: {e}", artifact.display())
+            })?
         };
         let path = out_dir.join(format!("{package}.wasm"));
         let tmp = out_dir.join(format!(".{package}.wasm.tmp"));
