@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::components;
-use common::http::{get, post_json, Server};
+use common::http::{get, peak_rss, post_json, Server};
 use serde_json::json;
 use voxpipe_plugin::{
     CompileOptions, LoadError, LoadedPlugin, PluginError, PluginLimits, PluginRuntime,
@@ -39,17 +39,6 @@ fn load(runtime: &PluginRuntime, name: &str) -> Arc<LoadedPlugin> {
     runtime
         .load(&common::plugin(name))
         .unwrap_or_else(|e| panic!("{name}: {e}"))
-}
-
-/// Peak resident memory of this process so far (VmHWM), in bytes.
-fn peak_rss(pid: u32) -> usize {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kb: usize = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
-    kb << 10
 }
 
 /// Waiting WASI calls (`pollable.block`, `poll`) end at the call's deadline,
