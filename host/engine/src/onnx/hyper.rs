@@ -62,6 +62,12 @@ pub struct DecoderHyper {
 }
 
 /// Everything the VITS model needs that is not a weight, inferred from shapes and graph attributes.
+///
+/// The one home of a voice's hyperparameters: `vits::Voice::from_onnx` infers it once and the
+/// layers take their architecture from it (layer and flow counts, heads, window, dilations,
+/// strides, resblock kind). Widths and kernel sizes are also listed here, for callers and
+/// tests; the layers read those off the shapes of the tensors they load, which are the same
+/// tensors this struct reads them from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hyper {
     /// Phoneme vocabulary size (rows of `enc_p.emb.weight`).
