@@ -6,11 +6,11 @@ use std::collections::HashMap;
 use super::Phonemizer;
 
 /// Phoneme that starts every id sequence (beginning of sentence).
-pub const BOS: &str = "^";
+const BOS: &str = "^";
 /// Phoneme that ends every id sequence (end of sentence).
-pub const EOS: &str = "$";
+const EOS: &str = "$";
 /// Padding phoneme inserted after BOS and after every phoneme.
-pub const PAD: &str = "_";
+const PAD: &str = "_";
 
 impl Phonemizer {
     /// Phonemes of one sentence → model ids: `^`, `_`, then each phoneme followed by

@@ -107,7 +107,7 @@ pub(super) fn append_inline_phonemes(
 /// Stress digits on vowels: `1` → `ˈ`, `2` → `ˌ`, placed right before the vowel as
 /// espeak does (`həlˈoʊ`); `0` or none → no mark. Returns `None` for an unknown symbol
 /// or a digit on a consonant.
-pub fn arpabet_to_ipa(symbol: &str, stress: Option<u8>) -> Option<String> {
+fn arpabet_to_ipa(symbol: &str, stress: Option<u8>) -> Option<String> {
     let (ipa, vowel) = match symbol {
         "AA" => ("ɑː", true),
         "AE" => ("æ", true),

@@ -5,7 +5,7 @@
 //! 1. The text is split around inline phoneme blocks `[[ h ə l oʊ ]]`, whose contents
 //!    are passed through as phonemes (one per codepoint, whitespace kept). ARPAbet runs
 //!    in CosyVoice 3 style (`[M][AY0][N][UW1][T]`) are turned into such blocks first
-//!    (an extension of ours, see [`arpabet_to_ipa`]).
+//!    (an extension of ours, see `inline::arpabet_to_ipa`).
 //! 2. Every other part goes to espeak-ng clause by clause (IPA). Each clause's
 //!    punctuation (`.` `?` `!`, or `,` `:` `;` followed by a space) is appended, language
 //!    switch flags such as `(en)` are removed, the string is NFD-normalised and split into
@@ -41,9 +41,6 @@ mod espeak;
 mod espeak_ffi;
 mod ids;
 mod inline;
-
-pub use ids::{BOS, EOS, PAD};
-pub use inline::arpabet_to_ipa;
 
 use espeak::{clauses_to_sentences, ensure_initialized, espeak_clauses, lock_espeak, set_voice};
 use inline::{append_inline_phonemes, expand_arpabet, split_phoneme_blocks, Part};

@@ -16,14 +16,14 @@
 //! takes the channel widths and kernel sizes from the shapes of the very tensors it loads.
 
 mod cpu;
-pub mod decoder;
+mod decoder;
 mod direct_conv;
-pub mod duration;
-pub mod flow;
-pub mod length;
+mod duration;
+mod flow;
+mod length;
 mod ops;
-pub mod text_encoder;
-pub mod weights;
+mod text_encoder;
+mod weights;
 
 use candle_core::{Device, Tensor};
 
