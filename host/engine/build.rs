@@ -3,7 +3,7 @@
 //! Why static: the shared library exports only the public API, and Piper's clause
 //! terminators come from the internal `ReadClause`. Linking `libespeak-ng.a` with
 //! `-Wl,--wrap=ReadClause` routes espeak's own call through `__wrap_ReadClause`
-//! (defined in `espeak_ffi.rs`), which records the terminator and forwards to the real
+//! (defined in `src/phonemize/espeak_ffi.rs`), which records the terminator and forwards to the real
 //! function. This reproduces `espeak_TextToPhonemesWithTerminator` (espeak-ng ≥ 1.52)
 //! exactly, with an unmodified Debian library.
 

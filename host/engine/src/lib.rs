@@ -4,13 +4,12 @@
 //! Present so far: the voice catalog ([`voice`]), the reader of a voice's
 //! weights straight from its ONNX file ([`onnx`]), and the espeak-ng
 //! phonemizer that reproduces Piper's phoneme ids ([`phonemize`], with the
-//! hand-written bindings in [`espeak_ffi`]), and the VITS model in candle
+//! hand-written espeak-ng bindings inside it), and the VITS model in candle
 //! ([`vits`]), which reproduces ONNX Runtime's output on the same voice;
 //! [`synth`] ties them together (a loaded voice: text → sentences → audio);
 //! [`device`] chooses where the model runs (CPU, or CUDA with the `cuda` feature).
 
 pub mod device;
-pub mod espeak_ffi;
 pub mod memory;
 pub mod onnx;
 pub mod phonemize;

@@ -6,7 +6,7 @@ use super::cpu;
 use super::direct_conv::{DirectConv1d, DirectConvTranspose1d};
 use super::ops::{leaky_relu, Conv1d, FusedConv1d};
 use super::weights::Weights;
-use super::VitsError;
+use super::{DecoderHyper, ResBlockKind, VitsError};
 
 /// LeakyReLU slope inside the generator.
 const SLOPE: f64 = 0.1;
@@ -88,12 +88,17 @@ enum ResBlock {
 
 impl ResBlock {
     /// Loads `{prefix}.convs1/convs2` (ResBlock1) or `{prefix}.convs` (ResBlock2);
-    /// `dilations` are those of `convs1` or `convs`.
-    fn load(w: &Weights, prefix: &str, dilations: &[usize]) -> Result<Self, VitsError> {
+    /// `dilations` are those of `convs1` or `convs`; `kind` is the voice's.
+    fn load(
+        w: &Weights,
+        prefix: &str,
+        kind: ResBlockKind,
+        dilations: &[usize],
+    ) -> Result<Self, VitsError> {
         let conv = |name: String, dilation: usize| {
             FusedConv1d::new(Conv1d::load(w, &name, dilation, true)?, w.native_cpu())
         };
-        let one = w.contains(&format!("{prefix}.convs1.0.weight"));
+        let one = kind == ResBlockKind::One;
         let list = if one { "convs1" } else { "convs" };
         let n = w.count_indexed(|i| format!("{prefix}.{list}.{i}.weight"));
         if n != dilations.len() {
@@ -225,14 +230,13 @@ pub struct Decoder {
 }
 
 impl Decoder {
-    /// Loads `dec.*`. Kernel sizes, channel widths and the resblock kind come from the
-    /// tensors; the strides (`upsample_rates`) and resblock dilations (of `convs1` for
-    /// ResBlock1) are not stored in a checkpoint.
-    pub fn load(
-        w: &Weights,
-        upsample_rates: &[usize],
-        resblock_dilations: &[Vec<usize>],
-    ) -> Result<Self, VitsError> {
+    /// Loads `dec.*`. Kernel sizes and channel widths come from the tensors; the strides
+    /// (`upsample_rates`), the resblock kind and its dilations (of `convs1` for ResBlock1)
+    /// are the voice's hyperparameters (the strides and dilations are not stored in a
+    /// checkpoint, only in the ONNX graph).
+    pub fn load(w: &Weights, hyper: &DecoderHyper) -> Result<Self, VitsError> {
+        let upsample_rates = &hyper.upsample_rates;
+        let resblock_dilations = &hyper.resblock_dilation_sizes;
         let n_ups = w.count_indexed(|i| format!("dec.ups.{i}.weight"));
         if n_ups != upsample_rates.len() {
             return Err(VitsError::Unsupported(format!(
@@ -270,6 +274,7 @@ impl Decoder {
                         ResBlock::load(
                             w,
                             &format!("dec.resblocks.{}", i * per_stage + j),
+                            hyper.resblock_kind,
                             &resblock_dilations[j],
                         )
                     })

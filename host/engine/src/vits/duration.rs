@@ -9,7 +9,7 @@ use candle_core::Tensor;
 use super::cpu;
 use super::ops::{flip_channels, ChannelNorm, Conv1d, DepthwiseConv1d, Pointwise};
 use super::weights::Weights;
-use super::VitsError;
+use super::{DurationHyper, VitsError};
 
 /// Spline interval half-width: outside ±TAIL_BOUND the ConvFlow is the identity.
 const TAIL_BOUND: f32 = 5.0;
@@ -32,18 +32,24 @@ struct DdsLayer {
 }
 
 impl DdsConv {
-    fn load(w: &Weights, prefix: &str) -> Result<Self, VitsError> {
+    /// `dilations` are the voice's (`kernel^i` in VITS, the same for every DDSConv of `dp`),
+    /// one per layer.
+    fn load(w: &Weights, prefix: &str, dilations: &[usize]) -> Result<Self, VitsError> {
         let n_layers = w.count_indexed(|i| format!("{prefix}.convs_sep.{i}.weight"));
+        if n_layers != dilations.len() {
+            return Err(VitsError::Unsupported(format!(
+                "{prefix} has {n_layers} layers but the voice gives {} dilations",
+                dilations.len()
+            )));
+        }
         let first = w.get_rank(&format!("{prefix}.convs_sep.0.weight"), 3)?;
-        let (channels, _, kernel) = first.dims3()?;
-        let layers = (0..n_layers)
-            .map(|i| {
+        let (channels, _, _) = first.dims3()?;
+        let layers = dilations
+            .iter()
+            .enumerate()
+            .map(|(i, &dilation)| {
                 Ok(DdsLayer {
-                    sep: DepthwiseConv1d::load(
-                        w,
-                        &format!("{prefix}.convs_sep.{i}"),
-                        kernel.pow(i as u32),
-                    )?,
+                    sep: DepthwiseConv1d::load(w, &format!("{prefix}.convs_sep.{i}"), dilation)?,
                     norm_1: ChannelNorm::load(w, &format!("{prefix}.norms_1.{i}"), channels)?,
                     pointwise: Pointwise::load(
                         w,
@@ -99,23 +105,24 @@ struct ConvFlow {
 }
 
 impl ConvFlow {
-    fn load(w: &Weights, prefix: &str) -> Result<Self, VitsError> {
+    fn load(w: &Weights, prefix: &str, hyper: &DurationHyper) -> Result<Self, VitsError> {
         let pre = Pointwise::load(w, &format!("{prefix}.pre"), w.native_cpu())?;
         let proj = Pointwise::load(w, &format!("{prefix}.proj"), w.native_cpu())?;
         // proj emits 3·bins − 1 parameters per step (widths, heights, interior derivatives).
         let params = proj.out_channels();
-        if pre.in_channels() != 1 || params % 3 != 2 {
+        let num_bins = hyper.num_bins;
+        if pre.in_channels() != 1 || num_bins == 0 || params != 3 * num_bins - 1 {
             return Err(VitsError::Shape {
                 name: format!("{prefix}.proj.weight"),
-                expected: "[3·bins−1, filter, 1] with 1-channel halves".into(),
+                expected: format!("[3·bins−1, filter, 1] with 1-channel halves, {num_bins} bins"),
                 got: vec![params, proj.in_channels()],
             });
         }
         Ok(Self {
             logit_scale: (pre.out_channels() as f32).sqrt(),
-            num_bins: (params + 1) / 3,
+            num_bins,
             pre,
-            convs: DdsConv::load(w, &format!("{prefix}.convs"))?,
+            convs: DdsConv::load(w, &format!("{prefix}.convs"), &hyper.ddsconv_dilations)?,
             proj,
         })
     }
@@ -263,12 +270,16 @@ pub struct DurationPredictor {
 }
 
 impl DurationPredictor {
-    /// Loads `dp.*`; flow count and widths come from the tensors present.
-    pub fn load(w: &Weights) -> Result<Self, VitsError> {
-        // ConvFlows sit at odd indices 1, 3, 5, …; index 1 is absent from inference exports.
-        let mut flow_indices: Vec<usize> = (3..64)
-            .step_by(2)
-            .take_while(|i| w.contains(&format!("dp.flows.{i}.pre.weight")))
+    /// Loads `dp.*`; which flows exist, the DDSConv dilations and the spline bins are the
+    /// voice's hyperparameters, the widths those of the tensors.
+    pub fn load(w: &Weights, hyper: &DurationHyper) -> Result<Self, VitsError> {
+        // ConvFlows sit at odd indices 1, 3, 5, …; VITS drops the first (index 1) at
+        // inference, and inference exports do not contain it.
+        let mut flow_indices: Vec<usize> = hyper
+            .conv_flow_indices
+            .iter()
+            .copied()
+            .filter(|&i| i != 1)
             .collect();
         if flow_indices.is_empty() {
             return Err(VitsError::MissingWeight("dp.flows.3.pre.weight".into()));
@@ -276,7 +287,7 @@ impl DurationPredictor {
         flow_indices.reverse();
         let flows = flow_indices
             .iter()
-            .map(|i| ConvFlow::load(w, &format!("dp.flows.{i}")))
+            .map(|i| ConvFlow::load(w, &format!("dp.flows.{i}"), hyper))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             pre: Pointwise::load(w, "dp.pre", w.native_cpu())?,
@@ -284,7 +295,7 @@ impl DurationPredictor {
                 .contains("dp.cond.weight")
                 .then(|| Conv1d::load(w, "dp.cond", 1, true))
                 .transpose()?,
-            convs: DdsConv::load(w, "dp.convs")?,
+            convs: DdsConv::load(w, "dp.convs", &hyper.ddsconv_dilations)?,
             proj: Pointwise::load(w, "dp.proj", w.native_cpu())?,
             flows,
             affine_m: w.get_vector("dp.flows.0.m", 2)?.reshape((1, 2, 1))?,

@@ -6,7 +6,7 @@ use candle_core::Tensor;
 use super::cpu::gated_tanh;
 use super::ops::{flip_channels, Conv1d, FusedConv1d, Pointwise};
 use super::weights::Weights;
-use super::VitsError;
+use super::{FlowHyper, VitsError};
 
 /// Non-causal WaveNet: dilated conv → gated tanh·sigmoid → 1×1 res/skip.
 /// On the CPU the whole stack runs on plain buffers ([`WaveNet::forward_cpu`]): the
@@ -24,11 +24,22 @@ struct WaveNet {
 }
 
 impl WaveNet {
-    fn load(w: &Weights, prefix: &str, dilation_rate: usize) -> Result<Self, VitsError> {
-        let n_layers = w.count_indexed(|i| format!("{prefix}.in_layers.{i}.weight"));
+    /// `n_layers` and `dilation_rate` are the voice's (layer i has dilation rate^i).
+    fn load(
+        w: &Weights,
+        prefix: &str,
+        n_layers: usize,
+        dilation_rate: usize,
+    ) -> Result<Self, VitsError> {
         if n_layers == 0 {
             return Err(VitsError::MissingWeight(format!(
                 "{prefix}.in_layers.0.weight"
+            )));
+        }
+        let found = w.count_indexed(|i| format!("{prefix}.in_layers.{i}.weight"));
+        if found != n_layers {
+            return Err(VitsError::Unsupported(format!(
+                "{prefix} has {found} layers but the voice gives {n_layers}"
             )));
         }
         let convs = (0..n_layers)
@@ -210,11 +221,12 @@ pub struct Flow {
 }
 
 impl Flow {
-    /// Loads `flow.flows.{0,2,4,…}.*`. `dilation_rate` is the WaveNet's (1 in VITS/Piper).
-    pub fn load(w: &Weights, dilation_rate: usize) -> Result<Self, VitsError> {
-        let layers = (0..)
-            .map(|i| 2 * i)
-            .take_while(|i| w.contains(&format!("flow.flows.{i}.pre.weight")))
+    /// Loads the coupling layers `flow.flows.{0,2,4,…}.*` the voice's hyperparameters
+    /// list, with their WaveNet depth and dilation rate (1 in VITS/Piper).
+    pub fn load(w: &Weights, hyper: &FlowHyper) -> Result<Self, VitsError> {
+        let layers = hyper
+            .coupling_indices
+            .iter()
             .map(|i| {
                 let p = format!("flow.flows.{i}");
                 let pre = Pointwise::load(w, &format!("{p}.pre"), w.native_cpu())?;
@@ -229,7 +241,12 @@ impl Flow {
                 }
                 Ok(CouplingLayer {
                     pre,
-                    enc: WaveNet::load(w, &format!("{p}.enc"), dilation_rate)?,
+                    enc: WaveNet::load(
+                        w,
+                        &format!("{p}.enc"),
+                        hyper.n_layers,
+                        hyper.dilation_rate,
+                    )?,
                     post,
                     half,
                 })

@@ -8,20 +8,26 @@
 //! Weights use the training checkpoint's names (`enc_p.emb.weight`, `dp.flows.0.logs`,
 //! `flow.flows.6.enc.in_layers.0.weight`, …). Piper's ONNX export stores some under other
 //! names; the loader that reads the ONNX file must rename them (see the module notes in
-//! the repository). Hyperparameters are read from tensor shapes wherever they are stored
-//! there; the rest is [`VitsConfig`].
+//! the repository).
+//!
+//! The architecture (layer and flow counts, attention heads and window, dilations, upsample
+//! strides, resblock kind) comes from one place: the voice's [`Hyper`], inferred once from
+//! the ONNX file by [`crate::onnx::hyperparameters`] when the voice is loaded. Each layer
+//! takes the channel widths and kernel sizes from the shapes of the very tensors it loads.
 
 mod cpu;
-pub mod decoder;
+mod decoder;
 mod direct_conv;
-pub mod duration;
-pub mod flow;
-pub mod length;
+mod duration;
+mod flow;
+mod length;
 mod ops;
-pub mod text_encoder;
-pub mod weights;
+mod text_encoder;
+mod weights;
 
 use candle_core::{Device, Tensor};
+
+use crate::onnx::{self, DecoderHyper, DurationHyper, FlowHyper, Hyper, ResBlockKind};
 
 pub use weights::Weights;
 
@@ -88,29 +94,6 @@ pub enum VitsError {
     /// An internal invariant was violated (a bug).
     #[error("internal error: {0}")]
     Internal(String),
-}
-
-/// Hyperparameters that a checkpoint does not store. Defaults are Piper's
-/// (medium and low quality voices).
-#[derive(Debug, Clone, PartialEq)]
-pub struct VitsConfig {
-    /// Strides of the decoder's transposed convolutions (their product is the hop length).
-    pub upsample_rates: Vec<usize>,
-    /// Dilations of each resblock in a stage, in resblock order (of `convs1` for
-    /// ResBlock1, whose `convs2` are undilated).
-    pub resblock_dilations: Vec<Vec<usize>>,
-    /// Dilation growth of the flow's WaveNet layers.
-    pub flow_dilation_rate: usize,
-}
-
-impl Default for VitsConfig {
-    fn default() -> Self {
-        Self {
-            upsample_rates: vec![8, 8, 4],
-            resblock_dilations: vec![vec![1, 2], vec![2, 6], vec![3, 12]],
-            flow_dilation_rate: 1,
-        }
-    }
 }
 
 /// Result of synthesizing one sentence.
@@ -195,26 +178,21 @@ pub struct Voice {
 }
 
 impl Voice {
-    /// Builds a voice from checkpoint-named weights.
-    pub fn from_weights(
-        w: &Weights,
-        config: &VitsConfig,
-        device: &Device,
-    ) -> Result<Self, VitsError> {
+    /// Builds a voice from checkpoint-named weights and the hyperparameters inferred
+    /// from them.
+    pub fn from_weights(w: &Weights, hyper: &Hyper, device: &Device) -> Result<Self, VitsError> {
         let speakers = if w.contains("emb_g.weight") {
             Some(w.get_rank("emb_g.weight", 2)?)
         } else {
             None
         };
-        let gin = match &speakers {
-            Some(emb) => emb.dim(1)?,
-            None => 0,
-        };
+        // `hyper` read the same `emb_g` (0 without one).
+        let gin = hyper.gin_channels;
         let voice = Self {
-            enc_p: text_encoder::TextEncoder::load(w)?,
-            dp: duration::DurationPredictor::load(w)?,
-            flow: flow::Flow::load(w, config.flow_dilation_rate)?,
-            dec: decoder::Decoder::load(w, &config.upsample_rates, &config.resblock_dilations)?,
+            enc_p: text_encoder::TextEncoder::load(w, hyper)?,
+            dp: duration::DurationPredictor::load(w, &hyper.duration)?,
+            flow: flow::Flow::load(w, &hyper.flow)?,
+            dec: decoder::Decoder::load(w, &hyper.decoder)?,
             speakers,
             device: device.clone(),
         };
@@ -272,28 +250,24 @@ impl Voice {
 
     /// Builds a voice from the weights read out of its ONNX file, with the
     /// hyperparameters the ONNX graph carries (upsample strides, dilations).
-    pub fn from_onnx(onnx: &super::onnx::Weights, device: &Device) -> Result<Self, VitsError> {
+    pub fn from_onnx(onnx: &onnx::Weights, device: &Device) -> Result<Self, VitsError> {
         Self::from_onnx_with(onnx, device, Kernels::Auto)
     }
 
-    /// [`Self::from_onnx`] with a choice of kernels.
+    /// [`Self::from_onnx`] with a choice of kernels. This is where a voice's
+    /// hyperparameters are inferred, once; every layer reads them from there.
     pub fn from_onnx_with(
-        onnx: &super::onnx::Weights,
+        onnx: &onnx::Weights,
         device: &Device,
         kernels: Kernels,
     ) -> Result<Self, VitsError> {
-        let hyper = super::onnx::hyperparameters(onnx)
+        let hyper = onnx::hyperparameters(onnx)
             .map_err(|e| VitsError::Unsupported(format!("cannot read the voice's shape: {e}")))?;
-        let config = VitsConfig {
-            upsample_rates: hyper.decoder.upsample_rates.clone(),
-            resblock_dilations: hyper.decoder.resblock_dilation_sizes.clone(),
-            flow_dilation_rate: hyper.flow.dilation_rate,
-        };
         let mut weights = Weights::from_onnx(onnx, device)?;
         if kernels == Kernels::Candle {
             weights = weights.candle_only();
         }
-        Self::from_weights(&weights, &config, device)
+        Self::from_weights(&weights, &hyper, device)
     }
 
     /// Where the model's tensors live.

@@ -7,7 +7,7 @@ use super::cpu;
 use super::direct_conv::DirectConv1d;
 use super::ops::{softmax_last_dim, ChannelNorm, Conv1d, FusedConv1d, Pointwise};
 use super::weights::Weights;
-use super::VitsError;
+use super::{Hyper, VitsError};
 
 /// Output of the text encoder for one sentence (batch 1, no padding).
 #[derive(Debug, Clone)]
@@ -36,16 +36,28 @@ struct RelativeAttention {
 }
 
 impl RelativeAttention {
-    fn load(w: &Weights, prefix: &str, hidden: usize) -> Result<Self, VitsError> {
+    /// `n_heads` and `window` are the voice's hyperparameters; the relative tables must
+    /// fit them.
+    fn load(
+        w: &Weights,
+        prefix: &str,
+        hidden: usize,
+        n_heads: usize,
+        window: usize,
+    ) -> Result<Self, VitsError> {
         let conv = |n: &str| Conv1d::load(w, &format!("{prefix}.{n}"), 1, true);
         let rel = |n: &str| -> Result<Tensor, VitsError> {
             let name = format!("{prefix}.{n}");
             let t = w.get_rank(&name, 3)?;
             let (_, span, d_k) = t.dims3()?;
-            if span.is_multiple_of(2) || d_k == 0 || !hidden.is_multiple_of(d_k) {
+            if n_heads == 0 || span != 2 * window + 1 || d_k * n_heads != hidden {
                 return Err(VitsError::Shape {
                     name,
-                    expected: "[1, 2·window+1, hidden/heads]".into(),
+                    expected: format!(
+                        "[1, {}, {}] (2·window+1, hidden/heads)",
+                        2 * window + 1,
+                        hidden / n_heads.max(1)
+                    ),
                     got: t.dims().to_vec(),
                 });
             }
@@ -60,7 +72,6 @@ impl RelativeAttention {
                 got: emb_rel_v.dims().to_vec(),
             });
         }
-        let (span, d_k) = emb_rel_k.dims2()?;
         Ok(Self {
             conv_q: conv("conv_q")?,
             conv_k: conv("conv_k")?,
@@ -68,9 +79,8 @@ impl RelativeAttention {
             conv_o: conv("conv_o")?,
             emb_rel_k,
             emb_rel_v,
-            // Heads share one relative table of width d_k, so the head count follows.
-            n_heads: hidden / d_k,
-            window: span / 2,
+            n_heads,
+            window,
         })
     }
 
@@ -318,11 +328,12 @@ pub struct TextEncoder {
 }
 
 impl TextEncoder {
-    /// Loads `enc_p.*`; layer count, widths, heads and window come from the tensor shapes.
-    pub fn load(w: &Weights) -> Result<Self, VitsError> {
+    /// Loads `enc_p.*`; layer count, width, heads and window are the voice's
+    /// hyperparameters, the other widths those of the tensors.
+    pub fn load(w: &Weights, hyper: &Hyper) -> Result<Self, VitsError> {
         let emb = w.get_rank("enc_p.emb.weight", 2)?;
-        let hidden = emb.dim(1)?;
-        let n_layers = w.count_indexed(|i| format!("enc_p.encoder.attn_layers.{i}.conv_q.weight"));
+        let hidden = hyper.hidden_channels;
+        let n_layers = hyper.n_layers;
         if n_layers == 0 {
             return Err(VitsError::MissingWeight(
                 "enc_p.encoder.attn_layers.0.conv_q.weight".into(),
@@ -332,7 +343,13 @@ impl TextEncoder {
             .map(|i| {
                 let p = "enc_p.encoder";
                 Ok(EncoderLayer {
-                    attn: RelativeAttention::load(w, &format!("{p}.attn_layers.{i}"), hidden)?,
+                    attn: RelativeAttention::load(
+                        w,
+                        &format!("{p}.attn_layers.{i}"),
+                        hidden,
+                        hyper.n_heads,
+                        hyper.window_size,
+                    )?,
                     norm_1: ChannelNorm::load(w, &format!("{p}.norm_layers_1.{i}"), hidden)?,
                     ffn: FeedForward {
                         conv_1: FusedConv1d::new(

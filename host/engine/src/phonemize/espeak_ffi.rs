@@ -3,7 +3,7 @@
 //! terminators.
 //!
 //! Nothing here is thread-safe: espeak-ng keeps global state. Every call must be made
-//! while holding the phonemizer's global lock (see `phonemize.rs`).
+//! while holding the phonemizer's global lock (see `espeak.rs`).
 //!
 //! # Linking
 //! The crate's build script links `libespeak-ng.a` statically with
