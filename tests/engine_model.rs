@@ -231,3 +231,76 @@ fn bad_input_is_a_typed_error() {
     let b = voice.synthesize(&[1, 0, 20, 0, 59, 0, 2], &seeded).unwrap();
     assert_eq!(a.audio, b.audio);
 }
+
+/// The decoder run window by window ([`DecoderChunks`]) against the whole
+/// decode of the same sentence: the joined audio matches to ≥ 60 dB SNR with
+/// the default overlap, on joe (ResBlock2) and the ResBlock1 test voice, for
+/// sentences long and short; and a stop request ends it between windows.
+#[test]
+fn the_decoder_in_windows_matches_the_whole_decode() {
+    use voxpipe_engine::synth::DEFAULT_DECODER_CHUNKS;
+    use voxpipe_engine::vits::DecoderChunks;
+    let phonemizer = Phonemizer::new().unwrap();
+    let device = test_device();
+    for (path, sid) in [
+        (root().join("voices/en_US-joe-medium.onnx"), 0),
+        (root().join(TEST_VOICE), 2),
+    ] {
+        let config = VoiceConfig::read(&path.with_extension("onnx.json")).unwrap();
+        let model = Voice::from_onnx(&read_weights(&path).unwrap(), &device).unwrap();
+        let params = Params {
+            speaker: sid,
+            ..Params::default()
+        };
+        for text in &SENTENCES[1..] {
+            let phonemes = phonemizer.phonemize(text, &config.espeak.voice).unwrap();
+            let (ids, _) = Phonemizer::to_ids(&phonemes[0], &config.phoneme_id_map);
+            let whole = model.synthesize(&ids, &params).unwrap().audio;
+            let mut report = Vec::new();
+            for overlap in [4, 8, 10, DEFAULT_DECODER_CHUNKS.overlap] {
+                let chunks = DecoderChunks {
+                    first: 8,
+                    frames: 16,
+                    overlap,
+                };
+                let mut joined = Vec::new();
+                let mut pieces = 0;
+                let mut last_seen = false;
+                model
+                    .synthesize_chunked(&ids, &params, Some(chunks), &|| false, &mut |a, last| {
+                        assert!(!last_seen, "nothing after the last window");
+                        joined.extend_from_slice(a);
+                        pieces += 1;
+                        last_seen = last;
+                        true
+                    })
+                    .unwrap();
+                assert!(last_seen);
+                assert_eq!(joined.len(), whole.len());
+                let snr = snr_db(&whole, &joined);
+                report.push((overlap, pieces, snr));
+                if overlap == DEFAULT_DECODER_CHUNKS.overlap {
+                    assert!(snr >= 60.0, "{text}: {report:?}");
+                }
+            }
+            eprintln!("{}: {text:.30}: (overlap, windows, SNR dB) {report:?}", path.display());
+        }
+        // Stopping between windows.
+        let phonemes = phonemizer
+            .phonemize(SENTENCES[4], &config.espeak.voice)
+            .unwrap();
+        let (ids, _) = Phonemizer::to_ids(&phonemes[0], &config.phoneme_id_map);
+        let chunks = DecoderChunks {
+            first: 16,
+            frames: 16,
+            overlap: 8,
+        };
+        let mut windows = 0;
+        let stopped = model.synthesize_chunked(&ids, &params, Some(chunks), &|| false, &mut |_, _| {
+            windows += 1;
+            windows < 2
+        });
+        assert!(matches!(stopped, Err(VitsError::Stopped)), "{stopped:?}");
+        assert_eq!(windows, 2);
+    }
+}

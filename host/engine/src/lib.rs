@@ -13,6 +13,7 @@ pub mod device;
 pub mod memory;
 pub mod onnx;
 pub mod phonemize;
+mod split;
 pub mod synth;
 pub mod vits;
 pub mod voice;

@@ -10,7 +10,8 @@ use candle_core::Device;
 use super::device::{self, DeviceError};
 use super::onnx::{self, OnnxError};
 use super::phonemize::{PhonemizeError, Phonemizer};
-use super::vits::{Params, VitsError, Voice};
+use super::split;
+use super::vits::{DecoderChunks, Params, VitsError, Voice};
 use super::voice::{self, VoiceEntry, VoiceError};
 
 /// Why synthesis failed.
@@ -34,6 +35,9 @@ pub enum EngineError {
     OutOfMemory { device: String, detail: String },
     #[error("the text has nothing to say")]
     NothingToSay,
+    /// The caller stopped the synthesis (its deadline passed or its client left).
+    #[error("synthesis stopped by the caller")]
+    Stopped,
 }
 
 impl From<VitsError> for EngineError {
@@ -43,6 +47,7 @@ impl From<VitsError> for EngineError {
                 device: "gpu".into(),
                 detail: c.to_string(),
             },
+            VitsError::Stopped => EngineError::Stopped,
             other => EngineError::Model(other),
         }
     }
@@ -68,18 +73,41 @@ impl EngineError {
             EngineError::Model(_) => "model",
             EngineError::Device(_) => "device",
             EngineError::OutOfMemory { .. } => "oom",
+            EngineError::Stopped => "stopped",
         }
     }
 }
 
-/// Most phoneme ids one sentence may have by default (~50 s of speech): the
-/// text encoder's attention costs memory with the square of it (2048 ids:
-/// ~35 MB; the 24 000 ids of one unpunctuated 12 000-character sentence
-/// took 3.9 GB).
+/// Most phoneme ids one model call takes by default; a longer sentence is cut
+/// into pieces (see `split`). The text encoder's attention costs memory with
+/// the square of it (the 24 000 ids of one unpunctuated 12 000-character
+/// sentence took 3.9 GB). 400 ids are about 200 phonemes, 12–15 s of speech:
+/// longer than almost every punctuated sentence (the bench's longest, 620 ids,
+/// is one long sentence of 15.6 s), so ordinary text is synthesized as before,
+/// while an unpunctuated paragraph becomes calls of bounded size.
+pub const DEFAULT_MAX_CALL_PHONEMES: usize = 400;
+/// Most phoneme ids one model call may have when a caller gives no cap: a
+/// piece longer than this is refused, not synthesized.
 pub const DEFAULT_MAX_SENTENCE_PHONEMES: usize = 2048;
 /// Longest audio one sentence may produce by default, in seconds: the flow
 /// and the decoder cost memory in proportion (≈ 17 MB per second of speech).
 pub const DEFAULT_MAX_SENTENCE_SECONDS: f32 = 60.0;
+
+/// How the decoder runs over a sentence by default. A sentence of up to 280
+/// latent frames (3.3 s at 22.05 kHz) is decoded whole, as before; a longer
+/// one in windows of 32, 64, 128 and then 256 frames, each with 12 frames of
+/// context on both sides. Measured (tests/engine_model.rs, joe and the
+/// ResBlock1 test voice): an overlap of 8 frames gives 55–65 dB SNR against
+/// the whole decode, 10 gives > 120 dB, 12 the same samples as the whole
+/// decode (HiFi-GAN's receptive field is under 12 frames). The decoder's
+/// working memory is then that of a 280-frame window whatever the sentence's
+/// length, the first audio of a long sentence comes after a 56-frame window,
+/// and the extra work is 24/256 ≈ 9 % of the decoder on long sentences only.
+pub const DEFAULT_DECODER_CHUNKS: DecoderChunks = DecoderChunks {
+    first: 32,
+    frames: 256,
+    overlap: 12,
+};
 
 /// Synthesis knobs; `None` takes the voice's default from its config.
 #[derive(Debug, Clone, Copy, Default)]
@@ -96,6 +124,18 @@ pub struct SynthOptions {
     pub max_phonemes: Option<usize>,
     /// Longest audio per sentence, in seconds [default: DEFAULT_MAX_SENTENCE_SECONDS].
     pub max_seconds: Option<f32>,
+    /// How the decoder runs over long sentences [default: DEFAULT_DECODER_CHUNKS].
+    pub decoder_chunks: Option<DecoderChunks>,
+}
+
+/// What [`LoadedVoice::synthesize_streaming`] reports once the audio is out.
+#[derive(Debug, Clone)]
+pub struct SentenceRun {
+    pub phonemes: usize,
+    /// Wall time of the model for this sentence (without the caller's time).
+    pub model_time: Duration,
+    /// The same, per module of the model.
+    pub timings: super::vits::ModuleTimings,
 }
 
 /// One synthesized sentence.
@@ -176,22 +216,44 @@ impl LoadedVoice {
         self.entry.config.audio.sample_rate
     }
 
-    /// The phoneme ids of each sentence of `text`. Phonemes the voice does
-    /// not know are skipped with a warning.
+    /// The phoneme ids of each sentence of `text`, long sentences cut into
+    /// pieces of at most [`DEFAULT_MAX_CALL_PHONEMES`] ids. Phonemes the voice
+    /// does not know are skipped with a warning.
     pub fn sentence_ids(
         &self,
         phonemizer: &Phonemizer,
         text: &str,
     ) -> Result<Vec<Vec<i64>>, EngineError> {
+        self.sentence_ids_with(phonemizer, text, DEFAULT_MAX_CALL_PHONEMES, &|| false)
+    }
+
+    /// [`LoadedVoice::sentence_ids`] with the cap on ids per model call
+    /// (`max_ids`; a longer sentence is cut, see `split`), and `stop` asked
+    /// between espeak's clauses ([`EngineError::Stopped`]).
+    pub fn sentence_ids_with(
+        &self,
+        phonemizer: &Phonemizer,
+        text: &str,
+        max_ids: usize,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Vec<Vec<i64>>, EngineError> {
         let config = &self.entry.config;
-        let sentences = phonemizer.phonemize(text, &config.espeak.voice)?;
+        let sentences = phonemizer
+            .phonemize_marked(text, &config.espeak.voice, stop)
+            .map_err(|e| match e {
+                PhonemizeError::Stopped => EngineError::Stopped,
+                e => e.into(),
+            })?;
+        let max_phonemes = split::phonemes_for_ids(max_ids);
         let mut out = Vec::new();
-        for phonemes in sentences.iter().filter(|s| !s.is_empty()) {
-            let (ids, unknown) = Phonemizer::to_ids(phonemes, &config.phoneme_id_map);
-            if !unknown.is_empty() {
-                tracing::warn!(voice = %self.entry.name, ?unknown, "phonemes the voice does not know were skipped");
+        for sentence in sentences.iter().filter(|s| !s.phonemes.is_empty()) {
+            for piece in split::split_sentence(sentence, max_phonemes) {
+                let (ids, unknown) = Phonemizer::to_ids(&piece, &config.phoneme_id_map);
+                if !unknown.is_empty() {
+                    tracing::warn!(voice = %self.entry.name, ?unknown, "phonemes the voice does not know were skipped");
+                }
+                out.push(ids);
             }
-            out.push(ids);
         }
         if out.is_empty() {
             return Err(EngineError::NothingToSay);
@@ -199,12 +261,39 @@ impl LoadedVoice {
         Ok(out)
     }
 
-    /// Synthesize one sentence's ids.
+    /// Synthesizes one sentence's ids; the audio comes back whole.
     pub fn synthesize(
         &self,
         ids: &[i64],
         options: &SynthOptions,
     ) -> Result<SentenceAudio, EngineError> {
+        let mut samples = Vec::new();
+        let run = self.synthesize_streaming(ids, options, &|| false, &mut |audio, _| {
+            samples.extend_from_slice(audio);
+            true
+        })?;
+        Ok(SentenceAudio {
+            samples,
+            phonemes: run.phonemes,
+            model_time: run.model_time,
+            timings: run.timings,
+        })
+    }
+
+    /// Synthesizes one sentence's ids, handing the audio to `on_audio` window
+    /// by window as the decoder makes it (see [`DEFAULT_DECODER_CHUNKS`]), with
+    /// whether it is the sentence's last piece; `on_audio` returns false to
+    /// stop. `stop` is asked between the model's modules and windows. Stopped
+    /// either way, the error is [`EngineError::Stopped`]. Out of memory on a
+    /// GPU, the sentence is retried once with windows half as large (the
+    /// audio already handed out is not repeated).
+    pub fn synthesize_streaming(
+        &self,
+        ids: &[i64],
+        options: &SynthOptions,
+        stop: &dyn Fn() -> bool,
+        on_audio: &mut dyn FnMut(&[f32], bool) -> bool,
+    ) -> Result<SentenceRun, EngineError> {
         let defaults = self.entry.config.inference;
         let seconds = options
             .max_seconds
@@ -212,37 +301,73 @@ impl LoadedVoice {
             .max(0.0);
         let frames_per_second = self.sample_rate() as f32 / self.model.hop_length().max(1) as f32;
         let max_frames = (seconds * frames_per_second) as usize;
+        let params = Params {
+            noise_scale: options.noise_scale.unwrap_or(defaults.noise_scale),
+            length_scale: options.length_scale.unwrap_or(defaults.length_scale),
+            noise_w: options.noise_w.unwrap_or(defaults.noise_w),
+            speaker: options.speaker,
+            seed: options.seed,
+            max_phonemes: options
+                .max_phonemes
+                .unwrap_or(DEFAULT_MAX_SENTENCE_PHONEMES),
+            max_frames,
+        };
         let _busy = crate::memory::Busy::enter();
         let started = Instant::now();
-        let out = self
-            .model
-            .synthesize(
-                ids,
-                &Params {
-                    noise_scale: options.noise_scale.unwrap_or(defaults.noise_scale),
-                    length_scale: options.length_scale.unwrap_or(defaults.length_scale),
-                    noise_w: options.noise_w.unwrap_or(defaults.noise_w),
-                    speaker: options.speaker,
-                    seed: options.seed,
-                    max_phonemes: options
-                        .max_phonemes
-                        .unwrap_or(DEFAULT_MAX_SENTENCE_PHONEMES),
-                    max_frames,
-                },
-            )
-            .map_err(|e| match EngineError::from(e) {
-                EngineError::OutOfMemory { detail, .. } => EngineError::OutOfMemory {
-                    device: device::device_label(self.device()),
-                    detail,
-                },
-                other => other,
-            })?;
-        Ok(SentenceAudio {
-            samples: out.audio,
+        // Time spent in `on_audio` (the caller's audio stages, a slow reader) is
+        // not the model's.
+        let mut outside = Duration::ZERO;
+        // Samples handed out so far: a retry skips them.
+        let mut handed = 0usize;
+        let chunks = options.decoder_chunks.unwrap_or(DEFAULT_DECODER_CHUNKS);
+        let run = with_oom_retry(chunks, |chunks| {
+            let mut skip = handed;
+            self.model
+                .synthesize_chunked(ids, &params, Some(chunks), stop, &mut |audio, last| {
+                    let fresh = &audio[skip.min(audio.len())..];
+                    skip -= audio.len() - fresh.len();
+                    if fresh.is_empty() && !last {
+                        return true;
+                    }
+                    handed += fresh.len();
+                    let clock = Instant::now();
+                    let more = on_audio(fresh, last);
+                    outside += clock.elapsed();
+                    more
+                })
+                .map_err(|e| match EngineError::from(e) {
+                    EngineError::OutOfMemory { detail, .. } => EngineError::OutOfMemory {
+                        device: device::device_label(self.device()),
+                        detail,
+                    },
+                    other => other,
+                })
+        })?;
+        Ok(SentenceRun {
             phonemes: ids.len(),
-            model_time: started.elapsed(),
-            timings: out.timings,
+            model_time: started.elapsed().saturating_sub(outside),
+            timings: run.timings,
         })
+    }
+}
+
+/// Runs `attempt` with `chunks`; when it runs out of (GPU) memory, once more
+/// with windows half as large before the error stands.
+fn with_oom_retry<T>(
+    chunks: DecoderChunks,
+    mut attempt: impl FnMut(DecoderChunks) -> Result<T, EngineError>,
+) -> Result<T, EngineError> {
+    match attempt(chunks) {
+        Err(EngineError::OutOfMemory { device, detail }) => {
+            let smaller = DecoderChunks {
+                first: (chunks.first / 2).max(8),
+                frames: (chunks.frames / 2).max(16),
+                overlap: chunks.overlap,
+            };
+            tracing::warn!(%device, %detail, frames = smaller.frames, "out of memory; retrying the sentence with smaller decoder windows");
+            attempt(smaller)
+        }
+        other => other,
     }
 }
 
@@ -266,5 +391,62 @@ impl LoadedVoice {
             failed = out.is_err();
             Some(out)
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn oom() -> EngineError {
+        EngineError::OutOfMemory {
+            device: "cuda:0".into(),
+            detail: "CUDA_ERROR_OUT_OF_MEMORY".into(),
+        }
+    }
+
+    #[test]
+    fn out_of_memory_retries_once_with_smaller_windows() {
+        // Fails once: the retry uses half the window and succeeds.
+        let mut tried = Vec::new();
+        let r = with_oom_retry(DEFAULT_DECODER_CHUNKS, |c| {
+            tried.push(c);
+            if tried.len() == 1 {
+                Err(oom())
+            } else {
+                Ok(c.frames)
+            }
+        });
+        assert_eq!(r.unwrap(), DEFAULT_DECODER_CHUNKS.frames / 2);
+        assert_eq!(tried[1].first, DEFAULT_DECODER_CHUNKS.first / 2);
+        assert_eq!(tried[1].overlap, DEFAULT_DECODER_CHUNKS.overlap);
+        // Fails twice: the second error stands, and there is no third try.
+        let mut attempts = 0;
+        let r: Result<(), _> = with_oom_retry(DEFAULT_DECODER_CHUNKS, |_| {
+            attempts += 1;
+            Err(oom())
+        });
+        assert_eq!(r.unwrap_err().kind(), "oom");
+        assert_eq!(attempts, 2);
+        // Other errors are not retried.
+        let mut attempts = 0;
+        let r: Result<(), _> = with_oom_retry(DEFAULT_DECODER_CHUNKS, |_| {
+            attempts += 1;
+            Err(EngineError::NothingToSay)
+        });
+        assert!(r.is_err());
+        assert_eq!(attempts, 1);
+        // Windows never shrink below a useful size.
+        let tiny = DecoderChunks {
+            first: 8,
+            frames: 16,
+            overlap: 12,
+        };
+        let mut seen = Vec::new();
+        let _ = with_oom_retry(tiny, |c| {
+            seen.push(c);
+            Err::<(), _>(oom())
+        });
+        assert_eq!((seen[1].first, seen[1].frames), (8, 16));
     }
 }

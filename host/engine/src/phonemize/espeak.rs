@@ -107,11 +107,19 @@ pub(super) fn set_voice(voice: &str) -> Result<(), PhonemizeError> {
 
 /// Runs espeak-ng over `text` clause by clause (the loop of Piper's `get_phonemes`).
 /// Must be called under the global lock, after [`set_voice`].
-pub(super) fn espeak_clauses(text: &str, voice: &str) -> Result<Vec<Clause>, PhonemizeError> {
+pub(super) fn espeak_clauses(
+    text: &str,
+    voice: &str,
+    stop: &dyn Fn() -> bool,
+) -> Result<Vec<Clause>, PhonemizeError> {
     let c_text = CString::new(text).map_err(|e| PhonemizeError::TextNul(e.nul_position()))?;
     let mut cursor: *const c_void = c_text.as_ptr().cast();
     let mut clauses = Vec::new();
     while !cursor.is_null() {
+        // A long text is many clauses: the caller's deadline is checked between them.
+        if stop() {
+            return Err(PhonemizeError::Stopped);
+        }
         let before = cursor;
         ffi::clear_last_terminator();
         // SAFETY: under the global lock; `cursor` points into `c_text` (NUL-terminated,

@@ -61,7 +61,7 @@ pub(super) fn expand_arpabet(parts: Vec<Part<'_>>) -> Vec<Part<'_>> {
 /// a space before it if the preceding text ends with a space, after it if the following
 /// text starts with one.
 pub(super) fn append_inline_phonemes(
-    sentences: &mut Vec<Vec<String>>,
+    current: &mut Vec<String>,
     parts: &[Part<'_>],
     index: usize,
     inner: &str,
@@ -69,12 +69,6 @@ pub(super) fn append_inline_phonemes(
     let text_at = |i: usize| match parts.get(i) {
         Some(Part::Text(text)) => *text,
         _ => "",
-    };
-    if sentences.is_empty() {
-        sentences.push(Vec::new());
-    }
-    let Some(current) = sentences.last_mut() else {
-        return;
     };
     if index > 0 && text_at(index - 1).ends_with(' ') {
         current.push(" ".to_string());

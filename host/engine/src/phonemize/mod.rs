@@ -71,6 +71,18 @@ pub enum PhonemizeError {
     /// espeak-ng translated a clause without reading it, or did not advance in the text.
     #[error("espeak-ng reported no clause terminator (is the binary linked with -Wl,--wrap=ReadClause?) or did not advance")]
     NoProgress,
+    /// The caller stopped phonemization (its deadline passed or its client left).
+    #[error("phonemization stopped by the caller")]
+    Stopped,
+}
+
+/// One sentence's phonemes, with where inline `[[ … ]]` phonemes (and ARPAbet
+/// converted to them) sit: a long sentence is never split inside those.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sentence {
+    pub phonemes: Vec<String>,
+    /// Index ranges into `phonemes`.
+    pub inline: Vec<std::ops::Range<usize>>,
 }
 
 /// Phonemizes text the way Piper 1.8 does for espeak voices.
@@ -97,36 +109,64 @@ impl Phonemizer {
     /// Inline `[[ … ]]` blocks are passed through as phonemes, and CosyVoice-style
     /// ARPAbet runs (`[M][AY0][N][UW1][T]`) are converted to IPA first.
     pub fn phonemize(&self, text: &str, voice: &str) -> Result<Vec<Vec<String>>, PhonemizeError> {
+        Ok(self
+            .phonemize_marked(text, voice, &|| false)?
+            .into_iter()
+            .map(|s| s.phonemes)
+            .collect())
+    }
+
+    /// [`Phonemizer::phonemize`], with the inline phonemes of each sentence
+    /// marked, and `stop` asked between espeak's clauses (a text of thousands
+    /// of characters takes a while; a caller past its deadline stops early).
+    pub fn phonemize_marked(
+        &self,
+        text: &str,
+        voice: &str,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Vec<Sentence>, PhonemizeError> {
         if let Some(position) = text.find('\0') {
             return Err(PhonemizeError::TextNul(position));
         }
         let parts = expand_arpabet(split_phoneme_blocks(text));
         let mut state = lock_espeak();
         ensure_initialized(&mut state)?;
-        let mut sentences: Vec<Vec<String>> = Vec::new();
+        let mut sentences: Vec<Sentence> = Vec::new();
         let mut previous_was_phonemes = false;
         for (index, part) in parts.iter().enumerate() {
             match part {
                 Part::Phonemes(inner) => {
                     previous_was_phonemes = true;
-                    append_inline_phonemes(&mut sentences, &parts, index, inner);
+                    if sentences.is_empty() {
+                        sentences.push(Sentence::default());
+                    }
+                    if let Some(last) = sentences.last_mut() {
+                        let before = last.phonemes.len();
+                        append_inline_phonemes(&mut last.phonemes, &parts, index, inner);
+                        if last.phonemes.len() > before {
+                            last.inline.push(before..last.phonemes.len());
+                        }
+                    }
                 }
                 Part::Text(text) => {
                     set_voice(voice)?;
-                    let mut new = clauses_to_sentences(&espeak_clauses(text, voice)?);
+                    let mut new = clauses_to_sentences(&espeak_clauses(text, voice, stop)?);
                     if previous_was_phonemes && !new.is_empty() {
                         // Continue the sentence that the inline phonemes started.
                         let first = new.remove(0);
                         if let Some(last) = sentences.last_mut() {
-                            last.extend(first);
+                            last.phonemes.extend(first);
                         }
                     }
-                    sentences.extend(new);
+                    sentences.extend(new.into_iter().map(|phonemes| Sentence {
+                        phonemes,
+                        inline: Vec::new(),
+                    }));
                     previous_was_phonemes = false;
                 }
             }
         }
-        if sentences.last().is_some_and(Vec::is_empty) {
+        if sentences.last().is_some_and(|s| s.phonemes.is_empty()) {
             sentences.pop();
         }
         Ok(sentences)

@@ -89,11 +89,35 @@ pub enum VitsError {
     #[error("a sentence would last {frames} frames, over the limit of {limit}")]
     TooManyFrames { frames: u64, limit: usize },
     /// A tensor operation failed.
+    /// The caller asked the synthesis to stop (deadline or hang-up).
+    #[error("synthesis stopped by the caller")]
+    Stopped,
     #[error("tensor operation failed: {0}")]
     Candle(#[from] candle_core::Error),
     /// An internal invariant was violated (a bug).
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// How the decoder runs over a long sentence ([`Voice::synthesize_chunked`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecoderChunks {
+    /// Frames of the first window: small, so the first audio comes early.
+    /// Each next window doubles, up to `frames`.
+    pub first: usize,
+    /// Latent frames whose audio one decoder call delivers at most.
+    pub frames: usize,
+    /// Frames of context decoded on each side of a window, then dropped.
+    pub overlap: usize,
+}
+
+/// What [`Voice::synthesize_chunked`] reports besides the audio it handed out.
+#[derive(Debug, Clone)]
+pub struct SynthesisRun {
+    /// Frames per phoneme id; `hop_length` samples each.
+    pub durations: Vec<u32>,
+    /// Where the time went, per module.
+    pub timings: ModuleTimings,
 }
 
 /// Result of synthesizing one sentence.
@@ -280,8 +304,35 @@ impl Voice {
         self.dec.hop_length()
     }
 
-    /// Synthesizes one sentence of phoneme ids.
+    /// Synthesizes one sentence of phoneme ids, the decoder over the whole
+    /// sentence at once.
     pub fn synthesize(&self, ids: &[i64], params: &Params) -> Result<Synthesis, VitsError> {
+        let mut audio = Vec::new();
+        let run = self.synthesize_chunked(ids, params, None, &|| false, &mut |chunk, _| {
+            audio.extend_from_slice(chunk);
+            true
+        })?;
+        Ok(Synthesis {
+            audio,
+            durations: run.durations,
+            timings: run.timings,
+        })
+    }
+
+    /// Synthesizes one sentence of phoneme ids, handing its audio to `on_audio`
+    /// as it is made: with `chunks`, the decoder runs over windows of latent
+    /// frames (bounded working memory, early first audio); without, once over
+    /// the sentence. `on_audio` gets each piece and whether it is the last; it
+    /// returns false to stop. `stop` is asked between modules and windows.
+    /// Either way of stopping ends in [`VitsError::Stopped`].
+    pub fn synthesize_chunked(
+        &self,
+        ids: &[i64],
+        params: &Params,
+        chunks: Option<DecoderChunks>,
+        stop: &dyn Fn() -> bool,
+        on_audio: &mut dyn FnMut(&[f32], bool) -> bool,
+    ) -> Result<SynthesisRun, VitsError> {
         let Params {
             noise_scale,
             length_scale,
@@ -301,19 +352,24 @@ impl Voice {
                 limit: max_phonemes,
             });
         }
+        let stopped = || if stop() { Err(VitsError::Stopped) } else { Ok(()) };
         let g = self.speaker_embedding(speaker)?;
         let g = g.as_ref();
         let mut rng = NormalRng::new(seed);
         let mut timings = ModuleTimings::default();
+
         let clock = std::time::Instant::now();
         let enc = self.enc_p.forward(ids)?;
         timings.text_encoder = clock.elapsed();
+        stopped()?;
+
         let clock = std::time::Instant::now();
         let dp_noise =
             rng.tensor(2 * ids.len(), noise_w, &self.device)?
                 .reshape((1, 2, ids.len()))?;
         let logw = self.dp.reverse(&enc.hidden, &dp_noise, g)?;
         let durations = length::durations_from_logw(&logw, length_scale);
+        // Checked before anything is allocated per frame.
         let frames: u64 = durations.iter().map(|&d| u64::from(d)).sum();
         if frames > max_frames as u64 {
             return Err(VitsError::TooManyFrames {
@@ -322,6 +378,8 @@ impl Voice {
             });
         }
         timings.duration_predictor = clock.elapsed();
+        stopped()?;
+
         let clock = std::time::Instant::now();
         let m_p = length::expand_frames(&enc.m_p, &durations)?;
         let logs_p = length::expand_frames(&enc.logs_p, &durations)?;
@@ -335,14 +393,43 @@ impl Voice {
         };
         let z = self.flow.reverse(&z_p, g)?;
         timings.flow = clock.elapsed();
-        let clock = std::time::Instant::now();
-        let audio = self.dec.forward(&z, g)?;
-        timings.decoder = clock.elapsed();
-        Ok(Synthesis {
-            audio,
-            durations,
-            timings,
-        })
+        stopped()?;
+
+        // The decoder, whole or window by window. Each window decodes
+        // `overlap` frames of context on both sides and keeps the middle:
+        // the receptive field of HiFi-GAN is a few frames, so the joined
+        // audio matches the whole decode (tests/engine_model.rs measures it).
+        let total = z.dim(2)?;
+        let hop = self.dec.hop_length();
+        let (mut step, max_step, overlap) = match chunks {
+            Some(c) if total > c.frames + 2 * c.overlap => {
+                (c.first.clamp(1, c.frames.max(1)), c.frames.max(1), c.overlap)
+            }
+            _ => (total.max(1), total.max(1), 0),
+        };
+        let mut start = 0;
+        while start < total {
+            let end = (start + step).min(total);
+            let lo = start.saturating_sub(overlap);
+            let hi = (end + overlap).min(total);
+            let clock = std::time::Instant::now();
+            let window = if lo == 0 && hi == total {
+                self.dec.forward(&z, g)?
+            } else {
+                self.dec.forward(&z.narrow(2, lo, hi - lo)?, g)?
+            };
+            timings.decoder += clock.elapsed();
+            let keep = &window[(start - lo) * hop..((end - lo) * hop).min(window.len())];
+            if !on_audio(keep, end == total) {
+                return Err(VitsError::Stopped);
+            }
+            start = end;
+            step = (step * 2).min(max_step);
+            if start < total {
+                stopped()?;
+            }
+        }
+        Ok(SynthesisRun { durations, timings })
     }
 }
 

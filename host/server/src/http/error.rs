@@ -94,7 +94,7 @@ fn synthesis_status(e: &TtsError) -> u16 {
         },
         TtsError::Engine(_) | TtsError::Encode(_) | TtsError::Internal(_) => 500,
         // Nobody reads it (client gone) or the server is stopping.
-        TtsError::Cancelled(_) => 503,
+        TtsError::Cancelled(_) | TtsError::Stopped => 503,
     }
 }
 

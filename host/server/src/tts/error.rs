@@ -56,6 +56,10 @@ pub enum TtsError {
     /// The server is shutting down or the client went away.
     #[error("{0}")]
     Cancelled(String),
+    /// The engine stopped because the run asked it to; the run turns this into
+    /// `Cancelled` or `Timeout` (it never reaches a client).
+    #[error("the synthesis was stopped")]
+    Stopped,
     /// A bug or an environment problem.
     #[error("{0}")]
     Internal(String),
@@ -82,7 +86,7 @@ impl TtsError {
             TtsError::OutOfMemory(_) => "oom",
             TtsError::Engine(_) => "model_error",
             TtsError::Encode(_) => "encode_error",
-            TtsError::Cancelled(_) => "cancelled",
+            TtsError::Cancelled(_) | TtsError::Stopped => "cancelled",
             TtsError::Internal(_) => "internal",
         }
     }
@@ -109,6 +113,7 @@ impl From<EngineError> for TtsError {
                 TtsError::UnknownVoice { name, available }
             }
             EngineError::OutOfMemory { .. } => TtsError::OutOfMemory(e.to_string()),
+            EngineError::Stopped => TtsError::Stopped,
             EngineError::NothingToSay => {
                 TtsError::InvalidInput("the text has nothing to say once normalized".into())
             }

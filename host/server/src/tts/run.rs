@@ -148,11 +148,31 @@ impl Runner<'_> {
             seed: job.seed,
             max_phonemes: Some(self.options.max_sentence_phonemes),
             max_seconds: Some(self.options.max_sentence_seconds),
+            decoder_chunks: None,
         };
 
         let started = Instant::now();
         let span = tracing::info_span!("phonemize", tts.sentences = Empty, tts.phonemes = Empty);
-        let sentences = span.in_scope(|| voice.sentence_ids(self.phonemizer, &text))?;
+        // A check that stops the engine mid-way (between clauses, modules and
+        // decoder windows): the same as `checkpoint`, which then says why.
+        let stop = || checkpoint.check().is_err();
+        let why_stopped = |e: TtsError| match e {
+            TtsError::Stopped => checkpoint
+                .check()
+                .err()
+                .unwrap_or_else(|| TtsError::Cancelled("the synthesis was stopped".into())),
+            e => e,
+        };
+        let sentences = span
+            .in_scope(|| {
+                voice.sentence_ids_with(
+                    self.phonemizer,
+                    &text,
+                    self.options.max_sentence_phonemes,
+                    &stop,
+                )
+            })
+            .map_err(|e| why_stopped(e.into()))?;
         span.record("tts.sentences", sentences.len() as i64);
         span.record(
             "tts.phonemes",
@@ -191,20 +211,37 @@ impl Runner<'_> {
             out.send(audio, timings)
         };
 
+        // Streamed, each decoder window goes through the audio stages as soon
+        // as it is made; whole, the utterance goes through them once.
         let mut whole = Vec::new();
+        let mut chunks = 0u32;
         let count = sentences.len();
         for (i, ids) in sentences.iter().enumerate() {
             checkpoint.check()?;
-            let samples = self.sentence(&voice, i, ids, &options, timings)?;
-            if streaming {
+            let mut failed = None;
+            let mut on_audio = |samples: &[f32], last_piece: bool, timings: &mut Timings| {
+                if !streaming {
+                    whole.extend_from_slice(samples);
+                    return true;
+                }
                 let position = ChunkPosition {
-                    index: i as u32,
-                    last: i + 1 == count,
+                    index: chunks,
+                    last: last_piece && i + 1 == count,
                 };
-                finish(voice_audio(&voice, samples), position, timings)?;
-            } else {
-                whole.extend_from_slice(&samples);
+                chunks += 1;
+                match finish(voice_audio(&voice, samples.to_vec()), position, timings) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        failed = Some(e);
+                        false
+                    }
+                }
+            };
+            let result = self.sentence(&voice, i, ids, &options, &stop, timings, &mut on_audio);
+            if let Some(e) = failed {
+                return Err(e);
             }
+            result.map_err(why_stopped)?;
         }
         if !streaming {
             checkpoint.check()?;
@@ -248,16 +285,22 @@ impl Runner<'_> {
         Ok(report)
     }
 
-    /// One sentence through the voice, in its `model.inference` span.
+    /// One sentence (or piece of one) through the voice, in its
+    /// `model.inference` span; its audio goes to `on_audio` window by window,
+    /// outside that span (audio stages are the request's, not the model's).
+    #[allow(clippy::too_many_arguments)]
     fn sentence(
         &self,
         voice: &LoadedVoice,
         index: usize,
         ids: &[i64],
         options: &SynthOptions,
+        stop: &dyn Fn() -> bool,
         timings: &mut Timings,
-    ) -> Result<Vec<f32>, TtsError> {
+        on_audio: &mut dyn FnMut(&[f32], bool, &mut Timings) -> bool,
+    ) -> Result<(), TtsError> {
         let device = voxpipe_engine::device::device_label(voice.device());
+        let parent = tracing::Span::current();
         let span = tracing::info_span!(
             "model.inference",
             device = %device,
@@ -268,15 +311,25 @@ impl Runner<'_> {
             error.type = Empty,
             otel.status_code = Empty,
         );
-        let out = match span.in_scope(|| voice.synthesize(ids, options)) {
+        let mut samples = 0usize;
+        let result = span.in_scope(|| {
+            voice.synthesize_streaming(ids, options, stop, &mut |audio, last| {
+                samples += audio.len();
+                let _outside = parent.enter();
+                on_audio(audio, last, timings)
+            })
+        });
+        let out = match result {
             Ok(out) => out,
             Err(e) => {
                 let e = TtsError::from(e);
-                fail_span(&span, &e);
+                if !matches!(e, TtsError::Stopped) {
+                    fail_span(&span, &e);
+                }
                 return Err(e);
             }
         };
-        let seconds = out.samples.len() as f64 / f64::from(voice.sample_rate());
+        let seconds = samples as f64 / f64::from(voice.sample_rate());
         span.record("audio.seconds", seconds);
         if seconds > 0.0 {
             span.record("rtf", out.model_time.as_secs_f64() / seconds);
@@ -287,7 +340,7 @@ impl Runner<'_> {
             Some(format!("voice {}", voice.entry.name)),
             out.model_time,
         );
-        Ok(out.samples)
+        Ok(())
     }
 }
 
