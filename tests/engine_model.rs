@@ -283,7 +283,10 @@ fn the_decoder_in_windows_matches_the_whole_decode() {
                     assert!(snr >= 60.0, "{text}: {report:?}");
                 }
             }
-            eprintln!("{}: {text:.30}: (overlap, windows, SNR dB) {report:?}", path.display());
+            eprintln!(
+                "{}: {text:.30}: (overlap, windows, SNR dB) {report:?}",
+                path.display()
+            );
         }
         // Stopping between windows.
         let phonemes = phonemizer
@@ -296,10 +299,11 @@ fn the_decoder_in_windows_matches_the_whole_decode() {
             overlap: 8,
         };
         let mut windows = 0;
-        let stopped = model.synthesize_chunked(&ids, &params, Some(chunks), &|| false, &mut |_, _| {
-            windows += 1;
-            windows < 2
-        });
+        let stopped =
+            model.synthesize_chunked(&ids, &params, Some(chunks), &|| false, &mut |_, _| {
+                windows += 1;
+                windows < 2
+            });
         assert!(matches!(stopped, Err(VitsError::Stopped)), "{stopped:?}");
         assert_eq!(windows, 2);
     }

@@ -558,7 +558,7 @@ fn hostile_pipelines_never_stop_the_server() {
         ("ratemax", json!({"sample_rate": 8000}), 502, "plugin_fault"),
         ("channels", json!({}), 502, "plugin_fault"),
         ("expand", json!({}), 502, "plugin_fault"),
-        ("phonemes", json!({}), 422, "sentence_too_long"),
+        ("phonemes", json!({}), 413, "request_too_large"),
         (
             "default",
             json!({"text": "hello\u{0}world"}),

@@ -15,7 +15,9 @@ use crate::phonemize::Sentence;
 /// Phonemes after which a sentence may be cut first.
 const CLAUSE: &[&str] = &[",", ";", ":", "—", "、", "，", "；", "："];
 /// Phonemes a piece may end with as it is (no comma added).
-const ENDS: &[&str] = &[",", ";", ":", ".", "!", "?", "—", "、", "，", "；", "：", "。", "！", "？"];
+const ENDS: &[&str] = &[
+    ",", ";", ":", ".", "!", "?", "—", "、", "，", "；", "：", "。", "！", "？",
+];
 
 /// Phonemes per piece for a cap on the ids of one model call: Piper's ids are
 /// `^ _ (phoneme _)* $`, two per phoneme plus three.
@@ -47,7 +49,10 @@ pub fn split_sentence(sentence: &Sentence, max: usize) -> Vec<Vec<String>> {
                 .find(|&c| allowed(c) && (p[c - 1] == " " || p[c] == " "))
         };
         let anywhere = || (start + 1..=end).rev().find(|&c| allowed(c));
-        let cut = after_clause.or_else(at_word).or_else(anywhere).unwrap_or(end);
+        let cut = after_clause
+            .or_else(at_word)
+            .or_else(anywhere)
+            .unwrap_or(end);
         let mut piece: Vec<String> = p[start..cut].to_vec();
         while piece.last().is_some_and(|s| s == " ") {
             piece.pop();
@@ -95,7 +100,10 @@ mod tests {
     fn cuts_at_clauses_first_then_words_then_anywhere() {
         // A clause boundary inside the window wins over later word boundaries.
         let s = sentence("aaa bbb, ccc ddd eee fff.");
-        assert_eq!(joined(&split_sentence(&s, 16)), ["aaa bbb,", "ccc ddd eee fff."]);
+        assert_eq!(
+            joined(&split_sentence(&s, 16)),
+            ["aaa bbb,", "ccc ddd eee fff."]
+        );
         // No clause: the last word boundary, with a comma's pause added.
         let s = sentence("aaa bbb ccc ddd eee fff ggg.");
         let pieces = joined(&split_sentence(&s, 12));
@@ -103,7 +111,11 @@ mod tests {
         // One word longer than the cap: cut inside it, as a last resort.
         let s = sentence(&"a".repeat(25));
         let pieces = split_sentence(&s, 10);
-        assert!(pieces.iter().all(|p| p.len() <= 10), "{:?}", joined(&pieces));
+        assert!(
+            pieces.iter().all(|p| p.len() <= 10),
+            "{:?}",
+            joined(&pieces)
+        );
         assert_eq!(pieces.iter().map(Vec::len).sum::<usize>(), 25 + 2);
     }
 

@@ -97,8 +97,17 @@ pub struct Limits {
     pub request_timeout_s: f64,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace_s: f64,
-    /// Most phoneme ids one sentence may have (longer → 422 sentence_too_long).
-    pub max_sentence_phonemes: usize,
+    /// Most phoneme ids one model call takes; longer sentences are cut into
+    /// pieces at clauses, then words. (`max_sentence_phonemes` is its old name.)
+    #[serde(alias = "max_sentence_phonemes")]
+    pub max_call_phonemes: usize,
+    /// Most phoneme ids one request may make, after its text stages (→ 413
+    /// request_too_large): the work one request may start.
+    pub max_request_phonemes: usize,
+    /// Working memory all running syntheses may hold together, MiB (a request
+    /// estimated over it → 413 request_too_large; one that does not fit now
+    /// waits in the queue).
+    pub memory_mb: u32,
     /// Longest audio one sentence may last, in seconds (→ 422 sentence_too_long).
     pub max_sentence_seconds: f32,
 }
@@ -164,7 +173,9 @@ impl Default for Limits {
             queue: 16,
             request_timeout_s: 60.0,
             shutdown_grace_s: 30.0,
-            max_sentence_phonemes: voxpipe_engine::synth::DEFAULT_MAX_SENTENCE_PHONEMES,
+            max_call_phonemes: voxpipe_engine::synth::DEFAULT_MAX_CALL_PHONEMES,
+            max_request_phonemes: 50_000,
+            memory_mb: 1024,
             max_sentence_seconds: voxpipe_engine::synth::DEFAULT_MAX_SENTENCE_SECONDS,
         }
     }
@@ -215,8 +226,16 @@ impl ServerConfig {
             "limits.shutdown_grace_s must be ≥ 0"
         );
         anyhow::ensure!(
-            (16..=65_536).contains(&l.max_sentence_phonemes),
-            "limits.max_sentence_phonemes must be 16..=65536"
+            (16..=4096).contains(&l.max_call_phonemes),
+            "limits.max_call_phonemes must be 16..=4096"
+        );
+        anyhow::ensure!(
+            (16..=10_000_000).contains(&l.max_request_phonemes),
+            "limits.max_request_phonemes must be 16..=10000000"
+        );
+        anyhow::ensure!(
+            (64..=1_048_576).contains(&l.memory_mb),
+            "limits.memory_mb must be 64..=1048576"
         );
         anyhow::ensure!(
             l.max_sentence_seconds.is_finite() && (1.0..=3600.0).contains(&l.max_sentence_seconds),

@@ -352,7 +352,13 @@ impl Voice {
                 limit: max_phonemes,
             });
         }
-        let stopped = || if stop() { Err(VitsError::Stopped) } else { Ok(()) };
+        let stopped = || {
+            if stop() {
+                Err(VitsError::Stopped)
+            } else {
+                Ok(())
+            }
+        };
         let g = self.speaker_embedding(speaker)?;
         let g = g.as_ref();
         let mut rng = NormalRng::new(seed);
@@ -402,9 +408,11 @@ impl Voice {
         let total = z.dim(2)?;
         let hop = self.dec.hop_length();
         let (mut step, max_step, overlap) = match chunks {
-            Some(c) if total > c.frames + 2 * c.overlap => {
-                (c.first.clamp(1, c.frames.max(1)), c.frames.max(1), c.overlap)
-            }
+            Some(c) if total > c.frames + 2 * c.overlap => (
+                c.first.clamp(1, c.frames.max(1)),
+                c.frames.max(1),
+                c.overlap,
+            ),
             _ => (total.max(1), total.max(1), 0),
         };
         let mut start = 0;

@@ -170,7 +170,11 @@ impl ServeArgs {
         voxpipe_engine::memory::IdleTrim::start(IDLE_TRIM)?;
         let voices = VoiceStore::new(config.voices.clone(), device);
         let limits = &config.limits;
-        let admission = Admission::new(limits.effective_concurrency(), limits.queue);
+        let admission = Admission::new(
+            limits.effective_concurrency(),
+            limits.queue,
+            limits.memory_mb,
+        );
         let service = Arc::new(TtsService::new(
             registry.clone(),
             voices,
@@ -179,7 +183,8 @@ impl ServeArgs {
                 default_pipeline: config.default_pipeline.clone(),
                 max_text_chars: limits.max_text_chars,
                 request_timeout: Duration::from_secs_f64(limits.request_timeout_s),
-                max_sentence_phonemes: limits.max_sentence_phonemes,
+                max_call_phonemes: limits.max_call_phonemes,
+                max_request_phonemes: limits.max_request_phonemes,
                 max_sentence_seconds: limits.max_sentence_seconds,
             },
         )?);

@@ -81,7 +81,7 @@ fn synthesis_status(e: &TtsError) -> u16 {
         TtsError::UnknownPipeline { .. }
         | TtsError::UnknownVoice { .. }
         | TtsError::UnknownSpeaker { .. } => 404,
-        TtsError::TextTooLong { .. } => 413,
+        TtsError::TextTooLong { .. } | TtsError::RequestTooLarge(_) => 413,
         TtsError::InvalidInput(_) | TtsError::SentenceTooLong(_) => 422,
         TtsError::Overloaded { .. } | TtsError::OutOfMemory(_) => 503,
         TtsError::Timeout(_) => 504,

@@ -18,6 +18,10 @@ pub enum TtsError {
     /// The text is longer than the server accepts.
     #[error("text is {chars} characters; this server accepts at most {limit}")]
     TextTooLong { chars: usize, limit: usize },
+    /// The request would need more memory or work than this server allows
+    /// one request (names the limit).
+    #[error("{0}")]
+    RequestTooLarge(String),
     /// One sentence is longer than the voice may speak in one go.
     #[error("{0}; split it with punctuation or ask for a higher speed")]
     SentenceTooLong(String),
@@ -72,6 +76,7 @@ impl TtsError {
             TtsError::InvalidInput(_) => "invalid_input",
             TtsError::TextTooLong { .. } => "text_too_long",
             TtsError::SentenceTooLong(_) => "sentence_too_long",
+            TtsError::RequestTooLarge(_) => "request_too_large",
             TtsError::UnknownPipeline { .. } => "unknown_pipeline",
             TtsError::UnknownVoice { .. } => "unknown_voice",
             TtsError::UnknownSpeaker { .. } => "unknown_speaker",

@@ -6,6 +6,7 @@
 
 pub mod admission;
 mod error;
+pub mod estimate;
 mod observe;
 mod request;
 mod run;

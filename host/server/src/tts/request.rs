@@ -32,8 +32,11 @@ pub struct ServiceOptions {
     pub default_pipeline: String,
     pub max_text_chars: usize,
     pub request_timeout: Duration,
-    /// Most phoneme ids per sentence (`[limits] max_sentence_phonemes`).
-    pub max_sentence_phonemes: usize,
+    /// Most phoneme ids per model call (`[limits] max_call_phonemes`); longer
+    /// sentences are cut into pieces.
+    pub max_call_phonemes: usize,
+    /// Most phoneme ids one request may make (`[limits] max_request_phonemes`).
+    pub max_request_phonemes: usize,
     /// Longest audio per sentence, seconds (`[limits] max_sentence_seconds`).
     pub max_sentence_seconds: f32,
 }

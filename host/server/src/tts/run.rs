@@ -12,6 +12,7 @@ use voxpipe_engine::synth::{LoadedVoice, SynthOptions};
 use voxpipe_plugin::PluginError;
 use voxpipe_types::{Audio, ChunkPosition, RequestContext, StageKind, Style, StyleOutcome};
 
+use super::admission::Admitted;
 use super::observe::{fail_span, record_host, record_stage};
 use super::{Job, ServiceOptions, StreamEvent, StyleReport, Timings, TtsError, VoiceStore};
 use crate::pipeline::{Stage, StageFailure};
@@ -100,6 +101,7 @@ impl Runner<'_> {
         job: &Job,
         checkpoint: &Checkpoint<'_>,
         streaming: bool,
+        memory: Option<&mut Admitted>,
         timings: &mut Timings,
         emit: &mut dyn FnMut(StreamEvent) -> bool,
     ) -> Result<(), TtsError> {
@@ -146,7 +148,7 @@ impl Runner<'_> {
             noise_w: style.noise_w,
             speaker,
             seed: job.seed,
-            max_phonemes: Some(self.options.max_sentence_phonemes),
+            max_phonemes: Some(self.options.max_call_phonemes),
             max_seconds: Some(self.options.max_sentence_seconds),
             decoder_chunks: None,
         };
@@ -168,7 +170,7 @@ impl Runner<'_> {
                 voice.sentence_ids_with(
                     self.phonemizer,
                     &text,
-                    self.options.max_sentence_phonemes,
+                    self.options.max_call_phonemes,
                     &stop,
                 )
             })
@@ -180,6 +182,21 @@ impl Runner<'_> {
         );
         drop(span);
         record_host(timings, "phonemize", None, started.elapsed());
+        // The size is known now: bounded work per request, and the memory
+        // admitted for it (a text stage may have made the text longer).
+        let ids: usize = sentences.iter().map(Vec::len).sum();
+        if ids > self.options.max_request_phonemes {
+            return Err(TtsError::RequestTooLarge(format!(
+                "the text makes {ids} phoneme ids; this server synthesizes at most {} per \
+                 request ([limits] max_request_phonemes)",
+                self.options.max_request_phonemes
+            )));
+        }
+        if let Some(admitted) = memory {
+            let rate = job.sample_rate.unwrap_or(voice.sample_rate());
+            let mib = super::estimate::from_ids(ids, speed, streaming, rate);
+            admitted.grow_to(mib, &|| checkpoint.check())?;
+        }
 
         // What the response announces: the asked rate, else the voice's; the
         // channels of the first audio out of the audio stages.
@@ -212,24 +229,39 @@ impl Runner<'_> {
         };
 
         // Streamed, each decoder window goes through the audio stages as soon
-        // as it is made; whole, the utterance goes through them once.
+        // as it is made when they all take chunks (streamable); otherwise each
+        // sentence does, as a whole, once it is complete. Whole, the utterance
+        // goes through them once.
+        let per_window = streaming && pipeline.audio_streamable();
         let mut whole = Vec::new();
         let mut chunks = 0u32;
         let count = sentences.len();
         for (i, ids) in sentences.iter().enumerate() {
             checkpoint.check()?;
             let mut failed = None;
+            let mut sentence = Vec::new();
             let mut on_audio = |samples: &[f32], last_piece: bool, timings: &mut Timings| {
                 if !streaming {
                     whole.extend_from_slice(samples);
                     return true;
                 }
+                if !per_window {
+                    sentence.extend_from_slice(samples);
+                    if !last_piece {
+                        return true;
+                    }
+                }
+                let samples = if per_window {
+                    samples.to_vec()
+                } else {
+                    std::mem::take(&mut sentence)
+                };
                 let position = ChunkPosition {
                     index: chunks,
                     last: last_piece && i + 1 == count,
                 };
                 chunks += 1;
-                match finish(voice_audio(&voice, samples.to_vec()), position, timings) {
+                match finish(voice_audio(&voice, samples), position, timings) {
                     Ok(()) => true,
                     Err(e) => {
                         failed = Some(e);
@@ -507,7 +539,8 @@ mod tests {
                     default_pipeline: "bare".into(),
                     max_text_chars: 5000,
                     request_timeout: Duration::from_secs(60),
-                    max_sentence_phonemes: 2048,
+                    max_call_phonemes: 400,
+                    max_request_phonemes: 50_000,
                     max_sentence_seconds: 60.0,
                 },
                 pipeline: Arc::new(Pipeline {
@@ -568,7 +601,7 @@ mod tests {
         };
         let mut events = Vec::new();
         let mut timings = Timings::default();
-        let result = runner.run(job, &checkpoint, streaming, &mut timings, &mut |e| {
+        let result = runner.run(job, &checkpoint, streaming, None, &mut timings, &mut |e| {
             match e {
                 StreamEvent::Started { .. } => events.push(0),
                 StreamEvent::Chunk(a) => events.push(a.samples.len()),
@@ -597,17 +630,57 @@ mod tests {
         // No audio stages: the stream's sentences are the whole utterance, sample for sample.
         assert_eq!(chunks[1..].iter().sum::<usize>(), events[1]);
 
-        // The listener goes away after the first chunk: the run stops there.
+        // The listener goes away after the first chunk: the run stops there
+        // (inside the voice: the sentence it was on is not finished).
         let (r, chunks, timings) = run(&job(text), true, Duration::from_secs(60), 1);
         assert_eq!(r.unwrap_err().kind(), "cancelled");
         assert_eq!(chunks.len(), 2);
-        assert!(timings.get("model").unwrap() > Duration::ZERO);
+        assert!(timings.get("phonemize").is_some());
 
         // A deadline already passed: refused before the voice runs.
         let (r, events, timings) = run(&job(text), false, Duration::ZERO, 99);
         assert_eq!(r.unwrap_err().kind(), "timeout");
         assert!(events.is_empty());
         assert_eq!(timings.get("model"), None);
+    }
+
+    #[test]
+    fn a_long_unpunctuated_sentence_is_spoken_in_pieces_and_bounded_per_request() {
+        // About 600 phoneme ids in one sentence: over the 400-id cap.
+        let text = "the people said that the water was warm and the house was little ".repeat(5);
+        let (r, events, _) = run(&job(&text), true, Duration::from_secs(60), 99);
+        r.unwrap();
+        assert!(
+            events.len() >= 3,
+            "Started and at least two pieces: {events:?}"
+        );
+        let f = fixture();
+        let runner = Runner {
+            voices: &f.voices,
+            phonemizer: &f.phonemizer,
+            options: &ServiceOptions {
+                max_request_phonemes: 100,
+                ..f.options.clone()
+            },
+        };
+        let never = || false;
+        let checkpoint = Checkpoint {
+            deadline: Instant::now() + Duration::from_secs(60),
+            timeout: Duration::from_secs(60),
+            cancelled: &never,
+        };
+        let err = runner
+            .run(
+                &job(&text),
+                &checkpoint,
+                false,
+                None,
+                &mut Timings::default(),
+                &mut |_| true,
+            )
+            .unwrap_err();
+        assert_eq!(err.kind(), "request_too_large");
+        assert!(err.to_string().contains("max_request_phonemes"), "{err}");
     }
 
     #[test]

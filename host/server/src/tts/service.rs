@@ -181,7 +181,7 @@ impl TtsService {
         let mut timings = Timings::default();
         let span = synthesis_span(&job, streaming);
         let admitted = match self
-            .admit(&job, &mut timings)
+            .admit(&job, streaming, &mut timings)
             .instrument(span.clone())
             .await
         {
@@ -202,7 +202,7 @@ impl TtsService {
     fn run_admitted(
         &self,
         job: Job,
-        _admitted: Admitted,
+        mut admitted: Admitted,
         streaming: bool,
         mut timings: Timings,
         tx: mpsc::Sender<StreamEvent>,
@@ -225,17 +225,25 @@ impl TtsService {
             options: &self.options,
         };
         let (mut chunks, mut audio_seconds, mut sentences) = (0usize, 0.0, 0);
-        let result = runner.run(&job, &checkpoint, streaming, &mut timings, &mut |event| {
-            match &event {
-                StreamEvent::Started { sentences: n, .. } => sentences = *n,
-                StreamEvent::Chunk(a) => {
-                    chunks += 1;
-                    audio_seconds += a.seconds();
+        let memory = &mut admitted;
+        let result = runner.run(
+            &job,
+            &checkpoint,
+            streaming,
+            Some(memory),
+            &mut timings,
+            &mut |event| {
+                match &event {
+                    StreamEvent::Started { sentences: n, .. } => sentences = *n,
+                    StreamEvent::Chunk(a) => {
+                        chunks += 1;
+                        audio_seconds += a.seconds();
+                    }
+                    StreamEvent::Done(_) | StreamEvent::Failed(..) => {}
                 }
-                StreamEvent::Done(_) | StreamEvent::Failed(..) => {}
-            }
-            tx.blocking_send(event).is_ok()
-        });
+                tx.blocking_send(event).is_ok()
+            },
+        );
         let last = match result {
             Ok(()) => {
                 finish_span(&span, sentences, audio_seconds, timings.busy());
@@ -252,14 +260,23 @@ impl TtsService {
         let _ = tx.blocking_send(last);
     }
 
-    async fn admit(&self, job: &Job, timings: &mut Timings) -> Result<Admitted, TtsError> {
+    async fn admit(
+        &self,
+        job: &Job,
+        streaming: bool,
+        timings: &mut Timings,
+    ) -> Result<Admitted, TtsError> {
         let queued = Instant::now();
         let span = tracing::info_span!("tts.queue", error.type = Empty);
+        // The voice's rate is not known yet: a rate above most voices'.
+        let rate = job.sample_rate.unwrap_or(24_000);
+        let mib = super::estimate::from_text(job.text.chars().count(), job.speed, streaming, rate);
         let admitted = self
             .admission
             .enter(
                 job.started + self.options.request_timeout,
                 self.options.request_timeout,
+                mib,
             )
             .instrument(span.clone())
             .await;

@@ -18,7 +18,7 @@ use super::{ms, repo_root, stats, Stats};
 const SENTENCE: &str = "The quick brown fox jumps over the lazy dog near the river bank.";
 pub(super) const THREE: &str = "The first sentence is short. The second sentence is a little longer than the first one. And the third sentence closes the paragraph.";
 
-pub(super) struct Server(Child, pub(super) u16);
+pub(super) struct Server(pub(super) Child, pub(super) u16);
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -60,9 +60,9 @@ pub(super) fn start_with(extra: &[&str], env: &[(&str, &str)]) -> anyhow::Result
 pub(super) struct Reply {
     pub(super) status: u16,
     /// Time to the first body byte and to the end.
-    first_byte: Duration,
+    pub(super) first_byte: Duration,
     pub(super) total: Duration,
-    body: Vec<u8>,
+    pub(super) body: Vec<u8>,
     server_timing: String,
 }
 

@@ -19,6 +19,7 @@
 //! `cargo run --release --bin voxpipe-bench -- sandbox` — each class of
 //! hostile plugin: time to its typed error, peak RSS of the host.
 
+mod bounded;
 mod engine;
 mod http;
 mod sandbox;
@@ -89,6 +90,10 @@ enum Bench {
     },
     /// Hostile plugins: time to the typed error and peak RSS, per class.
     Sandbox,
+    /// Bounded work per request: peak memory for the worst long inputs, time
+    /// to first audio with a long first sentence, stopping at the deadline
+    /// and on hang-up.
+    Bounded,
     /// First-party plugins: per-call time on realistic inputs.
     Plugins {
         /// Calls measured per text/style plugin.
@@ -111,6 +116,7 @@ fn main() -> anyhow::Result<()> {
         } => runtime_bench(calls, audio_calls, loads),
         Bench::Plugins { calls, audio_calls } => plugins_bench(calls, audio_calls),
         Bench::Sandbox => sandbox::sandbox_bench(),
+        Bench::Bounded => bounded::bounded_bench(),
         Bench::Http { requests } => http::http_bench(requests),
         Bench::Telemetry { requests } => telemetry::telemetry_bench(requests),
         Bench::Engine {
