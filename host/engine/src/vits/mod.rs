@@ -11,13 +11,17 @@
 //! the repository). Hyperparameters are read from tensor shapes wherever they are stored
 //! there; the rest is [`VitsConfig`].
 
+mod attention;
+mod conv;
 mod cpu;
 pub mod decoder;
-mod direct_conv;
 pub mod duration;
 pub mod flow;
+mod isa;
 pub mod length;
+mod math;
 mod ops;
+mod parallel;
 pub mod text_encoder;
 pub mod weights;
 
@@ -27,8 +31,8 @@ pub use weights::Weights;
 
 /// Which implementation the layers use.
 ///
-/// On the CPU the model runs on hand-written kernels over plain buffers
-/// (`direct_conv`, `cpu`): candle's CPU ops allocate a tensor per op and run mostly
+/// On the CPU the model runs on hand-written kernels over plain buffers (`conv`, `cpu`,
+/// `attention`, `math`): candle's CPU ops allocate a tensor per op and run mostly
 /// on one thread, which made them about 1.5× slower than ONNX Runtime. On other
 /// devices it runs on candle's ops. `Candle` forces candle's ops on the CPU too, so
 /// the GPU's code path is tested against ONNX Runtime on machines without a GPU.
