@@ -12,6 +12,8 @@
 //! there; the rest is [`VitsConfig`].
 
 mod attention;
+#[doc(hidden)]
+pub mod bench;
 mod conv;
 mod cpu;
 pub mod decoder;

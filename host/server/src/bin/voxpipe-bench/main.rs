@@ -12,6 +12,9 @@
 //! against ONNX Runtime (tests/engine/ort_bench.py) on the same voice file and
 //! the same sentences, in one run: wall time, RTF, ratio; and memory.
 //!
+//! `cargo run --release --bin voxpipe-bench -- conv` — the engine's direct convolution
+//! against candle's im2col `conv1d` on the model's shapes, one and two threads.
+//!
 //! `cargo run --release --bin voxpipe-bench -- http` — the real server under
 //! load (see http.rs): throughput and latency per concurrency, 2× saturation,
 //! streamed vs whole first byte, host overhead.
@@ -19,6 +22,7 @@
 //! `cargo run --release --bin voxpipe-bench -- sandbox` — each class of
 //! hostile plugin: time to its typed error, peak RSS of the host.
 
+mod conv;
 mod engine;
 mod http;
 mod sandbox;
@@ -74,6 +78,12 @@ enum Bench {
         #[arg(long, default_value = "voices", value_name = "DIR")]
         voices: PathBuf,
     },
+    /// The engine's direct convolution vs candle's im2col conv1d, per model shape.
+    Conv {
+        /// Timed runs per cell (medians are reported).
+        #[arg(long, default_value_t = 9)]
+        reps: usize,
+    },
     /// The HTTP server under load: throughput, latency, saturation, first byte.
     Http {
         /// Requests per concurrency level.
@@ -111,6 +121,7 @@ fn main() -> anyhow::Result<()> {
         } => runtime_bench(calls, audio_calls, loads),
         Bench::Plugins { calls, audio_calls } => plugins_bench(calls, audio_calls),
         Bench::Sandbox => sandbox::sandbox_bench(),
+        Bench::Conv { reps } => conv::conv_bench(reps),
         Bench::Http { requests } => http::http_bench(requests),
         Bench::Telemetry { requests } => telemetry::telemetry_bench(requests),
         Bench::Engine {
