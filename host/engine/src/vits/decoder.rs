@@ -2,8 +2,8 @@
 
 use candle_core::Tensor;
 
-use super::cpu;
-use super::direct_conv::{DirectConv1d, DirectConvTranspose1d};
+use super::conv::{DirectConv1d, DirectConvTranspose1d};
+use super::math;
 use super::ops::{leaky_relu, Conv1d, FusedConv1d};
 use super::weights::Weights;
 use super::{DecoderHyper, ResBlockKind, VitsError};
@@ -73,7 +73,7 @@ impl Upsample {
 }
 
 /// A HiFi-GAN residual block. On the CPU the convolutions run as
-/// [`super::direct_conv::DirectConv1d`] with the LeakyReLU (and, for ResBlock2, the
+/// [`super::conv::DirectConv1d`] with the LeakyReLU (and, for ResBlock2, the
 /// residual add) fused: at these widths candle's im2col + gemm is several times slower
 /// and its im2col buffers set the decoder's peak memory.
 #[derive(Debug, Clone)]
@@ -362,7 +362,7 @@ impl Decoder {
         let post = self.conv_post.direct().expect("checked by is_direct");
         let mut y = post.run(&x, len, Some(SLOPE_POST as f32), false);
         drop(x);
-        cpu::tanh_in_place(&mut y);
+        math::tanh_in_place(&mut y);
         Ok(y)
     }
 }

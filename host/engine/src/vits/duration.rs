@@ -6,9 +6,9 @@
 
 use candle_core::Tensor;
 
-use super::cpu;
 use super::ops::{flip_channels, ChannelNorm, Conv1d, DepthwiseConv1d, Pointwise};
 use super::weights::Weights;
+use super::{cpu, math};
 use super::{DurationHyper, VitsError};
 
 /// Spline interval half-width: outside ±TAIL_BOUND the ConvFlow is the identity.
@@ -83,11 +83,11 @@ impl DdsConv {
                 .ok_or_else(|| VitsError::Internal("DDSConv not loaded for the CPU".into()))?;
             let mut y = l.sep.forward_cpu(x, len);
             l.norm_1.forward_cpu(&mut y, len);
-            cpu::gelu(&mut y);
+            math::gelu(&mut y);
             let mut y = pointwise.forward(&y, len);
             l.norm_2.forward_cpu(&mut y, len);
-            cpu::gelu(&mut y);
-            cpu::add_assign(x, &y);
+            math::gelu(&mut y);
+            math::add_assign(x, &y);
         }
         Ok(())
     }
@@ -159,7 +159,7 @@ impl ConvFlow {
         };
         let (x0, x1) = z.split_at_mut(len);
         let mut h = pre.forward(x0, len);
-        cpu::add_assign(&mut h, cond);
+        math::add_assign(&mut h, cond);
         self.convs.forward_cpu(&mut h, len)?;
         let params = proj.forward(&h, len);
         let n_params = proj.out_channels();

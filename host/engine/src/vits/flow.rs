@@ -132,9 +132,7 @@ impl WaveNet {
     }
 
     /// The layers in their CPU forms, when they were loaded so.
-    fn cpu_layers(
-        &self,
-    ) -> Option<Vec<(&super::direct_conv::DirectConv1d, &super::cpu::Pointwise)>> {
+    fn cpu_layers(&self) -> Option<Vec<(&super::conv::DirectConv1d, &super::cpu::Pointwise)>> {
         self.in_layers
             .iter()
             .zip(&self.res_skip_layers)

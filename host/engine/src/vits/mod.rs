@@ -15,13 +15,19 @@
 //! the ONNX file by [`crate::onnx::hyperparameters`] when the voice is loaded. Each layer
 //! takes the channel widths and kernel sizes from the shapes of the very tensors it loads.
 
+mod attention;
+#[doc(hidden)]
+pub mod bench;
+mod conv;
 mod cpu;
 mod decoder;
-mod direct_conv;
 mod duration;
 mod flow;
+mod isa;
 mod length;
+mod math;
 mod ops;
+mod parallel;
 mod text_encoder;
 mod weights;
 
@@ -33,8 +39,8 @@ pub use weights::Weights;
 
 /// Which implementation the layers use.
 ///
-/// On the CPU the model runs on hand-written kernels over plain buffers
-/// (`direct_conv`, `cpu`): candle's CPU ops allocate a tensor per op and run mostly
+/// On the CPU the model runs on hand-written kernels over plain buffers (`conv`, `cpu`,
+/// `attention`, `math`): candle's CPU ops allocate a tensor per op and run mostly
 /// on one thread, which made them about 1.5× slower than ONNX Runtime. On other
 /// devices it runs on candle's ops. `Candle` forces candle's ops on the CPU too, so
 /// the GPU's code path is tested against ONNX Runtime on machines without a GPU.

@@ -3,8 +3,9 @@
 
 use candle_core::{Tensor, D};
 
+use super::conv::DirectConv1d;
 use super::cpu;
-use super::direct_conv::DirectConv1d;
+use super::isa::with_avx2;
 use super::weights::Weights;
 use super::VitsError;
 
@@ -324,7 +325,7 @@ impl DepthwiseConv1d {
         if len == 0 {
             return out;
         }
-        cpu::with_avx2(
+        with_avx2(
             #[inline(always)]
             || {
                 for ((o, row), (w, &b)) in out

@@ -3,10 +3,11 @@
 
 use candle_core::{Device, Tensor};
 
+use super::conv::DirectConv1d;
 use super::cpu;
-use super::direct_conv::DirectConv1d;
 use super::ops::{softmax_last_dim, ChannelNorm, Conv1d, FusedConv1d, Pointwise};
 use super::weights::Weights;
+use super::{attention, math};
 use super::{Hyper, VitsError};
 
 /// Output of the text encoder for one sentence (batch 1, no padding).
@@ -243,7 +244,7 @@ impl EncoderLayer {
 }
 
 /// [`EncoderLayer`] on plain `[H, T]` buffers (CPU): q/k/v in one gemm, attention with
-/// a fused band + softmax pass ([`cpu::relative_attention`]), the output projection and
+/// a fused band + softmax pass ([`attention::relative_attention`]), the output projection and
 /// the FFN accumulating into the residual, LayerNorm in place.
 #[derive(Debug, Clone)]
 struct CpuEncoderLayer {
@@ -299,14 +300,14 @@ impl CpuEncoderLayer {
     fn forward(&self, x: &mut [f32], len: usize) {
         let qkv = self.qkv.forward(x, len);
         let mut att = vec![0.0f32; x.len()];
-        cpu::relative_attention(&qkv, self.heads, len, &self.rel_k, &self.rel_v, &mut att);
+        attention::relative_attention(&qkv, self.heads, len, &self.rel_k, &self.rel_v, &mut att);
         drop(qkv);
         self.o.accumulate(&att, len, x);
         self.norm_1.forward_cpu(x, len);
         let h = self.ffn_1.run(x, len, None, false);
         // LeakyReLU with slope 0 is the ReLU.
         let y = self.ffn_2.run(&h, len, Some(0.0), false);
-        cpu::add_assign(x, &y);
+        math::add_assign(x, &y);
         self.norm_2.forward_cpu(x, len);
     }
 }

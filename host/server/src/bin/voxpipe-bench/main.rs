@@ -12,6 +12,9 @@
 //! against ONNX Runtime (tests/engine/ort_bench.py) on the same voice file and
 //! the same sentences, in one run: wall time, RTF, ratio; and memory.
 //!
+//! `cargo run --release --bin voxpipe-bench -- conv` — the engine's direct convolution
+//! against candle's im2col `conv1d` on the model's shapes, one and two threads.
+//!
 //! `cargo run --release --bin voxpipe-bench -- http` — the real server under
 //! load (see http.rs): throughput and latency per concurrency, 2× saturation,
 //! streamed vs whole first byte, host overhead.
@@ -20,6 +23,7 @@
 //! hostile plugin: time to its typed error, peak RSS of the host.
 
 mod bounded;
+mod conv;
 mod engine;
 mod http;
 mod sandbox;
@@ -75,6 +79,12 @@ enum Bench {
         #[arg(long, default_value = "voices", value_name = "DIR")]
         voices: PathBuf,
     },
+    /// The engine's direct convolution vs candle's im2col conv1d, per model shape.
+    Conv {
+        /// Timed runs per cell (medians are reported).
+        #[arg(long, default_value_t = 9)]
+        reps: usize,
+    },
     /// The HTTP server under load: throughput, latency, saturation, first byte.
     Http {
         /// Requests per concurrency level.
@@ -117,6 +127,7 @@ fn main() -> anyhow::Result<()> {
         Bench::Plugins { calls, audio_calls } => plugins_bench(calls, audio_calls),
         Bench::Sandbox => sandbox::sandbox_bench(),
         Bench::Bounded => bounded::bounded_bench(),
+        Bench::Conv { reps } => conv::conv_bench(reps),
         Bench::Http { requests } => http::http_bench(requests),
         Bench::Telemetry { requests } => telemetry::telemetry_bench(requests),
         Bench::Engine {

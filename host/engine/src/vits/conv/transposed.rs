@@ -1,0 +1,288 @@
+//! [`DirectConvTranspose1d`]: the decoder's upsampling layers without candle's column
+//! buffer.
+//!
+//! candle's `conv_transpose1d` runs a gemm into a `T · out · k` column buffer and then
+//! overlap-adds it (col2im). Here the layer is evaluated in polyphase form: output
+//! sample `m = q·s + r` (before cropping the padding) only sees the taps `k = r + s·i`
+//! applied to inputs `q − i`. With `s | 8`, one 8-lane vector holds `G = 8 / s`
+//! consecutive frames × `s` phases, so the kernel broadcasts `G` input values and
+//! multiplies by a vector of `8` phase weights; a lane permutation at the end puts the
+//! phases back in time order. Other strides take the portable kernel.
+
+use candle_core::{Device, Tensor};
+
+#[cfg(target_arch = "x86_64")]
+use super::avx2;
+use super::buffers::{alloc_out, assume_init, fill_window, read_bias, with_cpu_f32};
+use super::plan::{channel_groups, Tile, MIN_TILES_PER_CHUNK, TR_TILE, TR_TILES, WINDOW_FLOATS};
+use super::scalar;
+use crate::vits::isa::Isa;
+use crate::vits::parallel::{run_items, threads_for, SendPtr, CONV_MIN_MACS};
+use crate::vits::VitsError;
+
+/// `[in, out, k]` transposed convolution (PyTorch `ConvTranspose1d`, `groups = 1`,
+/// dilation 1, no output padding) with stride `s` and padding `(k − s) / 2`, so the
+/// output has `T · s` samples.
+#[derive(Debug, Clone)]
+pub(crate) struct DirectConvTranspose1d {
+    /// For SIMD strides (`s | 8`): `[out_blocks, in, taps, co_block, 8]`, lane `l`
+    /// holding tap `k = l / G + s · i` (`G = 8 / s`), zero past `k` or `out`.
+    /// Otherwise the plain `[in, out, k]` weight.
+    pub(super) packed: Vec<f32>,
+    pub(super) bias: Vec<f32>,
+    pub(super) in_ch: usize,
+    pub(super) out_ch: usize,
+    pub(super) kernel: usize,
+    pub(super) stride: usize,
+    pub(super) padding: usize,
+    /// Taps per phase: `⌈k / s⌉`.
+    pub(super) taps: usize,
+    /// Whether the stride divides 8 (the vector kernel's layout).
+    pub(super) simd: bool,
+    /// Register tile: `co_block` channels × `nv` vectors of `8 / s` frames × `s` phases.
+    pub(super) tile: Tile,
+}
+
+impl DirectConvTranspose1d {
+    /// Builds from a `[in, out, k]` weight (PyTorch layout) and an optional `[out]` bias.
+    pub(crate) fn new(
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        stride: usize,
+    ) -> Result<Self, VitsError> {
+        Self::with_tile(weight, bias, stride, TR_TILE)
+    }
+
+    /// [`Self::new`] with an explicit register tile (one of [`TR_TILES`]).
+    pub(crate) fn with_tile(
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        stride: usize,
+        tile: Tile,
+    ) -> Result<Self, VitsError> {
+        if !TR_TILES.contains(&tile) {
+            return Err(VitsError::Internal(format!("no kernel for tile {tile:?}")));
+        }
+        let (in_ch, out_ch, kernel) = weight.dims3()?;
+        if stride == 0 || kernel < stride || !(kernel - stride).is_multiple_of(2) {
+            return Err(VitsError::Unsupported(format!(
+                "direct conv_transpose1d needs kernel ≥ stride with an even difference, \
+                 got k={kernel} s={stride}"
+            )));
+        }
+        let w = weight.flatten_all()?.to_vec1::<f32>()?;
+        let bias = read_bias(bias, out_ch)?;
+        let taps = kernel.div_ceil(stride);
+        let simd = 8 % stride == 0;
+        let packed = if simd {
+            let g = 8 / stride;
+            let cb = tile.co_block;
+            let blocks = out_ch.div_ceil(cb);
+            let mut p = vec![0.0f32; blocks * in_ch * taps * cb * 8];
+            for co in 0..out_ch {
+                let (blk, c) = (co / cb, co % cb);
+                for ci in 0..in_ch {
+                    for i in 0..taps {
+                        for l in 0..8 {
+                            let k = l / g + stride * i;
+                            if k < kernel {
+                                p[(((blk * in_ch + ci) * taps + i) * cb + c) * 8 + l] =
+                                    w[(ci * out_ch + co) * kernel + k];
+                            }
+                        }
+                    }
+                }
+            }
+            p
+        } else {
+            w
+        };
+        Ok(Self {
+            packed,
+            bias,
+            in_ch,
+            out_ch,
+            kernel,
+            stride,
+            padding: (kernel - stride) / 2,
+            taps,
+            simd,
+            tile,
+        })
+    }
+
+    /// `x` `[1, in, T]` → `[1, out, T · stride]`: `conv_transpose(leaky_relu(x, slope))`
+    /// plus bias. `slope: None` skips the activation.
+    pub(crate) fn forward(&self, x: &Tensor, slope: Option<f32>) -> Result<Tensor, VitsError> {
+        let (batch, in_ch, len) = x.dims3()?;
+        if batch != 1 || in_ch != self.in_ch {
+            return Err(VitsError::Internal(format!(
+                "direct conv_transpose1d expects [1, {}, T], got {:?}",
+                self.in_ch,
+                x.dims()
+            )));
+        }
+        let out = with_cpu_f32(x, |input| self.run(input, len, slope))?;
+        Ok(
+            Tensor::from_vec(out, (1, self.out_ch, len * self.stride), &Device::Cpu)?
+                .to_device(x.device())?,
+        )
+    }
+
+    pub(crate) fn run(&self, input: &[f32], len: usize, slope: Option<f32>) -> Vec<f32> {
+        let olen = len * self.stride;
+        let mut out = alloc_out(self.out_ch * olen);
+        if len == 0 || self.out_ch == 0 {
+            // SAFETY: empty.
+            return unsafe { assume_init(out) };
+        }
+        let macs = self.in_ch * self.out_ch * self.kernel * len;
+        let threads = threads_for(macs, CONV_MIN_MACS);
+        let out_ptr = SendPtr(out.as_mut_ptr().cast());
+        let isa = Isa::detect();
+        if !self.simd || isa == Isa::Scalar {
+            // Groups of output channels, straight from the activated input.
+            let mut act = Vec::new();
+            fill_window(&mut act, input, self.in_ch, len, 0, len, slope);
+            let per = 8;
+            run_items(self.out_ch.div_ceil(per), threads, |chunk, _| {
+                let cos = chunk * per..(chunk * per + per).min(self.out_ch);
+                scalar::transposed_channels(self, &act, len, cos, out_ptr);
+            });
+            // SAFETY: every row is written whole by its group.
+            return unsafe { assume_init(out) };
+        }
+        // Vector slots `u` cover full-output samples `m ∈ [8u, 8u + 8)`; output sample
+        // `j = m − padding`.
+        let g = 8 / self.stride;
+        let u_lo = self.padding / 8;
+        let u_hi = (self.padding + olen).div_ceil(8);
+        let nv = self.tile.nv;
+        let halo = self.taps - 1;
+        let fit = (WINDOW_FLOATS / self.in_ch.max(1)).saturating_sub(halo + g) / (nv * g);
+        let width = fit.max(MIN_TILES_PER_CHUNK) * nv; // slots per chunk
+        let chunks = (u_hi - u_lo).div_ceil(width);
+        let blocks = self.out_ch.div_ceil(self.tile.co_block);
+        let groups = channel_groups(chunks, blocks, threads);
+        let job = TrJob {
+            conv: self,
+            input,
+            len,
+            slope,
+            u_lo,
+            u_hi,
+            width,
+            out: out_ptr,
+        };
+        run_items(chunks * groups, threads, |item, buf| {
+            let (chunk, grp) = (item / groups, item % groups);
+            let blks = grp * blocks / groups..(grp + 1) * blocks / groups;
+            match isa {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: the CPU has AVX2 and FMA; the item's output range is its own.
+                Isa::Avx2Fma => unsafe { avx2::tr_dispatch(&job, g, chunk, blks, buf) },
+                Isa::Scalar => {
+                    unreachable!("CPUs without SIMD kernels took the portable path above")
+                }
+            }
+        });
+        // SAFETY: the chunks cover every slot of the cropped output and the groups every
+        // block; each output sample is stored once.
+        unsafe { assume_init(out) }
+    }
+}
+
+/// What the workers of one transposed convolution share.
+#[allow(dead_code)] // only read by the x86-64 kernels
+pub(super) struct TrJob<'a> {
+    pub(super) conv: &'a DirectConvTranspose1d,
+    pub(super) input: &'a [f32],
+    pub(super) len: usize,
+    pub(super) slope: Option<f32>,
+    /// Vector slots `u_lo..u_hi` cover the cropped output.
+    pub(super) u_lo: usize,
+    pub(super) u_hi: usize,
+    /// Slots per chunk (whole tiles).
+    pub(super) width: usize,
+    pub(super) out: SendPtr,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vits::conv::tests::{leaky, max_diff, noise};
+
+    /// Reference transposed convolution as the decoder computes it today: candle's
+    /// `conv_transpose1d` with padding 0, then the crop, then the bias.
+    fn reference_tr(x: &Tensor, w: &Tensor, b: &Tensor, s: usize, slope: Option<f32>) -> Tensor {
+        let (len, k) = (x.dim(2).unwrap(), w.dim(2).unwrap());
+        leaky(x, slope)
+            .conv_transpose1d(w, 0, 0, s, 1, 1)
+            .unwrap()
+            .narrow(2, (k - s) / 2, len * s)
+            .unwrap()
+            .broadcast_add(&b.reshape((1, (), 1)).unwrap())
+            .unwrap()
+    }
+
+    fn check_tr(cin: usize, cout: usize, k: usize, s: usize, len: usize, slope: Option<f32>) {
+        let dev = Device::Cpu;
+        let x = Tensor::from_vec(noise(cin * len, 7), (1, cin, len), &dev).unwrap();
+        let w = Tensor::from_vec(noise(cin * cout * k, 8), (cin, cout, k), &dev).unwrap();
+        let b = Tensor::from_vec(noise(cout, 9), cout, &dev).unwrap();
+        let want = reference_tr(&x, &w, &b, s, slope);
+        for tile in TR_TILES {
+            let conv = DirectConvTranspose1d::with_tile(&w, Some(&b), s, tile).unwrap();
+            let got = conv.forward(&x, slope).unwrap();
+            assert_eq!(got.dims(), &[1, cout, len * s]);
+            let max = max_diff(&got, &want);
+            assert!(
+                max < 1e-4,
+                "tr cin {cin} cout {cout} k {k} s {s} len {len} {tile:?}: max diff {max}"
+            );
+        }
+    }
+
+    #[test]
+    fn transposed_matches_candle_decoder_shapes() {
+        // The medium voice's three upsampling layers at a short length.
+        check_tr(256, 128, 16, 8, 37, Some(0.1));
+        check_tr(128, 64, 16, 8, 41, Some(0.1));
+        check_tr(64, 32, 8, 4, 53, Some(0.1));
+    }
+
+    #[test]
+    fn transposed_matches_candle_odd_lengths_and_t1() {
+        for len in [1, 2, 3, 5, 7, 13, 25] {
+            check_tr(6, 5, 16, 8, len, Some(0.1));
+            check_tr(5, 7, 8, 4, len, None);
+            check_tr(3, 9, 4, 2, len, Some(0.2));
+            check_tr(4, 3, 4, 4, len, Some(0.1));
+            check_tr(4, 3, 3, 1, len, Some(0.1));
+            check_tr(4, 6, 20, 8, len, Some(0.1));
+        }
+    }
+
+    #[test]
+    fn transposed_matches_candle_other_strides() {
+        // Strides that do not divide 8 take the portable path.
+        for len in [1, 4, 19] {
+            check_tr(5, 6, 11, 3, len, Some(0.1));
+            check_tr(5, 6, 10, 10, len, None);
+            check_tr(4, 4, 32, 16, len, Some(0.1));
+        }
+    }
+
+    #[test]
+    fn transposed_matches_candle_when_threaded() {
+        check_tr(64, 32, 8, 4, 3001, Some(0.1));
+        check_tr(128, 64, 16, 8, 777, Some(0.1));
+    }
+
+    #[test]
+    fn transposed_rejects_bad_kernels() {
+        let w = Tensor::zeros((2, 2, 7), candle_core::DType::F32, &Device::Cpu).unwrap();
+        assert!(DirectConvTranspose1d::new(&w, None, 8).is_err());
+        assert!(DirectConvTranspose1d::new(&w, None, 2).is_err());
+    }
+}
