@@ -62,7 +62,8 @@ pub struct Job {
 /// speed, sample rate and language tag. Returns the speed to use.
 pub(super) fn check_fields(req: &SynthesisRequest, max_text_chars: usize) -> Result<f32, TtsError> {
     let text = &req.text;
-    if text.trim().is_empty() {
+    let blank = |c: char| c.is_whitespace() || c.is_control() && c != '\0';
+    if text.chars().all(blank) {
         return Err(TtsError::InvalidInput("`text` is empty".into()));
     }
     if let Some(at) = text.chars().position(|c| c == '\0') {
@@ -103,6 +104,22 @@ pub(super) fn check_fields(req: &SynthesisRequest, max_text_chars: usize) -> Res
         }
     }
     Ok(speed)
+}
+
+/// The text without control characters other than tab and line breaks (C0,
+/// DEL, C1: they say nothing, and no text stage or espeak-ng should see them).
+/// NUL is refused before this (`check_fields`), so a client learns that its
+/// text was cut short somewhere.
+pub(super) fn without_controls(text: String) -> String {
+    if !text
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    {
+        return text;
+    }
+    text.chars()
+        .filter(|c| !c.is_control() || matches!(c, '\t' | '\n' | '\r'))
+        .collect()
 }
 
 /// An optional field a client sent empty counts as not sent.
@@ -155,6 +172,18 @@ mod tests {
             ..req("Hi.")
         };
         assert_eq!(check_fields(&r, 10).unwrap(), 0.25);
+    }
+
+    #[test]
+    fn control_characters_are_removed_but_line_breaks_kept() {
+        assert_eq!(
+            without_controls("a\u{7}b\u{1b}[0mc\u{85}d\te\r\nf\u{7f}".into()),
+            "ab[0mcd\te\r\nf"
+        );
+        let plain = "nothing to remove, 说".to_string();
+        assert_eq!(without_controls(plain.clone()), plain);
+        // Only controls left: the text is empty afterwards.
+        assert!(check_fields(&req("\u{7}\u{8}"), 10).is_err());
     }
 
     #[test]

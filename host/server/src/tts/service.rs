@@ -115,7 +115,7 @@ impl TtsService {
         Ok(Job {
             trace_id,
             pipeline,
-            text: req.text,
+            text: super::request::without_controls(req.text),
             voice,
             speaker: non_empty(req.speaker),
             language: non_empty(req.language),
