@@ -18,11 +18,15 @@
 //!
 //! `cargo run --release --bin voxpipe-bench -- sandbox` — each class of
 //! hostile plugin: time to its typed error, peak RSS of the host.
+//!
+//! `cargo run --release --bin voxpipe-bench -- wyoming` — voxpipe's Wyoming
+//! listener next to wyoming-piper in one wyoming-bench run (see wyoming.rs).
 
 mod engine;
 mod http;
 mod sandbox;
 mod telemetry;
+mod wyoming;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -89,6 +93,22 @@ enum Bench {
     },
     /// Hostile plugins: time to the typed error and peak RSS, per class.
     Sandbox,
+    /// The Wyoming front end next to wyoming-piper (same voice and texts),
+    /// in one wyoming-bench run: time to first audio, total time, ratios.
+    Wyoming {
+        /// wyoming-bench rounds (each synthesizes its 4 texts per mode).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Untimed warm-up runs per mode and server.
+        #[arg(long, default_value_t = 1)]
+        warmup: usize,
+        /// The voice both servers speak with.
+        #[arg(long, default_value = "en_US-joe-medium")]
+        voice: String,
+        /// Folder of Piper voices (both servers read it).
+        #[arg(long, default_value = "voices", value_name = "DIR")]
+        voices: String,
+    },
     /// First-party plugins: per-call time on realistic inputs.
     Plugins {
         /// Calls measured per text/style plugin.
@@ -111,6 +131,12 @@ fn main() -> anyhow::Result<()> {
         } => runtime_bench(calls, audio_calls, loads),
         Bench::Plugins { calls, audio_calls } => plugins_bench(calls, audio_calls),
         Bench::Sandbox => sandbox::sandbox_bench(),
+        Bench::Wyoming {
+            rounds,
+            warmup,
+            voice,
+            voices,
+        } => wyoming::wyoming_bench(rounds, warmup, &voice, &voices),
         Bench::Http { requests } => http::http_bench(requests),
         Bench::Telemetry { requests } => telemetry::telemetry_bench(requests),
         Bench::Engine {
