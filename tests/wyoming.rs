@@ -100,7 +100,10 @@ impl Raw {
         assert_eq!(kind, "error", "{data}");
         assert_eq!(data["code"], code, "{data}");
         let text = data["text"].as_str().unwrap();
-        assert!(text.contains(mentions), "{text:?} should mention {mentions:?}");
+        assert!(
+            text.contains(mentions),
+            "{text:?} should mention {mentions:?}"
+        );
     }
 
     fn expect_closed(&mut self) {
@@ -219,7 +222,10 @@ fn home_assistant_clients_and_hostile_bytes() {
     // connection stays usable.
     let e = client("errors", port, &unix);
     eprintln!("errors: {e:#}");
-    assert!(e["too_long"].as_str().unwrap().contains("at most 1000"), "{e}");
+    assert!(
+        e["too_long"].as_str().unwrap().contains("at most 1000"),
+        "{e}"
+    );
     assert!(e["ssml"].as_str().unwrap().contains("SSML"), "{e}");
     assert!(e["no_language"].as_str().unwrap().contains("de_DE"), "{e}");
     assert!(seconds(&e["after_errors"][0]) > 0.3, "{e}");
@@ -232,8 +238,20 @@ fn home_assistant_clients_and_hostile_bytes() {
 
     // wyoming-bench, the public benchmark client, both modes.
     let out = Command::new("wyoming-bench")
-        .args(["tts", &format!("127.0.0.1:{port}"), "--rounds", "1", "--warmup", "0"])
-        .args(["--timeout", "30", "--texts", "The first sentence. And the second one."])
+        .args([
+            "tts",
+            &format!("127.0.0.1:{port}"),
+            "--rounds",
+            "1",
+            "--warmup",
+            "0",
+        ])
+        .args([
+            "--timeout",
+            "30",
+            "--texts",
+            "The first sentence. And the second one.",
+        ])
         .output()
         .expect("wyoming-bench (.ci/setup installs it)");
     let report = String::from_utf8_lossy(&out.stdout);
@@ -254,7 +272,10 @@ fn home_assistant_clients_and_hostile_bytes() {
         let trace = l["trace_id"].as_str().unwrap();
         assert!(trace.len() == 32 && trace.bytes().all(|b| b.is_ascii_hexdigit()));
     }
-    let mut traces: Vec<&str> = done.iter().map(|l| l["trace_id"].as_str().unwrap()).collect();
+    let mut traces: Vec<&str> = done
+        .iter()
+        .map(|l| l["trace_id"].as_str().unwrap())
+        .collect();
     traces.sort();
     traces.dedup();
     assert_eq!(traces.len(), done.len(), "one trace per synthesis");
@@ -268,7 +289,11 @@ fn home_assistant_clients_and_hostile_bytes() {
         assert!(metrics.contains(want), "missing {want} in\n{metrics}");
     }
     // HTTP served on throughout.
-    let r = post_json(server.port, "/v1/tts", &json!({ "text": "Still speaking." }));
+    let r = post_json(
+        server.port,
+        "/v1/tts",
+        &json!({ "text": "Still speaking." }),
+    );
     assert_eq!(r.status, 200);
 }
 
@@ -320,16 +345,16 @@ fn bounds(server: &Server, port: u16) {
     let mut extra: Vec<Raw> = (0..20).map(|_| Raw::connect(port)).collect();
     std::thread::sleep(Duration::from_millis(300));
     let during = rss_kib(pid);
-    let refused = extra
-        .iter_mut()
-        .filter(|c| {
-            c.reader
-                .get_ref()
-                .set_read_timeout(Some(Duration::from_millis(300)))
-                .unwrap();
-            matches!(c.event(), Some((k, d)) if k == "error" && d["code"] == "overloaded")
-        })
-        .count();
+    let mut refused = 0;
+    for c in &mut extra {
+        c.reader
+            .get_ref()
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        if matches!(c.event(), Some((k, d)) if k == "error" && d["code"] == "overloaded") {
+            refused += 1;
+        }
+    }
     assert!(refused >= 10, "{refused} of 20 over the cap were refused");
     eprintln!(
         "RSS before {} MiB, with 300 idle connections {} MiB",

@@ -159,7 +159,11 @@ pub fn request_finished(labels: &RequestLabels, outcome: Outcome<'_>) {
         Outcome::Failed(_) => "error",
         Outcome::Cancelled => "cancelled",
     };
-    let (model, language, frontend) = (labels.model.clone(), labels.language.clone(), labels.frontend);
+    let (model, language, frontend) = (
+        labels.model.clone(),
+        labels.language.clone(),
+        labels.frontend,
+    );
     counter!(REQUESTS, "status" => status, "model" => model.clone(), "language" => language.clone(), "frontend" => frontend)
         .increment(1);
     match outcome {

@@ -40,7 +40,12 @@ pub fn pcm16(samples: &[f32]) -> Vec<u8> {
 
 /// `pcm` as `audio-chunk` events of at most `frames_per_chunk` frames;
 /// `timestamp` (ms of audio before this chunk) is advanced.
-pub fn chunks(pcm: &[u8], f: Format, frames_per_chunk: usize, timestamp_ms: &mut u64) -> Vec<Event> {
+pub fn chunks(
+    pcm: &[u8],
+    f: Format,
+    frames_per_chunk: usize,
+    timestamp_ms: &mut u64,
+) -> Vec<Event> {
     let frame = usize::from(WIDTH) * usize::from(f.channels.max(1));
     pcm.chunks(frames_per_chunk * frame)
         .map(|piece| {
@@ -78,6 +83,9 @@ mod tests {
         assert_eq!(sizes, vec![2048, 2048, 904]);
         assert_eq!(events[1].data["timestamp"], 1024);
         assert_eq!(ts, 2500);
-        assert_eq!(pcm16(&[2.0, -2.0]), [32767i16.to_le_bytes(), (-32767i16).to_le_bytes()].concat());
+        assert_eq!(
+            pcm16(&[2.0, -2.0]),
+            [32767i16.to_le_bytes(), (-32767i16).to_le_bytes()].concat()
+        );
     }
 }

@@ -153,12 +153,13 @@ impl<S: AsyncWrite> Connection<WriteHalf<S>> {
                     ev = events.recv(), if reading => Next::Event(ev),
                     out = next_output(current) => Next::Output(out),
                 },
-                None if reading => Next::Event(events.recv().await),
-                None => unreachable!("a full backlog means a synthesis is running"),
+                // A full backlog drains whenever no audio is being made
+                // (see `advance`), so this waits for the client.
+                None => Next::Event(events.recv().await),
             };
             let step = match next {
                 Next::Event(None) => return "the client left".into(),
-                Next::Event(Some(Ok(ev))) => self.on_event(ev).await,
+                Next::Event(Some(Ok(ev))) => self.on_event(ev, false).await,
                 Next::Event(Some(Err(e))) => self.on_frame_error(e).await,
                 Next::Output(out) => self.on_output(out).await,
             };
@@ -209,8 +210,12 @@ impl<S: AsyncWrite> Connection<WriteHalf<S>> {
             .is_some_and(|s| s.current.is_some() || !s.queue.is_empty())
     }
 
-    async fn on_event(&mut self, ev: Event) -> Result<(), Close> {
-        let streaming = self.synth.as_ref().map(|s| (s.streaming, s.input_done, s.failed));
+    /// Handles `ev`; `queued`: it comes from the backlog, in its turn.
+    async fn on_event(&mut self, ev: Event, queued: bool) -> Result<(), Close> {
+        let streaming = self
+            .synth
+            .as_ref()
+            .map(|s| (s.streaming, s.input_done, s.failed));
         match ev.kind.as_str() {
             "describe" => {
                 let f = &self.frontend;
@@ -231,7 +236,7 @@ impl<S: AsyncWrite> Connection<WriteHalf<S>> {
             // Requests wait their turn behind a running synthesis (and
             // behind requests already waiting, to keep their order).
             "synthesize" | "synthesize-start" | "synthesize-chunk" | "synthesize-stop"
-                if !self.backlog.is_empty() =>
+                if !queued && !self.backlog.is_empty() =>
             {
                 self.backlog.push_back(ev);
                 Ok(())
@@ -345,7 +350,8 @@ impl<S: AsyncWrite> Connection<WriteHalf<S>> {
             return self.fail(e).await;
         }
         let sentences = s.splitter.push(&piece);
-        s.queue.extend(sentences.into_iter().filter(|t| speakable(t)));
+        s.queue
+            .extend(sentences.into_iter().filter(|t| speakable(t)));
         Ok(())
     }
 
@@ -366,17 +372,23 @@ impl<S: AsyncWrite> Connection<WriteHalf<S>> {
     }
 
     /// Starts the next job, finishes a synthesis that is done, or takes the
-    /// next waiting request; returns when there is something to wait for.
+    /// next waiting event; returns when there is something to wait for.
     async fn advance(&mut self) -> Result<(), Close> {
         loop {
-            let Some(s) = self.synth.as_mut() else {
-                match self.backlog.pop_front() {
-                    Some(ev) => {
-                        self.on_event(ev).await?;
-                        continue;
-                    }
-                    None => return Ok(()),
+            // Waiting events are taken when nothing is synthesizing, or when a
+            // stream waits for its text (its chunks may be among them).
+            let takes_input = self
+                .synth
+                .as_ref()
+                .is_none_or(|s| s.streaming && !s.input_done);
+            if takes_input {
+                if let Some(ev) = self.backlog.pop_front() {
+                    self.on_event(ev, true).await?;
+                    continue;
                 }
+            }
+            let Some(s) = self.synth.as_mut() else {
+                return Ok(());
             };
             if s.current.is_some() || s.failed {
                 return Ok(());
@@ -441,7 +453,12 @@ impl<S: AsyncWrite> Connection<WriteHalf<S>> {
         };
         let mut events = vec![audio::start(format)];
         let mut ts = 0;
-        events.extend(audio::chunks(pcm, format, self.frontend.samples_per_chunk, &mut ts));
+        events.extend(audio::chunks(
+            pcm,
+            format,
+            self.frontend.samples_per_chunk,
+            &mut ts,
+        ));
         events.push(audio::stop());
         for e in &events {
             self.write(e).await?;

@@ -144,7 +144,11 @@ async fn read_rest<R: AsyncBufRead + Unpin>(
     }
     let header: Map<String, Value> = match serde_json::from_slice(&line) {
         Ok(Value::Object(m)) => m,
-        Ok(_) => return Err(FrameError::Malformed("the header is not a JSON object".into())),
+        Ok(_) => {
+            return Err(FrameError::Malformed(
+                "the header is not a JSON object".into(),
+            ))
+        }
         Err(e) => {
             return Err(FrameError::Malformed(format!(
                 "the header line is not JSON: {e}"
@@ -191,7 +195,11 @@ async fn read_rest<R: AsyncBufRead + Unpin>(
 
 /// A length field: absent is 0; anything but a whole number ≤ `limit` ends
 /// the connection (what follows cannot be found without it).
-fn length(header: &Map<String, Value>, key: &'static str, limit: usize) -> Result<usize, FrameError> {
+fn length(
+    header: &Map<String, Value>,
+    key: &'static str,
+    limit: usize,
+) -> Result<usize, FrameError> {
     match header.get(key) {
         None | Some(Value::Null) => Ok(0),
         Some(v) => {
@@ -212,7 +220,8 @@ fn length(header: &Map<String, Value>, key: &'static str, limit: usize) -> Resul
 
 /// Reads and drops `n` bytes (already checked against the limit).
 async fn skip<R: AsyncBufRead + Unpin>(reader: &mut R, n: usize) -> Result<(), FrameError> {
-    let copied = tokio::io::copy(&mut (&mut *reader).take(n as u64), &mut tokio::io::sink()).await?;
+    let copied =
+        tokio::io::copy(&mut (&mut *reader).take(n as u64), &mut tokio::io::sink()).await?;
     if copied < n as u64 {
         return Err(FrameError::Closed);
     }
@@ -292,7 +301,9 @@ mod tests {
         e.payload = vec![1, 2, 3];
         let mut wire = Vec::new();
         write_event(&mut wire, &e).await.unwrap();
-        let header = String::from_utf8_lossy(&wire[..wire.iter().position(|&b| b == b'\n').unwrap()]).into_owned();
+        let header =
+            String::from_utf8_lossy(&wire[..wire.iter().position(|&b| b == b'\n').unwrap()])
+                .into_owned();
         assert!(header.contains("\"data_length\""), "{header}");
         assert!(header.contains("\"payload_length\":3"), "{header}");
         assert_eq!(read_all(&wire).await, vec![Ok(e)]);
@@ -310,26 +321,47 @@ mod tests {
     #[tokio::test]
     async fn malformed_lines_are_skipped_and_lengths_are_bounded() {
         let got = read_all(b"not json\n\n{\"type\":\"ping\"}\n{\"data\":{}}\n").await;
-        assert!(got[0].as_ref().unwrap_err().starts_with("invalid_json"), "{got:?}");
+        assert!(
+            got[0].as_ref().unwrap_err().starts_with("invalid_json"),
+            "{got:?}"
+        );
         assert_eq!(got[1].as_ref().unwrap().kind, "ping");
-        assert!(got[2].as_ref().unwrap_err().contains("no string `type`"), "{got:?}");
+        assert!(
+            got[2].as_ref().unwrap_err().contains("no string `type`"),
+            "{got:?}"
+        );
         // Too long: refused before reading (or allocating) the bytes.
         for (wire, what) in [
-            (b"{\"type\":\"x\",\"data_length\":65}\n".as_slice(), "data_length of 65"),
-            (b"{\"type\":\"x\",\"payload_length\":99999999999}\n".as_slice(), "payload_length of 99999999999"),
+            (
+                b"{\"type\":\"x\",\"data_length\":65}\n".as_slice(),
+                "data_length of 65",
+            ),
+            (
+                b"{\"type\":\"x\",\"payload_length\":99999999999}\n".as_slice(),
+                "payload_length of 99999999999",
+            ),
             (&[b'x'; 200][..], "a header line of 65"),
         ] {
             let got = read_all(wire).await;
             let e = got[0].as_ref().unwrap_err();
             assert!(e.starts_with("invalid_input") && e.contains(what), "{e}");
         }
-        for bad in [b"{\"type\":\"x\",\"data_length\":-1}\n".as_slice(), b"{\"type\":\"x\",\"payload_length\":\"7\"}\n"] {
+        for bad in [
+            b"{\"type\":\"x\",\"data_length\":-1}\n".as_slice(),
+            b"{\"type\":\"x\",\"payload_length\":\"7\"}\n",
+        ] {
             let got = read_all(bad).await;
-            assert!(got[0].as_ref().unwrap_err().contains("not a byte count"), "{got:?}");
+            assert!(
+                got[0].as_ref().unwrap_err().contains("not a byte count"),
+                "{got:?}"
+            );
         }
         // Cut off in the middle of an event.
         let got = read_all(b"{\"type\":\"x\",\"payload_length\":10}\nabc").await;
-        assert!(got[0].as_ref().unwrap_err().starts_with("timeout"), "{got:?}");
+        assert!(
+            got[0].as_ref().unwrap_err().starts_with("timeout"),
+            "{got:?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]

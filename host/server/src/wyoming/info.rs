@@ -64,7 +64,12 @@ fn voice(v: &VoiceEntry) -> Value {
         .language
         .as_ref()
         .and_then(|l| l.name_english.clone())
-        .map(|lang| format!("{lang}, {} quality", c.audio.quality.as_deref().unwrap_or("unknown")));
+        .map(|lang| {
+            format!(
+                "{lang}, {} quality",
+                c.audio.quality.as_deref().unwrap_or("unknown")
+            )
+        });
     json!({
         "name": v.name,
         "attribution": {

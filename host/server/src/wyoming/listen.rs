@@ -30,7 +30,11 @@ pub struct Frontend {
 }
 
 impl Frontend {
-    pub fn new(config: &WyomingConfig, service: Arc<TtsService>, cache: Arc<AudioCache>) -> Frontend {
+    pub fn new(
+        config: &WyomingConfig,
+        service: Arc<TtsService>,
+        cache: Arc<AudioCache>,
+    ) -> Frontend {
         Frontend {
             service,
             cache,
@@ -69,7 +73,12 @@ pub async fn start(
         bound.push((socket, l.pipeline.clone()));
     }
     for (socket, pipeline) in bound {
-        tokio::spawn(accept_loop(socket, pipeline, frontend.clone(), stop.clone()));
+        tokio::spawn(accept_loop(
+            socket,
+            pipeline,
+            frontend.clone(),
+            stop.clone(),
+        ));
     }
     Ok(())
 }

@@ -196,7 +196,9 @@ mod tests {
         let l: Listener = "tcp://127.0.0.1:10200".parse().unwrap();
         assert_eq!(l.address, Address::Tcp("127.0.0.1:10200".parse().unwrap()));
         assert_eq!(l.pipeline, None);
-        let l: Listener = "unix:///run/voxpipe.sock?pipeline=sichuanese".parse().unwrap();
+        let l: Listener = "unix:///run/voxpipe.sock?pipeline=sichuanese"
+            .parse()
+            .unwrap();
         assert_eq!(l.address, Address::Unix("/run/voxpipe.sock".into()));
         assert_eq!(l.pipeline.as_deref(), Some("sichuanese"));
         assert_eq!(l.to_string().parse::<Listener>().unwrap(), l);

@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::tts::{SynthesisRequest, TtsService, TtsError};
+use crate::tts::{SynthesisRequest, TtsError, TtsService};
 
 /// The voice a client asked for.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -119,7 +119,10 @@ mod tests {
         let w = voice_wish(&data(json!({"voice": {"name": "v", "speaker": 2}}))).unwrap();
         assert_eq!(w.name.as_deref(), Some("v"));
         assert_eq!(w.speaker.as_deref(), Some("2"));
-        let w = voice_wish(&data(json!({"voice": {"language": "en_US"}, "text_format": "text"}))).unwrap();
+        let w = voice_wish(&data(
+            json!({"voice": {"language": "en_US"}, "text_format": "text"}),
+        ))
+        .unwrap();
         assert_eq!(w.language.as_deref(), Some("en_US"));
         assert_eq!(voice_wish(&data(json!({}))).unwrap(), VoiceWish::default());
         for bad in [
@@ -129,7 +132,11 @@ mod tests {
             json!({"text_format": "ssml"}),
             json!({"text_format": "markdown"}),
         ] {
-            assert_eq!(voice_wish(&data(bad.clone())).unwrap_err().kind(), "invalid_input", "{bad}");
+            assert_eq!(
+                voice_wish(&data(bad.clone())).unwrap_err().kind(),
+                "invalid_input",
+                "{bad}"
+            );
         }
         assert!(voice_wish(&data(json!({"text_format": "ssml"})))
             .unwrap_err()
@@ -137,6 +144,9 @@ mod tests {
             .contains("SSML is not supported yet"));
         assert_eq!(text(&data(json!({"text": "Hi."}))).unwrap(), "Hi.");
         assert_eq!(text(&data(json!({}))).unwrap_err().kind(), "invalid_input");
-        assert_eq!(text(&data(json!({"text": 5}))).unwrap_err().kind(), "invalid_input");
+        assert_eq!(
+            text(&data(json!({"text": 5}))).unwrap_err().kind(),
+            "invalid_input"
+        );
     }
 }

@@ -62,7 +62,9 @@ impl SentenceSplitter {
             }
             if ".!?…;".contains(c) {
                 let mut end = i + 1;
-                while end < chars.len() && (is_closer(chars[end].1) || ".!?…".contains(chars[end].1)) {
+                while end < chars.len()
+                    && (is_closer(chars[end].1) || ".!?…".contains(chars[end].1))
+                {
                     end += 1;
                 }
                 // Complete only once whitespace is seen after it.
@@ -111,7 +113,11 @@ mod tests {
     #[test]
     fn a_sentence_is_yielded_once_whitespace_follows_its_end() {
         let (y, rest) = run(&["Hel", "lo wor", "ld.", " How a", "re you? I'm", " fine"]);
-        assert_eq!(y[2], Vec::<String>::new(), "'.' at the end of a piece may be '3.5'");
+        assert_eq!(
+            y[2],
+            Vec::<String>::new(),
+            "'.' at the end of a piece may be '3.5'"
+        );
         assert_eq!(y[3], vec!["Hello world.".to_string()]);
         assert_eq!(y[4], vec!["How are you?".to_string()]);
         assert_eq!(rest.as_deref(), Some("I'm fine"));
@@ -119,7 +125,10 @@ mod tests {
 
     #[test]
     fn numbers_abbreviations_and_initials_do_not_end_sentences() {
-        let (y, rest) = run(&["It costs 3.50 dollars, said Dr. Smith and J. R. R. Tolkien. ", "Next"]);
+        let (y, rest) = run(&[
+            "It costs 3.50 dollars, said Dr. Smith and J. R. R. Tolkien. ",
+            "Next",
+        ]);
         assert_eq!(
             y[0],
             vec!["It costs 3.50 dollars, said Dr. Smith and J. R. R. Tolkien.".to_string()]
@@ -130,7 +139,10 @@ mod tests {
     #[test]
     fn closing_quotes_ellipses_cjk_and_blank_lines() {
         let (y, _) = run(&["He said \"stop!\" Then... ", "silence.\n\nA list"]);
-        assert_eq!(y[0], vec!["He said \"stop!\"".to_string(), "Then...".to_string()]);
+        assert_eq!(
+            y[0],
+            vec!["He said \"stop!\"".to_string(), "Then...".to_string()]
+        );
         assert_eq!(y[1], vec!["silence.".to_string()]);
         let (y, rest) = run(&["你好。今天", "天气很好！明"]);
         assert_eq!(y[0], vec!["你好。".to_string()]);

@@ -25,7 +25,9 @@ impl Drop for Running {
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 fn wait_for_port(port: u16, child: &mut Child, what: &str) -> anyhow::Result<()> {
@@ -64,7 +66,9 @@ fn parse_summary(report: &str, server: &str, mode: &str) -> Option<Row> {
     let summary = report.split("Summary (lower is better)").nth(1)?;
     let section = summary.split(&format!("[{mode}]")).nth(1)?;
     let section = section.split("\n[").next()?;
-    let line = section.lines().find(|l| l.trim_start().starts_with(server))?;
+    let line = section
+        .lines()
+        .find(|l| l.trim_start().starts_with(server))?;
     // server label, ok, TTFT_mean, TTFT_p95, Total_mean, RTF_norm, RTF_adj, RTF_act, audio_dur
     let fields: Vec<&str> = line.split_whitespace().collect();
     let n = fields.len();
@@ -78,7 +82,12 @@ fn parse_summary(report: &str, server: &str, mode: &str) -> Option<Row> {
     })
 }
 
-pub(super) fn wyoming_bench(rounds: usize, warmup: usize, voice: &str, voices: &str) -> anyhow::Result<()> {
+pub(super) fn wyoming_bench(
+    rounds: usize,
+    warmup: usize,
+    voice: &str,
+    voices: &str,
+) -> anyhow::Result<()> {
     let root = repo_root();
     let plugins = super::built_plugins()?;
     let (http, vox, piper) = (free_port()?, free_port()?, free_port()?);
@@ -99,8 +108,19 @@ pub(super) fn wyoming_bench(rounds: usize, warmup: usize, voice: &str, voices: &
     let mut wyoming_piper = Running(
         Command::new("python3")
             .current_dir(&root)
-            .args(["-m", "wyoming_piper", "--voice", voice, "--data-dir", voices])
-            .args(["--uri", &format!("tcp://127.0.0.1:{piper}"), "--local-files-only"])
+            .args([
+                "-m",
+                "wyoming_piper",
+                "--voice",
+                voice,
+                "--data-dir",
+                voices,
+            ])
+            .args([
+                "--uri",
+                &format!("tcp://127.0.0.1:{piper}"),
+                "--local-files-only",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -112,13 +132,21 @@ pub(super) fn wyoming_bench(rounds: usize, warmup: usize, voice: &str, voices: &
     eprintln!("wyoming-bench: voxpipe {vox_name}, wyoming-piper {piper_name}, {rounds} rounds");
     let out = Command::new("wyoming-bench")
         .args(["tts", &vox_name, &piper_name, "--config", &config])
-        .args(["--rounds", &rounds.to_string(), "--warmup", &warmup.to_string()])
+        .args([
+            "--rounds",
+            &rounds.to_string(),
+            "--warmup",
+            &warmup.to_string(),
+        ])
         .args(["--timeout", "120"])
         .output()
         .context("wyoming-bench (.ci/setup installs it)")?;
     let report = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
-        bail!("wyoming-bench failed:\n{report}\n{}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "wyoming-bench failed:\n{report}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let row = |server: &str, mode: &str| {
         parse_summary(&report, server, mode)
@@ -132,7 +160,10 @@ pub(super) fn wyoming_bench(rounds: usize, warmup: usize, voice: &str, voices: &
         let v = row(&vox_name, mode)?;
         let p = row(&piper_name, mode)?;
         for (name, r) in [("voxpipe", v), ("wyoming-piper", p)] {
-            println!("| {mode} | {name} | {} | {:.1} | {:.1} |", r.ok, r.ttft_ms, r.total_ms);
+            println!(
+                "| {mode} | {name} | {} | {:.1} | {:.1} |",
+                r.ok, r.ttft_ms, r.total_ms
+            );
         }
         ratios.push((mode, v.ttft_ms / p.ttft_ms, v.total_ms / p.total_ms));
     }
@@ -140,9 +171,15 @@ pub(super) fn wyoming_bench(rounds: usize, warmup: usize, voice: &str, voices: &
     println!("|---|---:|---:|---|");
     for (mode, ttft, total) in ratios {
         let goal = if mode == "non_streaming" {
-            format!("total ≤ 0.5: {}", if total <= 0.5 { "met" } else { "not met" })
+            format!(
+                "total ≤ 0.5: {}",
+                if total <= 0.5 { "met" } else { "not met" }
+            )
         } else {
-            format!("first audio ≤ 0.5: {}", if ttft <= 0.5 { "met" } else { "not met" })
+            format!(
+                "first audio ≤ 0.5: {}",
+                if ttft <= 0.5 { "met" } else { "not met" }
+            )
         };
         println!("| {mode} | {ttft:.2} | {total:.2} | {goal} |");
     }
