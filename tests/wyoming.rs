@@ -121,6 +121,27 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap()
 }
 
+/// Waits until no synthesis runs or waits (a cancelled one frees its slot
+/// at its next step), so that the next request is admitted.
+fn wait_idle(port: u16) {
+    let started = Instant::now();
+    loop {
+        let m = get(port, "/metrics").text();
+        let busy = m.lines().any(|l| {
+            (l.starts_with("tts_requests_in_flight{") || l.starts_with("tts_queue_length{"))
+                && !l.ends_with(" 0")
+        });
+        if !busy {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "still busy:\n{m}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn log_lines(server: &Server) -> Vec<Value> {
     server
         .log_text()
@@ -155,6 +176,10 @@ fn home_assistant_clients_and_hostile_bytes() {
             &format!("tcp://127.0.0.1:{port}"),
             "--wyoming",
             &format!("unix://{}?pipeline=nope", unix.display()),
+            "--concurrency",
+            "1",
+            "--queue",
+            "0",
         ],
         &[],
     );
@@ -220,6 +245,7 @@ fn home_assistant_clients_and_hostile_bytes() {
 
     // Every refusal is an error event with the HTTP API's code, and the
     // connection stays usable.
+    wait_idle(server.port);
     let e = client("errors", port, &unix);
     eprintln!("errors: {e:#}");
     assert!(
@@ -234,7 +260,13 @@ fn home_assistant_clients_and_hostile_bytes() {
         .unwrap()
         .contains("not loaded"));
 
+    assert!(
+        e["overloaded"].as_str().unwrap().contains("capacity"),
+        "{e}"
+    );
+
     bounds(&server, port);
+    wait_idle(server.port);
 
     // wyoming-bench, the public benchmark client, both modes.
     let out = Command::new("wyoming-bench")
@@ -282,13 +314,15 @@ fn home_assistant_clients_and_hostile_bytes() {
     let metrics = get(server.port, "/metrics").text();
     for want in [
         r#"tts_requests_total{status="success",model="en_US-joe-medium",language="en-US",frontend="wyoming"}"#,
-        r#"tts_requests_total{status="cancelled",model="en_US-joe-medium",language="en-US",frontend="wyoming"} 1"#,
+        r#"tts_requests_total{status="cancelled",model="en_US-joe-medium",language="en-US",frontend="wyoming"} 2"#,
         r#"tts_errors_total{error_type="unknown_speaker",frontend="wyoming"} 1"#,
+        r#"tts_errors_total{error_type="overloaded",frontend="wyoming"} 1"#,
         r#"tts_time_to_first_audio_seconds_count{model="en_US-joe-medium",language="en-US",frontend="wyoming"}"#,
     ] {
         assert!(metrics.contains(want), "missing {want} in\n{metrics}");
     }
     // HTTP served on throughout.
+    wait_idle(server.port);
     let r = post_json(
         server.port,
         "/v1/tts",

@@ -183,6 +183,15 @@ async def errors(port, unix):
         out["missing_pipeline_description"] = info.tts[0].description
         out["unknown_pipeline"] = await expect_error(c, Synthesize("Hi.").event(),
                                                      "unknown_pipeline")
+    # The shared admission queue (the server runs with one slot and no queue):
+    # a client that stops reading holds the slot with its synthesis, and the
+    # next request is refused at once, as HTTP's 503 is.
+    async with AsyncTcpClient("127.0.0.1", port) as holder:
+        await holder.write_event(Synthesize("One. Two. Three. Four. Five. Six.").event())
+        while not AudioChunk.is_type((await read(holder)).type):
+            pass
+        async with AsyncTcpClient("127.0.0.1", port) as c:
+            out["overloaded"] = await expect_error(c, Synthesize("Hi.").event(), "overloaded")
     return out
 
 

@@ -202,7 +202,7 @@ impl TtsService {
     fn run_admitted(
         &self,
         job: Job,
-        _admitted: Admitted,
+        admitted: Admitted,
         streaming: bool,
         mut timings: Timings,
         tx: mpsc::Sender<StreamEvent>,
@@ -249,6 +249,10 @@ impl TtsService {
                 StreamEvent::Failed(e, timings)
             }
         };
+        // The slot is free before the client hears the end, so a client that
+        // sends its next request on `Done` (a Wyoming stream's next sentence)
+        // is never refused by its own finished run.
+        drop(admitted);
         let _ = tx.blocking_send(last);
     }
 

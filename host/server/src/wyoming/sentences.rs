@@ -68,9 +68,7 @@ impl SentenceSplitter {
                     end += 1;
                 }
                 // Complete only once whitespace is seen after it.
-                let Some(&(b, next)) = chars.get(end) else {
-                    return None;
-                };
+                let &(b, next) = chars.get(end)?;
                 if !next.is_whitespace() {
                     continue;
                 }
