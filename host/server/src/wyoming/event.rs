@@ -271,7 +271,7 @@ mod tests {
 
     fn limits() -> ReadLimits {
         ReadLimits {
-            max_bytes: 64,
+            max_bytes: 128,
             idle: Duration::from_secs(5),
             event: Duration::from_secs(5),
         }
@@ -333,14 +333,14 @@ mod tests {
         // Too long: refused before reading (or allocating) the bytes.
         for (wire, what) in [
             (
-                b"{\"type\":\"x\",\"data_length\":65}\n".as_slice(),
-                "data_length of 65",
+                b"{\"type\":\"x\",\"data_length\":129}\n".as_slice(),
+                "data_length of 129",
             ),
             (
                 b"{\"type\":\"x\",\"payload_length\":99999999999}\n".as_slice(),
                 "payload_length of 99999999999",
             ),
-            (&[b'x'; 200][..], "a header line of 65"),
+            (&[b'x'; 200][..], "a header line of 129"),
         ] {
             let got = read_all(wire).await;
             let e = got[0].as_ref().unwrap_err();
