@@ -460,11 +460,11 @@ fn metrics_have_the_seed_names_labels_and_buckets() {
     assert_eq!(m.status, 200);
     assert!(m.header("content-type").unwrap().starts_with("text/plain"));
     let text = m.text();
-    let labels = r#"model="en_US-joe-medium",language="en-US""#;
+    let labels = r#"model="en_US-joe-medium",language="en-US",frontend="http""#;
     for want in [
         format!(r#"tts_requests_total{{status="success",{labels}}} 1"#),
-        r#"tts_requests_total{status="error",model="unknown",language="unknown"} 1"#.into(),
-        r#"tts_errors_total{error_type="invalid_input"} 1"#.into(),
+        r#"tts_requests_total{status="error",model="unknown",language="unknown",frontend="http"} 1"#.into(),
+        r#"tts_errors_total{error_type="invalid_input",frontend="http"} 1"#.into(),
         r#"tts_cache_misses_total 1"#.into(),
         r#"tts_pipeline_reloads_total{result="ok"} 1"#.into(),
         format!(r#"tts_synthesis_duration_seconds_count{{{labels}}} 1"#),

@@ -31,6 +31,8 @@ pub struct ServerConfig {
     pub plugins: PluginsConfig,
     pub auth: AuthConfig,
     pub telemetry: TelemetryConfig,
+    /// The Wyoming protocol front end (docs/home-assistant.md).
+    pub wyoming: crate::wyoming::WyomingConfig,
 }
 
 /// Bounds on loading plugins (docs/server.md, `[plugins]`).
@@ -145,6 +147,7 @@ impl Default for ServerConfig {
             plugins: PluginsConfig::default(),
             auth: AuthConfig::default(),
             telemetry: TelemetryConfig::default(),
+            wyoming: crate::wyoming::WyomingConfig::default(),
         }
     }
 }
@@ -268,6 +271,7 @@ impl ServerConfig {
             "telemetry.log_format must be \"json\" or \"text\", not {:?}",
             t.log_format
         );
+        self.wyoming.validate(l.max_text_chars)?;
         Ok(())
     }
 }
@@ -300,6 +304,13 @@ mod tests {
             d.telemetry.instruct_max_chars
         );
         assert_eq!(c.telemetry.log_format, d.telemetry.log_format);
+        let (w, dw) = (&c.wyoming, &d.wyoming);
+        assert_eq!(w.listeners, dw.listeners);
+        assert_eq!(w.max_connections, dw.max_connections);
+        assert_eq!(w.idle_timeout_s, dw.idle_timeout_s);
+        assert_eq!(w.event_timeout_s, dw.event_timeout_s);
+        assert_eq!(w.max_event_kib, dw.max_event_kib);
+        assert_eq!(w.samples_per_chunk, dw.samples_per_chunk);
     }
 
     #[test]

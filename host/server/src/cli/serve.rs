@@ -29,7 +29,8 @@ serves pipelines/default.toml with voices/en_US-joe-medium on 127.0.0.1:8080.\n\
 Examples:\n  \
 voxpipe serve\n  \
 voxpipe serve --config examples/server.toml --bind 0.0.0.0:8080\n  \
-curl -s localhost:8080/v1/tts -d '{\"text\":\"Hello!\"}' -o hello.wav\n\n\
+curl -s localhost:8080/v1/tts -d '{\"text\":\"Hello!\"}' -o hello.wav\n  \
+voxpipe serve --wyoming tcp://0.0.0.0:10200 --wyoming 'tcp://0.0.0.0:10201?pipeline=sichuanese'\n\n\
 Telemetry (docs/observability.md): JSON log lines on stdout with trace ids; Prometheus \
 metrics at /metrics; traces and logs over OTLP when an endpoint is set, e.g.\n  \
 OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 OTEL_EXPORTER_OTLP_PROTOCOL=grpc voxpipe serve"
@@ -68,6 +69,11 @@ pub struct ServeArgs {
     /// Rescan interval for changes the OS does not report [default: 2000].
     #[arg(long, value_name = "MS")]
     poll_ms: Option<u64>,
+    /// Also serve the Wyoming protocol (Home Assistant) at tcp://HOST:PORT or
+    /// unix://PATH, with the default pipeline or `?pipeline=NAME`; repeatable,
+    /// replaces the config's wyoming.listeners (docs/home-assistant.md).
+    #[arg(long = "wyoming", value_name = "URI")]
+    wyoming: Vec<voxpipe::wyoming::Listener>,
 }
 
 impl ServeArgs {
@@ -106,6 +112,9 @@ impl ServeArgs {
         }
         if let Some(v) = self.poll_ms {
             c.poll_ms = v;
+        }
+        if !self.wyoming.is_empty() {
+            c.wyoming.listeners = self.wyoming.iter().map(ToString::to_string).collect();
         }
         for (var, keys) in [
             ("VOXPIPE_API_KEYS", &mut c.auth.api_keys),
@@ -211,13 +220,19 @@ impl ServeArgs {
             "synthesis ready"
         );
         let shutting_down = Arc::new(AtomicBool::new(false));
+        let cache = Arc::new(AudioCache::new(config.cache.max_mb << 20));
+        let wyoming = Arc::new(voxpipe::wyoming::Frontend::new(
+            &config.wyoming,
+            service.clone(),
+            cache.clone(),
+        ));
         let app = router(AppState {
             metrics: Some(metrics),
             instance: voxpipe::telemetry::metrics::instance_name(&config.telemetry),
             registry,
             default_pipeline: config.default_pipeline.clone(),
             service,
-            cache: Arc::new(AudioCache::new(config.cache.max_mb << 20)),
+            cache,
             auth: Arc::new(Auth::new(&config.auth.api_keys, &config.auth.admin_keys)),
             shutting_down: shutting_down.clone(),
         });
@@ -228,6 +243,13 @@ impl ServeArgs {
                 .with_context(|| format!("binding {}", config.bind))?;
             tracing::info!(addr = %listener.local_addr()?, "voxpipe listening");
             let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+            let listeners = config
+                .wyoming
+                .listeners
+                .iter()
+                .map(|l| l.parse().map_err(anyhow::Error::msg))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            voxpipe::wyoming::start(&listeners, wyoming, stop_rx.clone()).await?;
             let server = axum::serve(listener, app).with_graceful_shutdown(async move {
                 shutdown_signal().await;
                 shutting_down.store(true, Ordering::Relaxed);

@@ -21,7 +21,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 pub use auth::Auth;
-pub use cache::AudioCache;
+pub use cache::{job_key, AudioCache, CachedAudio};
 pub use error::ApiError;
 
 use crate::pipeline::PipelineRegistry;

@@ -126,6 +126,7 @@ pub(super) async fn deliver(
             .language
             .clone()
             .unwrap_or_else(|| "unknown".into()),
+        ..RequestLabels::default()
     });
     if delivery == Delivery::Whole {
         return whole(state, ex, job, format).await;

@@ -54,7 +54,7 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
 }
 
 fn describe() {
-    describe_counter!(REQUESTS, "Finished synthesis requests by status (success, error, cancelled), model (voice) and language.");
+    describe_counter!(REQUESTS, "Finished synthesis requests by status (success, error, cancelled), model (voice), language and frontend (http, wyoming).");
     describe_histogram!(
         SYNTHESIS_SECONDS,
         metrics::Unit::Seconds,
@@ -84,7 +84,7 @@ fn describe() {
     );
     describe_counter!(
         ERRORS,
-        "Failed requests by API error type (oom, timeout, invalid_input, ...)."
+        "Failed requests by API error type (oom, timeout, invalid_input, ...) and frontend."
     );
     describe_histogram!(
         STAGE_SECONDS,
@@ -119,11 +119,13 @@ pub fn instance_name(config: &TelemetryConfig) -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
-/// The `model` and `language` labels of one request.
+/// The `model`, `language` and `frontend` labels of one request.
 #[derive(Debug, Clone)]
 pub struct RequestLabels {
     pub model: String,
     pub language: String,
+    /// The protocol the request came in by: `http` or `wyoming`.
+    pub frontend: &'static str,
 }
 
 impl Default for RequestLabels {
@@ -131,6 +133,7 @@ impl Default for RequestLabels {
         RequestLabels {
             model: "unknown".into(),
             language: "unknown".into(),
+            frontend: "http",
         }
     }
 }
@@ -156,27 +159,35 @@ pub fn request_finished(labels: &RequestLabels, outcome: Outcome<'_>) {
         Outcome::Failed(_) => "error",
         Outcome::Cancelled => "cancelled",
     };
-    let (model, language) = (labels.model.clone(), labels.language.clone());
-    counter!(REQUESTS, "status" => status, "model" => model.clone(), "language" => language.clone())
+    let (model, language, frontend) = (
+        labels.model.clone(),
+        labels.language.clone(),
+        labels.frontend,
+    );
+    counter!(REQUESTS, "status" => status, "model" => model.clone(), "language" => language.clone(), "frontend" => frontend)
         .increment(1);
     match outcome {
         Outcome::Synthesized {
             elapsed,
             audio_seconds,
         } => {
-            histogram!(SYNTHESIS_SECONDS, "model" => model.clone(), "language" => language.clone())
+            histogram!(SYNTHESIS_SECONDS, "model" => model.clone(), "language" => language.clone(), "frontend" => frontend)
                 .record(elapsed.as_secs_f64());
-            histogram!(AUDIO_SECONDS, "model" => model, "language" => language)
+            histogram!(AUDIO_SECONDS, "model" => model, "language" => language, "frontend" => frontend)
                 .record(audio_seconds);
         }
-        Outcome::Failed(kind) => counter!(ERRORS, "error_type" => kind.to_string()).increment(1),
-        Outcome::Cancelled => counter!(ERRORS, "error_type" => "cancelled").increment(1),
+        Outcome::Failed(kind) => {
+            counter!(ERRORS, "error_type" => kind.to_string(), "frontend" => frontend).increment(1)
+        }
+        Outcome::Cancelled => {
+            counter!(ERRORS, "error_type" => "cancelled", "frontend" => frontend).increment(1)
+        }
         Outcome::Cached => {}
     }
 }
 
 pub fn first_audio(labels: &RequestLabels, elapsed: Duration) {
-    histogram!(FIRST_AUDIO_SECONDS, "model" => labels.model.clone(), "language" => labels.language.clone())
+    histogram!(FIRST_AUDIO_SECONDS, "model" => labels.model.clone(), "language" => labels.language.clone(), "frontend" => labels.frontend)
         .record(elapsed.as_secs_f64());
 }
 

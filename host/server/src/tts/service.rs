@@ -257,6 +257,10 @@ impl TtsService {
                 StreamEvent::Failed(e, timings)
             }
         };
+        // The slot is free before the client hears the end, so a client that
+        // sends its next request on `Done` (a Wyoming stream's next sentence)
+        // is never refused by its own finished run.
+        drop(admitted);
         let _ = tx.blocking_send(last);
     }
 

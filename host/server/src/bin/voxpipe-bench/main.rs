@@ -21,6 +21,9 @@
 //!
 //! `cargo run --release --bin voxpipe-bench -- sandbox` — each class of
 //! hostile plugin: time to its typed error, peak RSS of the host.
+//!
+//! `cargo run --release --bin voxpipe-bench -- wyoming` — voxpipe's Wyoming
+//! listener next to wyoming-piper in one wyoming-bench run (see wyoming.rs).
 
 mod bounded;
 mod conv;
@@ -28,6 +31,7 @@ mod engine;
 mod http;
 mod sandbox;
 mod telemetry;
+mod wyoming;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -104,6 +108,22 @@ enum Bench {
     /// to first audio with a long first sentence, stopping at the deadline
     /// and on hang-up.
     Bounded,
+    /// The Wyoming front end next to wyoming-piper (same voice and texts),
+    /// in one wyoming-bench run: time to first audio, total time, ratios.
+    Wyoming {
+        /// wyoming-bench rounds (each synthesizes its 4 texts per mode).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Untimed warm-up runs per mode and server.
+        #[arg(long, default_value_t = 1)]
+        warmup: usize,
+        /// The voice both servers speak with.
+        #[arg(long, default_value = "en_US-joe-medium")]
+        voice: String,
+        /// Folder of Piper voices (both servers read it).
+        #[arg(long, default_value = "voices", value_name = "DIR")]
+        voices: String,
+    },
     /// First-party plugins: per-call time on realistic inputs.
     Plugins {
         /// Calls measured per text/style plugin.
@@ -128,6 +148,12 @@ fn main() -> anyhow::Result<()> {
         Bench::Sandbox => sandbox::sandbox_bench(),
         Bench::Bounded => bounded::bounded_bench(),
         Bench::Conv { reps } => conv::conv_bench(reps),
+        Bench::Wyoming {
+            rounds,
+            warmup,
+            voice,
+            voices,
+        } => wyoming::wyoming_bench(rounds, warmup, &voice, &voices),
         Bench::Http { requests } => http::http_bench(requests),
         Bench::Telemetry { requests } => telemetry::telemetry_bench(requests),
         Bench::Engine {
