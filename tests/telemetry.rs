@@ -428,7 +428,7 @@ fn every_request_is_one_trace_of_its_stages_and_nothing_private_leaves() {
     assert_eq!(mapped_line["trace_id"], caller_trace);
     assert!(lines
         .iter()
-        .any(|l| l["target"] == "voxpipe_plugin" && l["trace_id"] == caller_trace));
+        .any(|l| l["target"] == "voxpipe::plugin" && l["trace_id"] == caller_trace));
     let records: Vec<(String, String)> = received
         .logs
         .lock()
