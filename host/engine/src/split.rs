@@ -26,17 +26,29 @@ pub fn phonemes_for_ids(max_ids: usize) -> usize {
 }
 
 /// `sentence` in pieces of at most `max` phonemes (see the module docs).
+#[cfg(test)]
 pub fn split_sentence(sentence: &Sentence, max: usize) -> Vec<Vec<String>> {
+    split_first_smaller(sentence, max, max)
+}
+
+/// [`split_sentence`] whose first piece has at most `first` phonemes: a stream's
+/// first audio then waits for a short model call, not for a long sentence.
+pub fn split_first_smaller(sentence: &Sentence, first: usize, max: usize) -> Vec<Vec<String>> {
     let p = &sentence.phonemes;
-    if p.len() <= max {
+    let first = first.clamp(2, max.max(2));
+    if p.len() <= first {
         return vec![p.clone()];
     }
-    // Room for the comma a piece may get.
-    let room = max.saturating_sub(1).max(1);
     let inside_inline = |cut: usize| sentence.inline.iter().any(|r| r.start < cut && cut < r.end);
     let mut pieces = Vec::new();
     let mut start = 0;
-    while p.len() - start > max {
+    loop {
+        let cap = if pieces.is_empty() { first } else { max };
+        if p.len() - start <= cap {
+            break;
+        }
+        // Room for the comma a piece may get.
+        let room = cap.saturating_sub(1).max(1);
         let end = start + room;
         // A cut at `c` means the piece is p[start..c]; never an empty piece.
         let allowed = |c: usize| c > start && !inside_inline(c);
@@ -117,6 +129,19 @@ mod tests {
             joined(&pieces)
         );
         assert_eq!(pieces.iter().map(Vec::len).sum::<usize>(), 25 + 2);
+    }
+
+    #[test]
+    fn the_first_piece_can_be_smaller() {
+        let s = sentence("aaa bbb ccc ddd, eee fff ggg hhh iii jjj kkk.");
+        let pieces = joined(&split_first_smaller(&s, 8, 40));
+        assert_eq!(
+            pieces,
+            ["aaa bbb,", "ccc ddd, eee fff ggg hhh iii jjj kkk."]
+        );
+        // Short enough already: untouched.
+        assert_eq!(split_first_smaller(&s, 100, 100), vec![s.phonemes.clone()]);
+        assert_eq!(split_sentence(&s, 30), split_first_smaller(&s, 30, 30));
     }
 
     #[test]

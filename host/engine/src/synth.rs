@@ -86,6 +86,11 @@ impl EngineError {
 /// is one long sentence of 15.6 s), so ordinary text is synthesized as before,
 /// while an unpunctuated paragraph becomes calls of bounded size.
 pub const DEFAULT_MAX_CALL_PHONEMES: usize = 400;
+/// Most phoneme ids of a stream's first model call by default: its first
+/// audio waits only for this much (measured with `voxpipe-bench bounded`: a
+/// ~120-id call takes ~100 ms here), and the rest of a long first sentence
+/// is made while that plays.
+pub const DEFAULT_FIRST_CALL_PHONEMES: usize = 120;
 /// Most phoneme ids one model call may have when a caller gives no cap: a
 /// piece longer than this is refused, not synthesized.
 pub const DEFAULT_MAX_SENTENCE_PHONEMES: usize = 2048;
@@ -224,17 +229,20 @@ impl LoadedVoice {
         phonemizer: &Phonemizer,
         text: &str,
     ) -> Result<Vec<Vec<i64>>, EngineError> {
-        self.sentence_ids_with(phonemizer, text, DEFAULT_MAX_CALL_PHONEMES, &|| false)
+        let cap = DEFAULT_MAX_CALL_PHONEMES;
+        self.sentence_ids_with(phonemizer, text, cap, cap, &|| false)
     }
 
     /// [`LoadedVoice::sentence_ids`] with the cap on ids per model call
-    /// (`max_ids`; a longer sentence is cut, see `split`), and `stop` asked
-    /// between espeak's clauses ([`EngineError::Stopped`]).
+    /// (`max_ids`; a longer sentence is cut, see `split`), a cap for the very
+    /// first call (`first_max_ids`: a stream's first audio waits only for it),
+    /// and `stop` asked between espeak's clauses ([`EngineError::Stopped`]).
     pub fn sentence_ids_with(
         &self,
         phonemizer: &Phonemizer,
         text: &str,
         max_ids: usize,
+        first_max_ids: usize,
         stop: &dyn Fn() -> bool,
     ) -> Result<Vec<Vec<i64>>, EngineError> {
         let config = &self.entry.config;
@@ -245,9 +253,15 @@ impl LoadedVoice {
                 e => e.into(),
             })?;
         let max_phonemes = split::phonemes_for_ids(max_ids);
+        let first_phonemes = split::phonemes_for_ids(first_max_ids.min(max_ids));
         let mut out = Vec::new();
         for sentence in sentences.iter().filter(|s| !s.phonemes.is_empty()) {
-            for piece in split::split_sentence(sentence, max_phonemes) {
+            let first = if out.is_empty() {
+                first_phonemes
+            } else {
+                max_phonemes
+            };
+            for piece in split::split_first_smaller(sentence, first, max_phonemes) {
                 let (ids, unknown) = Phonemizer::to_ids(&piece, &config.phoneme_id_map);
                 if !unknown.is_empty() {
                     tracing::warn!(voice = %self.entry.name, ?unknown, "phonemes the voice does not know were skipped");

@@ -167,10 +167,19 @@ impl Runner<'_> {
         };
         let sentences = span
             .in_scope(|| {
+                // A stream's first audio waits for the first model call only:
+                // it is kept short when audio goes out sentence by sentence
+                // (window by window, the decoder already sends early).
+                let first = if streaming && !pipeline.audio_streamable() {
+                    voxpipe_engine::synth::DEFAULT_FIRST_CALL_PHONEMES
+                } else {
+                    self.options.max_call_phonemes
+                };
                 voice.sentence_ids_with(
                     self.phonemizer,
                     &text,
                     self.options.max_call_phonemes,
+                    first,
                     &stop,
                 )
             })
