@@ -74,7 +74,14 @@ fn body(text: &str, stream: bool) -> String {
     serde_json::json!({ "text": text, "stream": stream }).to_string()
 }
 
-pub fn bounded_bench() -> anyhow::Result<()> {
+pub fn bounded_bench(only: Option<&str>) -> anyhow::Result<()> {
+    if let Some(part) = only {
+        anyhow::ensure!(
+            ["memory", "first-audio", "stop"].contains(&part),
+            "--only takes memory, first-audio or stop, not {part:?}"
+        );
+    }
+    let run = |part: &str| only.is_none_or(|o| o == part);
     let quiet = [("RUST_LOG", "warn")];
     let roomy =
         std::env::temp_dir().join(format!("voxpipe-bench-roomy-{}.toml", std::process::id()));
@@ -83,146 +90,155 @@ pub fn bounded_bench() -> anyhow::Result<()> {
         "[limits]\nmax_request_phonemes = 1000000\nrequest_timeout_s = 600.0\n",
     )?;
 
-    println!("## Peak memory per 5000-character input (default pipeline, a fresh server each)\n");
-    println!(
-        "With `max_request_phonemes` and the deadline raised so that every input runs \
+    if run("memory") {
+        println!(
+            "## Peak memory per 5000-character input (default pipeline, a fresh server each)\n"
+        );
+        println!(
+            "With `max_request_phonemes` and the deadline raised so that every input runs \
          (by default the first and fourth are refused at once: 413 request_too_large, \
          50 331 and 63 145 ids).\n"
-    );
-    println!("Streamed (the default pipeline's audio stages see each sentence) and whole (they see the utterance).\n");
-    println!("| input | mode | status | audio | wall | peak RSS above the loaded voice |");
-    println!("|---|---|---:|---:|---:|---:|");
-    for (name, text) in worst_inputs() {
-        for stream in [true, false] {
-            let server = start_with(&["--config", &roomy.to_string_lossy()], &quiet)?;
-            reset_peak(&server)?;
-            let before = status_bytes(&server, "VmRSS:")?;
-            let started = Instant::now();
-            let reply = call(server.1, "POST", "/v1/tts", &body(&text, stream))?;
-            let wall = started.elapsed();
-            let grew = status_bytes(&server, "VmHWM:")?.saturating_sub(before);
-            let seconds = reply.body.len().saturating_sub(44) as f64 / 2.0 / 22_050.0;
-            let status = if reply.status == 200 {
-                "200".to_string()
-            } else {
-                let kind = serde_json::from_slice::<serde_json::Value>(&reply.body)
-                    .ok()
-                    .and_then(|v| v["error"]["type"].as_str().map(str::to_string))
-                    .unwrap_or_default();
-                format!("{} {kind}", reply.status)
-            };
-            println!(
-                "| {name} | {} | {status} | {seconds:.0} s | {:.1} s | {} MiB |",
-                if stream { "stream" } else { "whole" },
-                wall.as_secs_f64(),
-                grew >> 20
-            );
+        );
+        println!("Streamed (the default pipeline's audio stages see each sentence) and whole (they see the utterance).\n");
+        println!("| input | mode | status | audio | wall | peak RSS above the loaded voice |");
+        println!("|---|---|---:|---:|---:|---:|");
+        for (name, text) in worst_inputs() {
+            for stream in [true, false] {
+                let server = start_with(&["--config", &roomy.to_string_lossy()], &quiet)?;
+                reset_peak(&server)?;
+                let before = status_bytes(&server, "VmRSS:")?;
+                let started = Instant::now();
+                let reply = call(server.1, "POST", "/v1/tts", &body(&text, stream))?;
+                let wall = started.elapsed();
+                let grew = status_bytes(&server, "VmHWM:")?.saturating_sub(before);
+                let seconds = reply.body.len().saturating_sub(44) as f64 / 2.0 / 22_050.0;
+                let status = if reply.status == 200 {
+                    "200".to_string()
+                } else {
+                    let kind = serde_json::from_slice::<serde_json::Value>(&reply.body)
+                        .ok()
+                        .and_then(|v| v["error"]["type"].as_str().map(str::to_string))
+                        .unwrap_or_default();
+                    format!("{} {kind}", reply.status)
+                };
+                println!(
+                    "| {name} | {} | {status} | {seconds:.0} s | {:.1} s | {} MiB |",
+                    if stream { "stream" } else { "whole" },
+                    wall.as_secs_f64(),
+                    grew >> 20
+                );
+            }
         }
     }
-
-    println!("\n## Time to first audio of a stream (median of 7)\n");
-    println!(
-        "`default`: its pitch and loudness stages are not streamable, so each sentence (or \
+    if run("first-audio") {
+        println!("\n## Time to first audio of a stream (median of 7)\n");
+        println!(
+            "`default`: its pitch and loudness stages are not streamable, so each sentence (or \
          piece of one) goes through them whole. `windows`: the same text stages and a \
          streamable trim stage, so the decoder's windows go out as they are made.\n"
-    );
-    println!("| pipeline | first sentence | first audio | whole stream |");
-    println!("|---|---|---:|---:|");
-    let dir = std::env::temp_dir().join(format!("voxpipe-bench-pipelines-{}", std::process::id()));
-    std::fs::create_dir_all(dir.join("tables"))?;
-    let root = super::repo_root();
-    std::fs::copy(
-        root.join("pipelines/default.toml"),
-        dir.join("default.toml"),
-    )?;
-    std::fs::copy(
-        root.join("pipelines/tables/instruct-style.toml"),
-        dir.join("tables/instruct-style.toml"),
-    )?;
-    std::fs::write(
-        dir.join("windows.toml"),
-        "name = \"windows\"\nvoice = \"en_US-joe-medium\"\nlanguage = \"en-US\"\n\n\
+        );
+        println!("| pipeline | first sentence | first audio | whole stream |");
+        println!("|---|---|---:|---:|");
+        let dir =
+            std::env::temp_dir().join(format!("voxpipe-bench-pipelines-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("tables"))?;
+        let root = super::repo_root();
+        std::fs::copy(
+            root.join("pipelines/default.toml"),
+            dir.join("default.toml"),
+        )?;
+        std::fs::copy(
+            root.join("pipelines/tables/instruct-style.toml"),
+            dir.join("tables/instruct-style.toml"),
+        )?;
+        std::fs::write(
+            dir.join("windows.toml"),
+            "name = \"windows\"\nvoice = \"en_US-joe-medium\"\nlanguage = \"en-US\"\n\n\
          [[stages]]\nkind = \"text\"\nname = \"normalize\"\nplugin = \"en-normalize\"\n\n\
          [[stages]]\nkind = \"model\"\n\n\
          [[stages]]\nkind = \"audio\"\nname = \"trim\"\nplugin = \"trim-fade\"\n",
-    )?;
-    let server = start_with(&["--pipelines", &dir.to_string_lossy()], &quiet)?;
-    let long =
-        "Loudness normalization, sentence splitting and pitch shifting all run as sandboxed \
+        )?;
+        let server = start_with(&["--pipelines", &dir.to_string_lossy()], &quiet)?;
+        let long =
+            "Loudness normalization, sentence splitting and pitch shifting all run as sandboxed \
                 plugins, while the voice itself runs natively, sentence by sentence, on the CPU \
                 or a GPU, and every stage appears as one span in a trace that an operator can \
                 open from a user's trace id. Then a short one.";
-    let long_no_commas = long.replace(',', "");
-    for pipeline in ["default", "windows"] {
-        for (name, text) in [
-            (
-                "short (\"Hi there.\")",
-                "Hi there. Then the rest of the text follows.",
-            ),
-            ("~620 ids, with commas", long),
-            ("~620 ids, no commas", long_no_commas.as_str()),
-        ] {
-            let mut first = Vec::new();
-            let mut total = Vec::new();
-            for i in 0..8 {
-                let b = serde_json::json!({
-                    "text": text, "stream": true, "seed": i, "pipeline": pipeline
-                })
-                .to_string();
-                let reply = call(server.1, "POST", "/v1/tts", &b)?;
-                anyhow::ensure!(reply.status == 200, "status {}", reply.status);
-                if i > 0 {
-                    // The first is a warm-up.
-                    first.push(reply.first_byte);
-                    total.push(reply.total);
+        let long_no_commas = long.replace(',', "");
+        for pipeline in ["default", "windows"] {
+            for (name, text) in [
+                (
+                    "short (\"Hi there.\")",
+                    "Hi there. Then the rest of the text follows.",
+                ),
+                ("~620 ids, with commas", long),
+                ("~620 ids, no commas", long_no_commas.as_str()),
+            ] {
+                let mut first = Vec::new();
+                let mut total = Vec::new();
+                for i in 0..8 {
+                    let b = serde_json::json!({
+                        "text": text, "stream": true, "seed": i, "pipeline": pipeline
+                    })
+                    .to_string();
+                    let reply = call(server.1, "POST", "/v1/tts", &b)?;
+                    anyhow::ensure!(reply.status == 200, "status {}", reply.status);
+                    if i > 0 {
+                        // The first is a warm-up.
+                        first.push(reply.first_byte);
+                        total.push(reply.total);
+                    }
                 }
+                let (first, total) = (stats(first), stats(total));
+                println!(
+                    "| {pipeline} | {name} | {} | {} |",
+                    ms(first.p50),
+                    ms(total.p50)
+                );
             }
-            let (first, total) = (stats(first), stats(total));
-            println!(
-                "| {pipeline} | {name} | {} | {} |",
-                ms(first.p50),
-                ms(total.p50)
-            );
         }
+        drop(server);
+        let _ = std::fs::remove_dir_all(&dir);
     }
-    drop(server);
-    let _ = std::fs::remove_dir_all(&dir);
-
-    println!("\n## Stopping a 5000-character synthesis (streamed, default pipeline)\n");
-    println!("| event | the server stopped after |");
-    println!("|---|---:|");
-    let config = std::env::temp_dir().join(format!("voxpipe-bench-{}.toml", std::process::id()));
-    std::fs::write(&config, "[limits]\nrequest_timeout_s = 5.0\n")?;
-    let server = start_with(&["--config", &config.to_string_lossy()], &quiet)?;
-    let text = fill("The quick brown fox jumps over the lazy dog near the river bank ");
-    // Deadline: the response ends (cut short) at 5 s; the synthesis stops then.
-    let started = Instant::now();
-    let _ = call(server.1, "POST", "/v1/tts", &body(&text, true));
-    let until_idle = |port: u16| {
-        let t = Instant::now();
-        while in_flight(port).is_some_and(|n| n > 0.0) && t.elapsed() < Duration::from_secs(120) {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    };
-    until_idle(server.1);
-    let after_deadline = started.elapsed().saturating_sub(Duration::from_secs(5));
-    println!("| the 5 s deadline | {} |", ms(after_deadline));
-    // Hang-up: read the first audio, then close the connection.
-    let mut s = TcpStream::connect(("127.0.0.1", server.1))?;
-    let b = body(&text, true);
-    write!(
+    if run("stop") {
+        println!("\n## Stopping a 5000-character synthesis (streamed, default pipeline)\n");
+        println!("| event | the server stopped after |");
+        println!("|---|---:|");
+        let config =
+            std::env::temp_dir().join(format!("voxpipe-bench-{}.toml", std::process::id()));
+        std::fs::write(&config, "[limits]\nrequest_timeout_s = 5.0\n")?;
+        let server = start_with(&["--config", &config.to_string_lossy()], &quiet)?;
+        let text = fill("The quick brown fox jumps over the lazy dog near the river bank ");
+        // Deadline: the response ends (cut short) at 5 s; the synthesis stops then.
+        let started = Instant::now();
+        let _ = call(server.1, "POST", "/v1/tts", &body(&text, true));
+        let until_idle = |port: u16| {
+            let t = Instant::now();
+            while in_flight(port).is_some_and(|n| n > 0.0) && t.elapsed() < Duration::from_secs(120)
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        };
+        until_idle(server.1);
+        let after_deadline = started.elapsed().saturating_sub(Duration::from_secs(5));
+        println!("| the 5 s deadline | {} |", ms(after_deadline));
+        // Hang-up: read the first audio, then close the connection.
+        let mut s = TcpStream::connect(("127.0.0.1", server.1))?;
+        let b = body(&text, true);
+        write!(
         s,
         "POST /v1/tts HTTP/1.1\r\nHost: b\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}",
         b.len()
     )?;
-    let mut buf = [0u8; 4096];
-    let _ = s.read(&mut buf)?;
-    std::thread::sleep(Duration::from_millis(500));
-    drop(s);
-    let closed = Instant::now();
-    until_idle(server.1);
-    println!("| the client hanging up | {} |", ms(closed.elapsed()));
-    let _ = std::fs::remove_file(&config);
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf)?;
+        std::thread::sleep(Duration::from_millis(500));
+        drop(s);
+        let closed = Instant::now();
+        until_idle(server.1);
+        println!("| the client hanging up | {} |", ms(closed.elapsed()));
+        let _ = std::fs::remove_file(&config);
+    }
     let _ = std::fs::remove_file(&roomy);
     Ok(())
 }

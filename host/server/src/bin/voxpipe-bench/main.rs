@@ -107,7 +107,11 @@ enum Bench {
     /// Bounded work per request: peak memory for the worst long inputs, time
     /// to first audio with a long first sentence, stopping at the deadline
     /// and on hang-up.
-    Bounded,
+    Bounded {
+        /// Run one table only: `memory`, `first-audio` or `stop`.
+        #[arg(long)]
+        only: Option<String>,
+    },
     /// The Wyoming front end next to wyoming-piper (same voice and texts),
     /// in one wyoming-bench run: time to first audio, total time, ratios.
     Wyoming {
@@ -146,7 +150,7 @@ fn main() -> anyhow::Result<()> {
         } => runtime_bench(calls, audio_calls, loads),
         Bench::Plugins { calls, audio_calls } => plugins_bench(calls, audio_calls),
         Bench::Sandbox => sandbox::sandbox_bench(),
-        Bench::Bounded => bounded::bounded_bench(),
+        Bench::Bounded { only } => bounded::bounded_bench(only.as_deref()),
         Bench::Conv { reps } => conv::conv_bench(reps),
         Bench::Wyoming {
             rounds,
