@@ -38,6 +38,9 @@ pub enum EngineError {
     /// The caller stopped the synthesis (its deadline passed or its client left).
     #[error("synthesis stopped by the caller")]
     Stopped,
+    /// The text makes more phoneme ids than the caller takes in all.
+    #[error("the text makes more than {limit} phoneme ids")]
+    TooManyIds { limit: usize },
 }
 
 impl From<VitsError> for EngineError {
@@ -74,6 +77,7 @@ impl EngineError {
             EngineError::Device(_) => "device",
             EngineError::OutOfMemory { .. } => "oom",
             EngineError::Stopped => "stopped",
+            EngineError::TooManyIds { .. } => "request_too_large",
         }
     }
 }
@@ -230,26 +234,34 @@ impl LoadedVoice {
         text: &str,
     ) -> Result<Vec<Vec<i64>>, EngineError> {
         let cap = DEFAULT_MAX_CALL_PHONEMES;
-        self.sentence_ids_with(phonemizer, text, cap, cap, &|| false)
+        self.sentence_ids_with(phonemizer, text, cap, cap, usize::MAX, &|| false)
     }
 
     /// [`LoadedVoice::sentence_ids`] with the cap on ids per model call
     /// (`max_ids`; a longer sentence is cut, see `split`), a cap for the very
     /// first call (`first_max_ids`: a stream's first audio waits only for it),
-    /// and `stop` asked between espeak's clauses ([`EngineError::Stopped`]).
+    /// `stop` asked between espeak's clauses ([`EngineError::Stopped`]), and
+    /// at most `max_total_ids` ids in all: a text that makes more is refused
+    /// as soon as phonemization passes the mark ([`EngineError::TooManyIds`]).
     pub fn sentence_ids_with(
         &self,
         phonemizer: &Phonemizer,
         text: &str,
         max_ids: usize,
         first_max_ids: usize,
+        max_total_ids: usize,
         stop: &dyn Fn() -> bool,
     ) -> Result<Vec<Vec<i64>>, EngineError> {
         let config = &self.entry.config;
+        // Two ids per phoneme (the phoneme and a pad), plus a few per sentence.
+        let budget = max_total_ids / 2;
         let sentences = phonemizer
-            .phonemize_marked(text, &config.espeak.voice, stop)
+            .phonemize_marked(text, &config.espeak.voice, budget, stop)
             .map_err(|e| match e {
                 PhonemizeError::Stopped => EngineError::Stopped,
+                PhonemizeError::TooManyPhonemes { .. } => EngineError::TooManyIds {
+                    limit: max_total_ids,
+                },
                 e => e.into(),
             })?;
         let max_phonemes = split::phonemes_for_ids(max_ids);

@@ -74,6 +74,9 @@ pub enum PhonemizeError {
     /// The caller stopped phonemization (its deadline passed or its client left).
     #[error("phonemization stopped by the caller")]
     Stopped,
+    /// The text makes more phonemes than the caller takes.
+    #[error("the text makes more than {limit} phonemes")]
+    TooManyPhonemes { limit: usize },
 }
 
 /// One sentence's phonemes, with where inline `[[ … ]]` phonemes (and ARPAbet
@@ -110,19 +113,22 @@ impl Phonemizer {
     /// ARPAbet runs (`[M][AY0][N][UW1][T]`) are converted to IPA first.
     pub fn phonemize(&self, text: &str, voice: &str) -> Result<Vec<Vec<String>>, PhonemizeError> {
         Ok(self
-            .phonemize_marked(text, voice, &|| false)?
+            .phonemize_marked(text, voice, usize::MAX, &|| false)?
             .into_iter()
             .map(|s| s.phonemes)
             .collect())
     }
 
     /// [`Phonemizer::phonemize`], with the inline phonemes of each sentence
-    /// marked, and `stop` asked between espeak's clauses (a text of thousands
-    /// of characters takes a while; a caller past its deadline stops early).
+    /// marked, `stop` asked between espeak's clauses and the text's parts (a
+    /// text of thousands of characters takes a while; a caller past its
+    /// deadline stops early), and at most `max_phonemes` made: past it,
+    /// [`PhonemizeError::TooManyPhonemes`] at once, not at the end.
     pub fn phonemize_marked(
         &self,
         text: &str,
         voice: &str,
+        max_phonemes: usize,
         stop: &dyn Fn() -> bool,
     ) -> Result<Vec<Sentence>, PhonemizeError> {
         if let Some(position) = text.find('\0') {
@@ -133,7 +139,16 @@ impl Phonemizer {
         ensure_initialized(&mut state)?;
         let mut sentences: Vec<Sentence> = Vec::new();
         let mut previous_was_phonemes = false;
+        let mut total = 0usize;
         for (index, part) in parts.iter().enumerate() {
+            if stop() {
+                return Err(PhonemizeError::Stopped);
+            }
+            if total > max_phonemes {
+                return Err(PhonemizeError::TooManyPhonemes {
+                    limit: max_phonemes,
+                });
+            }
             match part {
                 Part::Phonemes(inner) => {
                     previous_was_phonemes = true;
@@ -143,6 +158,7 @@ impl Phonemizer {
                     if let Some(last) = sentences.last_mut() {
                         let before = last.phonemes.len();
                         append_inline_phonemes(&mut last.phonemes, &parts, index, inner);
+                        total += last.phonemes.len() - before;
                         if last.phonemes.len() > before {
                             last.inline.push(before..last.phonemes.len());
                         }
@@ -151,6 +167,7 @@ impl Phonemizer {
                 Part::Text(text) => {
                     set_voice(voice)?;
                     let mut new = clauses_to_sentences(&espeak_clauses(text, voice, stop)?);
+                    total += new.iter().map(Vec::len).sum::<usize>();
                     if previous_was_phonemes && !new.is_empty() {
                         // Continue the sentence that the inline phonemes started.
                         let first = new.remove(0);
@@ -165,6 +182,11 @@ impl Phonemizer {
                     previous_was_phonemes = false;
                 }
             }
+        }
+        if total > max_phonemes {
+            return Err(PhonemizeError::TooManyPhonemes {
+                limit: max_phonemes,
+            });
         }
         if sentences.last().is_some_and(|s| s.phonemes.is_empty()) {
             sentences.pop();

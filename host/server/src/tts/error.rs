@@ -119,6 +119,10 @@ impl From<EngineError> for TtsError {
             }
             EngineError::OutOfMemory { .. } => TtsError::OutOfMemory(e.to_string()),
             EngineError::Stopped => TtsError::Stopped,
+            EngineError::TooManyIds { limit } => TtsError::RequestTooLarge(format!(
+                "the text makes more than {limit} phoneme ids; this server synthesizes at most \
+                 {limit} per request ([limits] max_request_phonemes)"
+            )),
             EngineError::NothingToSay => {
                 TtsError::InvalidInput("the text has nothing to say once normalized".into())
             }

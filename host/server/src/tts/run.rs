@@ -180,6 +180,7 @@ impl Runner<'_> {
                     &text,
                     self.options.max_call_phonemes,
                     first,
+                    self.options.max_request_phonemes,
                     &stop,
                 )
             })
