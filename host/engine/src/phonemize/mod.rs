@@ -144,11 +144,6 @@ impl Phonemizer {
             if stop() {
                 return Err(PhonemizeError::Stopped);
             }
-            if total > max_phonemes {
-                return Err(PhonemizeError::TooManyPhonemes {
-                    limit: max_phonemes,
-                });
-            }
             match part {
                 Part::Phonemes(inner) => {
                     previous_was_phonemes = true;
@@ -182,11 +177,12 @@ impl Phonemizer {
                     previous_was_phonemes = false;
                 }
             }
-        }
-        if total > max_phonemes {
-            return Err(PhonemizeError::TooManyPhonemes {
-                limit: max_phonemes,
-            });
+            // Refused as soon as the text passes the budget, not at its end.
+            if total > max_phonemes {
+                return Err(PhonemizeError::TooManyPhonemes {
+                    limit: max_phonemes,
+                });
+            }
         }
         if sentences.last().is_some_and(|s| s.phonemes.is_empty()) {
             sentences.pop();

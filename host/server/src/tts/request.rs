@@ -58,6 +58,13 @@ pub struct Job {
     pub started: tokio::time::Instant,
 }
 
+impl Job {
+    /// The request's deadline: `timeout` after it arrived.
+    pub fn deadline(&self, timeout: Duration) -> std::time::Instant {
+        self.started.into_std() + timeout
+    }
+}
+
 /// The request's own fields, checked (no pipeline or voice lookups): the text,
 /// speed, sample rate and language tag. Returns the speed to use.
 pub(super) fn check_fields(req: &SynthesisRequest, max_text_chars: usize) -> Result<f32, TtsError> {

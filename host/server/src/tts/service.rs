@@ -211,11 +211,7 @@ impl TtsService {
         let closed = tx.clone();
         let cancelled = move || closed.is_closed();
         let checkpoint = Checkpoint {
-            deadline: Instant::now()
-                + self
-                    .options
-                    .request_timeout
-                    .saturating_sub(job.started.elapsed()),
+            deadline: job.deadline(self.options.request_timeout),
             timeout: self.options.request_timeout,
             cancelled: &cancelled,
         };
@@ -278,7 +274,7 @@ impl TtsService {
         let admitted = self
             .admission
             .enter(
-                job.started + self.options.request_timeout,
+                job.deadline(self.options.request_timeout).into(),
                 self.options.request_timeout,
                 mib,
             )
