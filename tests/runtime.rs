@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use voxpipe::pipeline::{load_pipeline, LoadContext};
 use voxpipe_plugin::{LoadError, LoadedPlugin, PluginError, PluginLimits, StageConfig};
-use voxpipe_types::{Audio, ChunkPosition, StyleOutcome};
+use voxpipe_types::{Audio, ChunkPosition, StageKind, StyleOutcome};
 
 use common::{config, ctx};
 
@@ -476,4 +476,77 @@ fn python_wasi_component_runs_with_nothing_granted() {
         matches!(&err, PluginError::BadOutput(m) if m.contains("exit")),
         "{err:?}"
     );
+}
+
+/// A style stage written in JavaScript (tests/plugins/js/app.js) and built
+/// with componentize-js: loads as a style stage; its variants, options and
+/// thrown `{ tag, val }` errors cross the boundary as the WIT says; its log
+/// line reaches the host's logs.
+#[test]
+fn js_style_component_maps_and_logs() {
+    let cache = common::root().join("target/test-cache");
+    let runtime = common::runtime_with(Some(&cache), 4);
+    let p = runtime.load(common::js_plugin()).unwrap();
+    assert_eq!(p.id.name, "js-dialect");
+    assert_eq!(p.id.version, "0.1.0");
+    assert_eq!(p.kind, StageKind::Style);
+    assert!(!p.streamable);
+    let l = PluginLimits::default();
+
+    let logs = common::capture_logs(|| {
+        let out = p
+            .call_style(&l, &ctx(), &config("{}"), "用上海话讲")
+            .unwrap();
+        let StyleOutcome::Mapped { style, label } = out else {
+            panic!("expected mapped, got {out:?}")
+        };
+        assert_eq!(label, "dialect=shanghainese");
+        assert_eq!(style.dialect.as_deref(), Some("shanghainese"));
+        assert_eq!(style.language.as_deref(), Some("zh-CN"));
+        // Fields the plugin left `undefined` are `none`.
+        assert_eq!(style.voice, None);
+        assert_eq!(style.speed, None);
+        assert!(style.emotions.is_empty());
+    });
+    assert!(
+        logs.contains("js-dialect: request test-1, instruction of 5 chars"),
+        "{logs}"
+    );
+
+    let out = p
+        .call_style(&l, &ctx(), &config("{}"), "speak Cantonese please")
+        .unwrap();
+    assert!(
+        matches!(&out, StyleOutcome::Mapped { style, label }
+            if label == "dialect=cantonese" && style.dialect.as_deref() == Some("cantonese")),
+        "{out:?}"
+    );
+
+    // An instruction it does not understand is reported, with the reason.
+    let out = p
+        .call_style(&l, &ctx(), &config("{}"), "speak sadly")
+        .unwrap();
+    assert!(
+        matches!(&out, StyleOutcome::Unmapped { reason } if reason.contains("speak sadly")),
+        "{out:?}"
+    );
+
+    // The config may extend the built-in table.
+    let extended = config(r#"{"dialects": {"sichuanese": ["四川话"]}}"#);
+    p.check_config(&l, &extended).unwrap();
+    let out = p.call_style(&l, &ctx(), &extended, "用四川话").unwrap();
+    assert!(
+        matches!(&out, StyleOutcome::Mapped { label, .. } if label == "dialect=sichuanese"),
+        "{out:?}"
+    );
+
+    // A thrown `{ tag: 'invalid-config', val }` is the typed error.
+    let err = p
+        .check_config(&l, &config(r#"{"dialects": 3}"#))
+        .unwrap_err();
+    assert!(matches!(err, PluginError::InvalidConfig(_)), "{err:?}");
+    let err = p
+        .call_style(&l, &ctx(), &config(r#"{"dialects": 3}"#), "用上海话讲")
+        .unwrap_err();
+    assert!(matches!(err, PluginError::InvalidConfig(_)), "{err:?}");
 }

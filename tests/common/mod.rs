@@ -103,6 +103,37 @@ pub fn python_plugin() -> &'static Path {
     })
 }
 
+/// The JavaScript plugin `tests/plugins/js/app.js`, built with
+/// componentize-js through `node build.mjs` (the exact version is pinned in
+/// its package-lock.json; `npm ci` there first if node_modules is missing,
+/// as .ci/setup does): a style stage made by the JavaScript toolchain.
+pub fn js_plugin() -> &'static Path {
+    static FILE: OnceLock<PathBuf> = OnceLock::new();
+    FILE.get_or_init(|| {
+        let dir = root().join("tests/plugins/js");
+        if !dir.join("node_modules").is_dir() {
+            let status = Command::new("npm")
+                .current_dir(&dir)
+                .args(["ci", "--silent", "--no-audit", "--no-fund"])
+                .status()
+                .expect("run npm (apt install nodejs npm; .ci/setup does)");
+            assert!(status.success(), "npm ci in tests/plugins/js failed");
+        }
+        let out = root().join("target/test-plugins/js-dialect.wasm");
+        let status = Command::new("node")
+            .current_dir(&dir)
+            .arg("build.mjs")
+            .arg(&out)
+            .status()
+            .expect("run node (apt install nodejs; .ci/setup does)");
+        assert!(
+            status.success(),
+            "building tests/plugins/js with componentize-js failed (node ^20.19 or >= 22.12 needed)"
+        );
+        out
+    })
+}
+
 /// Everything `f` logs through `tracing`, as plain text lines.
 pub fn capture_logs(f: impl FnOnce()) -> String {
     #[derive(Clone, Default)]
