@@ -111,6 +111,7 @@ fn fifty_mixed_edits_under_load_lose_no_call() {
         RegistryOptions {
             pipeline_dir: pipelines.clone(),
             plugin_dirs: vec![plugins.clone()],
+            voices_dir: None,
         },
     ));
     let first = registry.rescan();
@@ -224,6 +225,7 @@ fn plugin_rebuilds_and_removals_are_picked_up() {
         RegistryOptions {
             pipeline_dir: dir.clone(),
             plugin_dirs: vec![],
+            voices_dir: None,
         },
     ));
     registry.rescan();

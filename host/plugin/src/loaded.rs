@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use wasmtime::{Engine, Store, Trap};
 
-use super::bindings::{self, audio, style, text, wit};
+use super::bindings::{v1, v2, Info};
 use super::config::StageConfig;
 use super::error::{LoadError, PluginError};
 use super::limits::PluginLimits;
@@ -17,11 +17,26 @@ use super::sanitize::{identifier_problem, one_line, MAX_DESCRIPTION, MAX_NAME};
 use super::store::CallState;
 use voxpipe_types::{Audio, ChunkPosition, RequestContext, StageKind, StyleOutcome};
 
-/// The typed pre-instance of a plugin, one variant per stage world.
+/// The typed pre-instance of a plugin, one variant per stage world and
+/// WIT version (`V1`: `voxpipe:stages@0.1.0`).
 pub(crate) enum StagePre {
-    Text(text::TextStagePre<CallState>),
-    Style(style::StyleStagePre<CallState>),
-    Audio(audio::AudioStagePre<CallState>),
+    Text(v2::text::TextStagePre<CallState>),
+    Style(v2::style::StyleStagePre<CallState>),
+    Audio(v2::audio::AudioStagePre<CallState>),
+    TextV1(v1::text::TextStagePre<CallState>),
+    StyleV1(v1::style::StyleStagePre<CallState>),
+    AudioV1(v1::audio::AudioStagePre<CallState>),
+}
+
+impl StagePre {
+    /// The stage world the component exports.
+    fn kind(&self) -> StageKind {
+        match self {
+            StagePre::Text(_) | StagePre::TextV1(_) => StageKind::Text,
+            StagePre::Style(_) | StagePre::StyleV1(_) => StageKind::Style,
+            StagePre::Audio(_) | StagePre::AudioV1(_) => StageKind::Audio,
+        }
+    }
 }
 
 /// How a plugin's component was obtained.
@@ -56,6 +71,12 @@ pub struct LoadedPlugin {
     pub description: String,
     /// Audio stages: chunk-by-chunk processing is allowed.
     pub streamable: bool,
+    /// Audio stages: the style fields the plugin applies to the audio
+    /// (`plugin-info.applies`, checked: see [`voxpipe_types::Applies`]).
+    /// Empty for plugins built against `voxpipe:stages@0.1.0`.
+    pub applies: Vec<voxpipe_types::Applies>,
+    /// The version of the WIT package the plugin was built against.
+    pub wit_version: &'static str,
     pub path: PathBuf,
     pub imports: Vec<String>,
     pub exports: Vec<String>,
@@ -89,11 +110,7 @@ impl LoadedPlugin {
         load_time: Duration,
         max_memory: usize,
     ) -> Result<LoadedPlugin, LoadError> {
-        let world = match &pre {
-            StagePre::Text(_) => StageKind::Text,
-            StagePre::Style(_) => StageKind::Style,
-            StagePre::Audio(_) => StageKind::Audio,
-        };
+        let world = pre.kind();
         let mut plugin = LoadedPlugin {
             id: PluginId {
                 name: String::new(),
@@ -103,6 +120,8 @@ impl LoadedPlugin {
             kind: world,
             description: String::new(),
             streamable: false,
+            applies: Vec::new(),
+            wit_version: "",
             path,
             imports,
             exports,
@@ -115,17 +134,38 @@ impl LoadedPlugin {
             memory_bytes: max_memory.min(PluginLimits::default().memory_bytes),
             ..PluginLimits::default()
         };
-        let info = plugin
+        let info: Info = plugin
             .call(&limits, |store, pre| match pre {
-                StagePre::Text(p) => p.instantiate(&mut *store)?.call_describe(store),
-                StagePre::Style(p) => p.instantiate(&mut *store)?.call_describe(store),
-                StagePre::Audio(p) => p.instantiate(&mut *store)?.call_describe(store),
+                StagePre::Text(p) => p
+                    .instantiate(&mut *store)?
+                    .call_describe(store)
+                    .map(v2::info),
+                StagePre::Style(p) => p
+                    .instantiate(&mut *store)?
+                    .call_describe(store)
+                    .map(v2::info),
+                StagePre::Audio(p) => p
+                    .instantiate(&mut *store)?
+                    .call_describe(store)
+                    .map(v2::info),
+                StagePre::TextV1(p) => p
+                    .instantiate(&mut *store)?
+                    .call_describe(store)
+                    .map(v1::info),
+                StagePre::StyleV1(p) => p
+                    .instantiate(&mut *store)?
+                    .call_describe(store)
+                    .map(v1::info),
+                StagePre::AudioV1(p) => p
+                    .instantiate(&mut *store)?
+                    .call_describe(store)
+                    .map(v1::info),
             })
             .map_err(|source| LoadError::Describe {
                 path: plugin.path.clone(),
                 source,
             })?;
-        let said = bindings::kind_from_wit(info.kind);
+        let said = info.kind;
         if said != world {
             return Err(LoadError::KindMismatch {
                 path: plugin.path.clone(),
@@ -144,10 +184,12 @@ impl LoadedPlugin {
                 });
             }
         }
+        plugin.applies = applies(&plugin.path, world, &info.applies)?;
         plugin.id.name = info.name;
         plugin.id.version = info.version;
         plugin.description = one_line(&info.description, MAX_DESCRIPTION);
         plugin.streamable = info.streamable;
+        plugin.wit_version = info.wit;
         Ok(plugin)
     }
 
@@ -175,20 +217,6 @@ impl LoadedPlugin {
         result.map_err(|e| classify(e, store.data(), limits))
     }
 
-    /// A plugin's own error; its message goes into responses and logs, so
-    /// it is made one line and cut.
-    fn stage_error(e: wit::StageError) -> PluginError {
-        match e {
-            wit::StageError::InvalidInput(m) => {
-                PluginError::InvalidInput(output::error_message(&m))
-            }
-            wit::StageError::InvalidConfig(m) => {
-                PluginError::InvalidConfig(output::error_message(&m))
-            }
-            wit::StageError::PluginFault(m) => PluginError::Fault(output::error_message(&m)),
-        }
-    }
-
     fn check_output(size: usize, limits: &PluginLimits) -> Result<(), PluginError> {
         if size > limits.max_output_bytes {
             return Err(PluginError::OutputTooLarge {
@@ -205,18 +233,35 @@ impl LoadedPlugin {
         limits: &PluginLimits,
         config: &StageConfig,
     ) -> Result<(), PluginError> {
-        self.call(limits, |store, pre| match pre {
-            StagePre::Text(p) => p
-                .instantiate(&mut *store)?
-                .call_check_config(store, config.wit()),
-            StagePre::Style(p) => p
-                .instantiate(&mut *store)?
-                .call_check_config(store, config.wit()),
-            StagePre::Audio(p) => p
-                .instantiate(&mut *store)?
-                .call_check_config(store, config.wit()),
+        let c = config.wit();
+        self.call(limits, |store, pre| {
+            Ok(match pre {
+                StagePre::Text(p) => p
+                    .instantiate(&mut *store)?
+                    .call_check_config(store, c)?
+                    .map_err(v2::stage_error),
+                StagePre::Style(p) => p
+                    .instantiate(&mut *store)?
+                    .call_check_config(store, c)?
+                    .map_err(v2::stage_error),
+                StagePre::Audio(p) => p
+                    .instantiate(&mut *store)?
+                    .call_check_config(store, c)?
+                    .map_err(v2::stage_error),
+                StagePre::TextV1(p) => p
+                    .instantiate(&mut *store)?
+                    .call_check_config(store, c)?
+                    .map_err(v1::stage_error),
+                StagePre::StyleV1(p) => p
+                    .instantiate(&mut *store)?
+                    .call_check_config(store, c)?
+                    .map_err(v1::stage_error),
+                StagePre::AudioV1(p) => p
+                    .instantiate(&mut *store)?
+                    .call_check_config(store, c)?
+                    .map_err(v1::stage_error),
+            })
         })?
-        .map_err(Self::stage_error)
     }
 
     fn wrong_kind(&self, wanted: StageKind) -> PluginError {
@@ -234,19 +279,23 @@ impl LoadedPlugin {
         config: &StageConfig,
         input: &str,
     ) -> Result<String, PluginError> {
-        let StagePre::Text(_) = &self.pre else {
+        if self.kind != StageKind::Text {
             return Err(self.wrong_kind(StageKind::Text));
-        };
-        let ctx = bindings::context_to_wit(ctx);
-        let out = self
-            .call(limits, |store, pre| match pre {
-                StagePre::Text(p) => {
-                    p.instantiate(&mut *store)?
-                        .call_normalize(store, &ctx, config.wit(), input)
-                }
+        }
+        let c = config.wit();
+        let out = self.call(limits, |store, pre| {
+            Ok(match pre {
+                StagePre::Text(p) => p
+                    .instantiate(&mut *store)?
+                    .call_normalize(store, &v2::context(ctx), c, input)?
+                    .map_err(v2::stage_error),
+                StagePre::TextV1(p) => p
+                    .instantiate(&mut *store)?
+                    .call_normalize(store, &v1::context(ctx), c, input)?
+                    .map_err(v1::stage_error),
                 _ => unreachable!("checked above"),
-            })?
-            .map_err(Self::stage_error)?;
+            })
+        })??;
         Self::check_output(out.len(), limits)?;
         if out.len() > limits.max_text_bytes {
             return Err(PluginError::OutputTooLarge {
@@ -270,22 +319,25 @@ impl LoadedPlugin {
         config: &StageConfig,
         instruct: &str,
     ) -> Result<StyleOutcome, PluginError> {
-        let StagePre::Style(_) = &self.pre else {
+        if self.kind != StageKind::Style {
             return Err(self.wrong_kind(StageKind::Style));
-        };
-        let ctx = bindings::context_to_wit(ctx);
-        let out = self
-            .call(limits, |store, pre| match pre {
-                StagePre::Style(p) => p.instantiate(&mut *store)?.call_map_instruct(
-                    store,
-                    &ctx,
-                    config.wit(),
-                    instruct,
-                ),
+        }
+        let c = config.wit();
+        let outcome = self.call(limits, |store, pre| {
+            Ok(match pre {
+                StagePre::Style(p) => p
+                    .instantiate(&mut *store)?
+                    .call_map_instruct(store, &v2::context(ctx), c, instruct)?
+                    .map(v2::outcome)
+                    .map_err(v2::stage_error),
+                StagePre::StyleV1(p) => p
+                    .instantiate(&mut *store)?
+                    .call_map_instruct(store, &v1::context(ctx), c, instruct)?
+                    .map(v1::outcome)
+                    .map_err(v1::stage_error),
                 _ => unreachable!("checked above"),
-            })?
-            .map_err(Self::stage_error)?;
-        let outcome = bindings::outcome_from_wit(out);
+            })
+        })??;
         let size = match &outcome {
             StyleOutcome::Mapped { style, label } => label.len() + style_bytes(style),
             StyleOutcome::Unmapped { reason } => reason.len(),
@@ -305,34 +357,77 @@ impl LoadedPlugin {
         input: Audio,
         position: ChunkPosition,
     ) -> Result<Audio, PluginError> {
-        let StagePre::Audio(_) = &self.pre else {
+        if self.kind != StageKind::Audio {
             return Err(self.wrong_kind(StageKind::Audio));
-        };
-        let ctx = bindings::context_to_wit(ctx);
-        let wit_audio = wit::Audio {
-            sample_rate: input.sample_rate,
-            channels: input.channels,
-            samples: input.samples,
-        };
-        let position = bindings::position_to_wit(position);
-        let out = self
-            .call(limits, |store, pre| match pre {
-                StagePre::Audio(p) => p.instantiate(&mut *store)?.call_process(
-                    store,
-                    &ctx,
-                    config.wit(),
-                    &wit_audio,
-                    position,
-                ),
+        }
+        let c = config.wit();
+        let audio = self.call(limits, |store, pre| {
+            Ok(match pre {
+                StagePre::Audio(p) => p
+                    .instantiate(&mut *store)?
+                    .call_process(
+                        store,
+                        &v2::context(ctx),
+                        c,
+                        &v2::audio_to_wit(input),
+                        v2::position(position),
+                    )?
+                    .map(v2::audio_from_wit)
+                    .map_err(v2::stage_error),
+                StagePre::AudioV1(p) => p
+                    .instantiate(&mut *store)?
+                    .call_process(
+                        store,
+                        &v1::context(ctx),
+                        c,
+                        &v1::audio_to_wit(input),
+                        v1::position(position),
+                    )?
+                    .map(v1::audio_from_wit)
+                    .map_err(v1::stage_error),
                 _ => unreachable!("checked above"),
-            })?
-            .map_err(Self::stage_error)?;
-        Self::check_output(out.samples.len() * 4, limits)?;
-        let audio = bindings::audio_from_wit(out);
+            })
+        })??;
+        Self::check_output(audio.samples.len() * 4, limits)?;
         output::check_audio(&audio)?;
         Ok(audio)
     }
 }
+
+/// The checked `applies` of a plugin: audio stages only, each entry one of
+/// the documented fields ([`voxpipe_types::Applies`]), at most 32.
+fn applies(
+    path: &std::path::Path,
+    kind: StageKind,
+    entries: &[String],
+) -> Result<Vec<voxpipe_types::Applies>, LoadError> {
+    let bad = |problem: String| LoadError::BadInfo {
+        path: path.to_path_buf(),
+        field: "applies",
+        problem,
+    };
+    if entries.is_empty() {
+        return Ok(Vec::new());
+    }
+    if kind != StageKind::Audio {
+        return Err(bad(format!(
+            "only audio stages apply style fields; a {kind} stage must leave it empty"
+        )));
+    }
+    if entries.len() > MAX_APPLIES {
+        return Err(bad(format!(
+            "{} entries; at most {MAX_APPLIES}",
+            entries.len()
+        )));
+    }
+    entries
+        .iter()
+        .map(|e| voxpipe_types::Applies::parse(e).map_err(bad))
+        .collect()
+}
+
+/// At most this many `applies` entries per plugin.
+const MAX_APPLIES: usize = 32;
 
 /// Bytes of text a style carries (what the output limit counts); numbers
 /// are small and fixed, so only strings matter.

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use super::bindings::{style, text};
+use super::bindings::{v1, v2};
 use super::cache::{default_cache_dir, CompileCache};
 use super::compile::{self, CompileOptions, Compiled};
 use super::error::LoadError;
@@ -136,7 +136,9 @@ impl PluginRuntime {
         spawn_epoch_ticker(&engine);
 
         let mut linker = Linker::new(&engine);
-        text::TextStage::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)?;
+        // The `log` import of every WIT version the host loads.
+        v2::text::TextStage::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)?;
+        v1::text::TextStage::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)?;
         // Components built for wasm32-wasip2 import WASI; link it, grant
         // nothing, and bound every wait by the call's deadline.
         super::wasi::add_to_linker(&mut linker)?;
@@ -315,6 +317,8 @@ impl PluginRuntime {
                     path: path.to_path_buf(),
                     reason: format!("{e:#}"),
                 })?;
+        // The current WIT version first, then the older ones the host still
+        // loads; a component matching none is reported against the current.
         let world_name = world.world().unwrap_or("?");
         let mismatch = |e: wasmtime::Error| LoadError::WorldMismatch {
             path: path.to_path_buf(),
@@ -322,16 +326,29 @@ impl PluginRuntime {
             reason: format!("{e:#}"),
         };
         let pre = match world {
-            StageKind::Text => {
-                StagePre::Text(text::TextStagePre::new(instance_pre).map_err(mismatch)?)
-            }
-            StageKind::Style => {
-                StagePre::Style(style::StyleStagePre::new(instance_pre).map_err(mismatch)?)
-            }
-            _ => StagePre::Audio(
-                super::bindings::audio::AudioStagePre::new(instance_pre).map_err(mismatch)?,
-            ),
-        };
+            StageKind::Text => v2::text::TextStagePre::new(instance_pre.clone())
+                .map(StagePre::Text)
+                .or_else(|e| {
+                    v1::text::TextStagePre::new(instance_pre)
+                        .map(StagePre::TextV1)
+                        .map_err(|_| e)
+                }),
+            StageKind::Style => v2::style::StyleStagePre::new(instance_pre.clone())
+                .map(StagePre::Style)
+                .or_else(|e| {
+                    v1::style::StyleStagePre::new(instance_pre)
+                        .map(StagePre::StyleV1)
+                        .map_err(|_| e)
+                }),
+            _ => v2::audio::AudioStagePre::new(instance_pre.clone())
+                .map(StagePre::Audio)
+                .or_else(|e| {
+                    v1::audio::AudioStagePre::new(instance_pre)
+                        .map(StagePre::AudioV1)
+                        .map_err(|_| e)
+                }),
+        }
+        .map_err(mismatch)?;
         LoadedPlugin::describe(
             path.to_path_buf(),
             sha256,

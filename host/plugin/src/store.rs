@@ -8,8 +8,6 @@ use wasmtime::ResourceLimiter;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::bindings::wit_log;
-
 /// Log lines a plugin may write per call; the rest are counted and dropped.
 pub const MAX_LOG_LINES: u32 = 64;
 /// Longest log line kept, in bytes; longer lines are cut.
@@ -111,7 +109,7 @@ struct PluginLog {
 }
 
 impl PluginLog {
-    fn emit(&mut self, level: wit_log::Level, message: &str) {
+    fn emit(&mut self, level: tracing::Level, message: &str) {
         if self.budget == 0 {
             self.dropped += 1;
             return;
@@ -124,15 +122,15 @@ impl PluginLog {
         // Plugin logs are events inside the caller's span, so they carry the
         // request's trace context wherever the subscriber sends them.
         match level {
-            wit_log::Level::Trace => {
+            tracing::Level::TRACE => {
                 tracing::trace!(target: "voxpipe::plugin", plugin, "{message}")
             }
-            wit_log::Level::Debug => {
+            tracing::Level::DEBUG => {
                 tracing::debug!(target: "voxpipe::plugin", plugin, "{message}")
             }
-            wit_log::Level::Info => tracing::info!(target: "voxpipe::plugin", plugin, "{message}"),
-            wit_log::Level::Warn => tracing::warn!(target: "voxpipe::plugin", plugin, "{message}"),
-            wit_log::Level::Error => {
+            tracing::Level::INFO => tracing::info!(target: "voxpipe::plugin", plugin, "{message}"),
+            tracing::Level::WARN => tracing::warn!(target: "voxpipe::plugin", plugin, "{message}"),
+            tracing::Level::ERROR => {
                 tracing::error!(target: "voxpipe::plugin", plugin, "{message}")
             }
         }
@@ -254,9 +252,9 @@ impl CallState {
                 let bytes = pipe.contents();
                 for line in String::from_utf8_lossy(&bytes).lines() {
                     let level = if stream == "stderr" {
-                        wit_log::Level::Warn
+                        tracing::Level::WARN
                     } else {
-                        wit_log::Level::Info
+                        tracing::Level::INFO
                     };
                     self.log.emit(level, line);
                 }
@@ -273,13 +271,12 @@ impl CallState {
     }
 }
 
-impl wit_log::Host for CallState {
-    fn log(&mut self, level: wit_log::Level, message: String) {
-        self.log.emit(level, &message);
+impl CallState {
+    /// One line of the plugin's `log` import (any WIT version).
+    pub(crate) fn log_line(&mut self, level: tracing::Level, message: &str) {
+        self.log.emit(level, message);
     }
 }
-
-impl super::bindings::wit::Host for CallState {}
 
 impl WasiView for CallState {
     fn ctx(&mut self) -> WasiCtxView<'_> {

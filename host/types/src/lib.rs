@@ -2,6 +2,9 @@
 //! the engine and HTTP layers. They mirror `wit/stages.wit` but carry no Wasm
 //! or telemetry machinery, so every layer can use them.
 
+mod applies;
+
+pub use applies::{Applies, StyleField};
 use serde::Serialize;
 use std::fmt;
 

@@ -31,6 +31,7 @@ impl AudioStage for AudioGain {
             "Changes the volume by a configured gain plus the style's volume",
         )
         .streamable()
+        .applies(&["volume"])
     }
 
     fn check_config(config: &Config) -> Result<(), StageError> {

@@ -4,7 +4,10 @@
 //! 1. Measure the gated integrated loudness (K-weighting derived for the
 //!    actual sample rate, 400 ms blocks every 100 ms, −70 LUFS absolute and
 //!    −10 LU relative gates, surround channels weighted 1.41).
-//! 2. Gain = `target_lufs` − measured, capped at `max_gain_db`.
+//! 2. Gain = target − measured, capped at `max_gain_db`. The target is
+//!    `target_lufs` plus the style's `volume` (dB), kept in −80..=−5 LUFS:
+//!    "speak softly" (volume −6) ends 6 LU below plain speech. The stage
+//!    declares that it applies `volume`.
 //! 3. Measure the true peak (4× oversampling, BS.1770 Annex 2). If the peak
 //!    after the gain stays under `true_peak_dbtp`, the output is the input
 //!    times that one gain (nothing else touches it).
@@ -126,8 +129,9 @@ impl AudioStage for Loudness {
         PluginInfo::new(
             env!("CARGO_PKG_NAME"),
             env!("CARGO_PKG_VERSION"),
-            "Normalizes integrated loudness (BS.1770-4 / EBU R128) under a true-peak ceiling",
+            "Normalizes integrated loudness (BS.1770-4 / EBU R128) plus the style's volume under a true-peak ceiling",
         )
+        .applies(&["volume"])
     }
 
     fn check_config(config: &Config) -> Result<(), StageError> {
@@ -135,12 +139,13 @@ impl AudioStage for Loudness {
     }
 
     fn process(
-        _ctx: &Context,
+        ctx: &Context,
         config: &Config,
         mut audio: Audio,
         _position: ChunkPosition,
     ) -> Result<Audio, StageError> {
-        let settings = Settings::from_config(config)?;
+        let mut settings = Settings::from_config(config)?;
+        settings.target_lufs = target_with_volume(settings.target_lufs, ctx);
         if let Some(why) = input::problem(&audio.samples, audio.channels, audio.sample_rate) {
             return Err(StageError::InvalidInput(why));
         }
@@ -175,6 +180,14 @@ impl AudioStage for Loudness {
         }
         Ok(audio)
     }
+}
+
+/// The configured target moved by the style's volume (dB = LU), kept in
+/// −80..=−5 LUFS: louder than −5 LUFS cannot stay under a true-peak
+/// ceiling with speech's peak-to-loudness ratio.
+pub fn target_with_volume(target_lufs: f64, ctx: &Context) -> f64 {
+    let volume = ctx.style.as_ref().and_then(|s| s.volume).unwrap_or(0.0);
+    (target_lufs + f64::from(volume)).clamp(-80.0, -5.0)
 }
 
 /// The limiter path of `process`: the gain the ceiling would have cut

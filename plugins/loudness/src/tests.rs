@@ -556,10 +556,37 @@ fn config_is_checked_key_by_key() {
 }
 
 #[test]
-fn info_says_not_streamable() {
+fn info_says_not_streamable_and_applies_volume() {
     let info = Loudness::info();
     assert_eq!(info.name, "loudness");
     assert!(!info.streamable);
+    assert_eq!(info.applies, vec!["volume".to_string()]);
+}
+
+/// The style's volume moves the target: −6 dB ends 6 LU below, through the
+/// limiter path (speech-like peaks) as through the plain gain.
+#[test]
+fn style_volume_moves_the_target() {
+    let rate = 22050;
+    let c = Config::from_value(json!({"target_lufs": -16.0})).unwrap();
+    let with = |volume: Option<f32>| {
+        let ctx = Context {
+            style: Some(voxpipe_plugin_audio::Style {
+                volume,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let a = audio(rate, 1, speechy(rate, 4.0, 0.3));
+        let out = Loudness::process(&ctx, &c, a, ChunkPosition::WHOLE).unwrap();
+        integrated_lufs(&out.samples, 1, rate).unwrap()
+    };
+    let plain = with(None);
+    close(plain, -16.0, 0.1, "plain");
+    close(with(Some(-6.0)), -22.0, 0.1, "softly");
+    close(with(Some(3.0)), -13.0, 0.1, "louder");
+    // Kept in range: +24 dB cannot go above -5 LUFS.
+    assert!(with(Some(24.0)) <= -4.9);
 }
 
 /// Ten seconds in one call keep every sample (its speed is measured by

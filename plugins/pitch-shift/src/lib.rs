@@ -79,6 +79,7 @@ impl AudioStage for PitchShift {
             env!("CARGO_PKG_VERSION"),
             "Shifts pitch by the style's pitch plus configured semitones, keeping the duration",
         )
+        .applies(&["pitch"])
     }
 
     fn check_config(config: &Config) -> Result<(), StageError> {

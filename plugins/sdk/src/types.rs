@@ -11,6 +11,11 @@ pub struct PluginInfo {
     pub description: String,
     /// Audio stages: true when chunk-by-chunk processing equals whole-utterance processing.
     pub streamable: bool,
+    /// Audio stages: the style fields this stage applies to the audio
+    /// (`pitch`, `volume`, `emotions`, `emotion:whisper`, `extra:KEY`, …; see
+    /// `applies` in wit/stages.wit). The host reports fields a request set
+    /// that no stage applies as unhonored.
+    pub applies: Vec<String>,
 }
 
 impl PluginInfo {
@@ -21,7 +26,15 @@ impl PluginInfo {
             version: version.to_string(),
             description: description.to_string(),
             streamable: false,
+            applies: Vec::new(),
         }
+    }
+
+    /// Declare the style fields this (audio) stage applies, e.g.
+    /// `.applies(&["pitch"])`.
+    pub fn applies(mut self, fields: &[&str]) -> Self {
+        self.applies = fields.iter().map(|f| f.to_string()).collect();
+        self
     }
 
     /// Declare the (audio) stage streamable.

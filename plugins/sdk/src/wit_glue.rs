@@ -42,6 +42,7 @@ macro_rules! __wit_glue {
                     kind,
                     description: info.description,
                     streamable: info.streamable,
+                    applies: info.applies,
                 }
             }
 

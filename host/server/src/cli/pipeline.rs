@@ -23,6 +23,10 @@ pub enum PipelineCommand {
         /// Folder to search for `<plugin>.wasm` (repeatable) [default: $VOXPIPE_PLUGIN_DIRS, else target/plugins].
         #[arg(long = "plugin-dir", value_name = "DIR")]
         plugin_dirs: Vec<PathBuf>,
+        /// Voices folder: the pipeline's voice and its routes' voices and
+        /// speakers must be in it. `--voices none` skips that check.
+        #[arg(long, value_name = "DIR", default_value = "voices")]
+        voices: PathBuf,
         /// Print the resolved pipelines as JSON.
         #[arg(long)]
         json: bool,
@@ -35,13 +39,25 @@ impl PipelineCommand {
             PipelineCommand::Check {
                 files,
                 plugin_dirs: dirs,
+                voices,
                 json,
             } => {
                 let runtime = cli.runtime()?;
                 let dirs = plugin_dirs(dirs);
+                let catalog = if voices.as_os_str() == "none" {
+                    None
+                } else {
+                    let (entries, _) = voxpipe_engine::voice::scan(voices).map_err(|e| {
+                        anyhow::anyhow!(
+                            "{e} (pass --voices DIR, or --voices none to skip the voice checks)"
+                        )
+                    })?;
+                    Some(entries)
+                };
                 let ctx = LoadContext {
                     runtime: &runtime,
                     plugin_dirs: &dirs,
+                    voices: catalog.as_deref(),
                 };
                 let mut ok = true;
                 let mut out = Vec::new();
@@ -109,6 +125,8 @@ fn print_pipeline(p: &Pipeline) {
                     id.version,
                     if ps.plugin.streamable { " ⇶" } else { "" }
                 );
+                let applies: Vec<String> =
+                    ps.plugin.applies.iter().map(|a| a.to_string()).collect();
                 println!(
                     "  {:>2}  {:<5}  {:<16}  {:<24}  {:<12}  {:>6} ms  {:>4} MiB  {:>5} KiB",
                     s.index + 1,
@@ -120,6 +138,9 @@ fn print_pipeline(p: &Pipeline) {
                     ps.limits.memory_bytes >> 20,
                     ps.limits.max_output_bytes >> 10,
                 );
+                if !applies.is_empty() {
+                    println!("      applies: {}", applies.join(", "));
+                }
             }
         }
     }
@@ -128,6 +149,12 @@ fn print_pipeline(p: &Pipeline) {
         .any(|s| s.plugin.as_ref().is_some_and(|ps| ps.plugin.streamable))
     {
         println!("  (⇶ = streamable audio stage)");
+    }
+    for r in &p.routes {
+        println!("  {r}");
+    }
+    if !p.routes.is_empty() || p.on_unhonored != voxpipe::pipeline::OnUnhonored::Warn {
+        println!("  unhonored style fields: {:?}", p.on_unhonored);
     }
 }
 
@@ -145,10 +172,14 @@ fn describe_json(p: &Pipeline) -> serde_json::Value {
                 "sha256": ps.plugin.id.sha256,
                 "file": ps.plugin.path,
                 "streamable": ps.plugin.streamable,
+                "applies": ps.plugin.applies,
+                "wit": ps.plugin.wit_version,
                 "limits": ps.limits,
                 "config": serde_json::from_str::<serde_json::Value>(ps.config.as_str()).unwrap_or_default(),
             }));
             serde_json::json!({"index": s.index, "kind": s.kind, "name": s.name, "plugin": plugin})
         }).collect::<Vec<_>>(),
+        "routes": p.routes,
+        "on_unhonored": p.on_unhonored,
     })
 }

@@ -289,11 +289,26 @@ fn print_inspect(p: &LoadedPlugin) {
     let world = p.kind.world().unwrap_or("?");
     println!("file         {}", p.path.display());
     println!("sha256       {}", p.id.sha256);
-    println!("world        voxpipe:stages/{world}@0.1.0");
+    println!("world        voxpipe:stages/{world}@{}", p.wit_version);
     println!("name         {}", p.id.name);
     println!("version      {}", p.id.version);
     println!("kind         {}", p.kind);
     println!("streamable   {}", if p.streamable { "yes" } else { "no" });
+    if p.kind == StageKind::Audio {
+        let applies: Vec<String> = p.applies.iter().map(|a| a.to_string()).collect();
+        println!(
+            "applies      {}",
+            if applies.is_empty() {
+                if p.wit_version == "0.1.0" {
+                    "nothing (built against 0.1.0, which cannot declare it)".to_string()
+                } else {
+                    "nothing".to_string()
+                }
+            } else {
+                applies.join(", ")
+            }
+        );
+    }
     println!("description  {}", p.description);
     println!("imports      {}", p.imports.join(", "));
     println!("exports      {}", p.exports.join(", "));
@@ -320,7 +335,9 @@ fn inspect_json(p: &LoadedPlugin) -> serde_json::Value {
     serde_json::json!({
         "file": p.path,
         "sha256": p.id.sha256,
-        "world": format!("voxpipe:stages/{}@0.1.0", p.kind.world().unwrap_or("?")),
+        "world": format!("voxpipe:stages/{}@{}", p.kind.world().unwrap_or("?"), p.wit_version),
+        "wit": p.wit_version,
+        "applies": p.applies,
         "name": p.id.name,
         "version": p.id.version,
         "kind": p.kind,

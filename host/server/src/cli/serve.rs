@@ -162,6 +162,7 @@ impl ServeArgs {
             RegistryOptions {
                 pipeline_dir: config.pipelines.clone(),
                 plugin_dirs: config.plugin_dirs.clone(),
+                voices_dir: Some(config.voices.clone()),
             },
         ));
         let report = registry.rescan();

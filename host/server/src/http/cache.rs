@@ -19,6 +19,7 @@ pub struct CachedAudio {
     pub content_type: &'static str,
     pub style_mapped: Option<String>,
     pub style_unmapped: Option<String>,
+    pub style_unhonored: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -153,6 +154,7 @@ mod tests {
             content_type: "audio/wav",
             style_mapped: None,
             style_unmapped: None,
+            style_unhonored: None,
         }
     }
 

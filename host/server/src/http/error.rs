@@ -82,7 +82,9 @@ fn synthesis_status(e: &TtsError) -> u16 {
         | TtsError::UnknownVoice { .. }
         | TtsError::UnknownSpeaker { .. } => 404,
         TtsError::TextTooLong { .. } | TtsError::RequestTooLarge(_) => 413,
-        TtsError::InvalidInput(_) | TtsError::SentenceTooLong(_) => 422,
+        TtsError::InvalidInput(_)
+        | TtsError::SentenceTooLong(_)
+        | TtsError::StyleUnsupported(_) => 422,
         TtsError::Overloaded { .. } | TtsError::OutOfMemory(_) => 503,
         TtsError::Timeout(_) => 504,
         TtsError::Stage(f) => match &f.error {

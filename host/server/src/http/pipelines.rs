@@ -35,9 +35,13 @@ fn pipeline_json(p: &Pipeline) -> Value {
                 "version": ps.plugin.id.version,
                 "sha256": ps.plugin.id.sha256,
                 "streamable": ps.plugin.streamable,
+                "applies": ps.plugin.applies,
+                "wit": ps.plugin.wit_version,
             })),
             "limits": s.plugin.as_ref().map(|ps| ps.limits),
         })).collect::<Vec<_>>(),
+        "routes": p.routes,
+        "on_unhonored": p.on_unhonored,
     })
 }
 

@@ -61,7 +61,7 @@ impl Exchange {
         set(
             h,
             "access-control-expose-headers",
-            "x-trace-id, traceparent, server-timing, x-style-mapped, x-style-unmapped, x-cache",
+            "x-trace-id, traceparent, server-timing, x-style-mapped, x-style-unmapped, x-style-unhonored, x-cache",
         );
     }
 
@@ -126,6 +126,9 @@ impl Exchange {
         set(h, "cache-control", "no-store");
         if let Some(m) = &style.mapped {
             set_utf8(h, "x-style-mapped", m);
+        }
+        if let Some(u) = &style.unhonored {
+            set_utf8(h, "x-style-unhonored", u);
         }
         if let Some(u) = &style.unmapped {
             set_utf8(h, "x-style-unmapped", u);

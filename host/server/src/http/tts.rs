@@ -200,6 +200,7 @@ async fn whole(
         let style = StyleReport {
             mapped: hit.style_mapped.clone(),
             unmapped: hit.style_unmapped.clone(),
+            unhonored: hit.style_unhonored.clone(),
         };
         let mut r = ex.audio(Body::from(hit.body), hit.content_type, &timings, &style);
         super::reply::set(r.headers_mut(), "x-cache", "hit");
@@ -239,6 +240,7 @@ async fn whole(
                 content_type: format.content_type(),
                 style_mapped: synthesis.style.mapped.clone(),
                 style_unmapped: synthesis.style.unmapped.clone(),
+                style_unhonored: synthesis.style.unhonored.clone(),
             },
         );
     }

@@ -22,6 +22,11 @@
 //!
 //! [[stages]]
 //! kind = "model"                 # the native voice, exactly once
+//!
+//! on_unhonored = "warn"          # or "refuse": see `routes.rs`
+//! [[routes]]                     # which voice speaks a style; first match wins
+//! when = { dialect = ["sichuanese"] }  # dialect, language, emotion, speaker
+//! voice = "zh_CN-huayan-medium"  # then: voice, speaker, style defaults
 //! ```
 
 use serde::Deserialize;
@@ -38,6 +43,51 @@ pub(crate) struct PipelineFile {
     pub limits: Option<Spanned<LimitsDef>>,
     #[serde(default)]
     pub stages: Vec<Spanned<StageDef>>,
+    pub on_unhonored: Option<Spanned<String>>,
+    #[serde(default)]
+    pub routes: Vec<Spanned<RouteDef>>,
+}
+
+/// One `[[routes]]` entry: conditions on the style, then what it chooses.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RouteDef {
+    /// No `when`: the default route, which matches every style.
+    pub when: Option<Spanned<WhenDef>>,
+    pub voice: Option<Spanned<String>>,
+    pub speaker: Option<Spanned<String>>,
+    pub speed: Option<Spanned<f32>>,
+    pub pitch: Option<Spanned<f32>>,
+    pub volume: Option<Spanned<f32>>,
+    pub noise_scale: Option<Spanned<f32>>,
+    pub noise_w: Option<Spanned<f32>>,
+}
+
+/// A route's conditions: every one given must hold.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WhenDef {
+    pub dialect: Option<Spanned<OneOrMany>>,
+    pub language: Option<Spanned<OneOrMany>>,
+    pub emotion: Option<Spanned<OneOrMany>>,
+    pub speaker: Option<Spanned<OneOrMany>>,
+}
+
+/// A condition's values: `"x"` or `["x", "y"]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn values(&self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize)]

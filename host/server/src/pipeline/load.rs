@@ -10,7 +10,9 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use super::definition::{line_col, LimitsDef, PipelineFile, StageDef};
+use super::routes::{self, OnUnhonored};
 use super::{Pipeline, PluginStage, Stage};
+use voxpipe_engine::voice::VoiceEntry;
 use voxpipe_plugin::{PluginLimits, PluginRuntime, StageConfig};
 use voxpipe_types::StageKind;
 
@@ -59,6 +61,9 @@ pub struct LoadContext<'a> {
     pub runtime: &'a PluginRuntime,
     /// Folders searched for `<plugin>.wasm` after the pipeline file's own.
     pub plugin_dirs: &'a [PathBuf],
+    /// The voices the server has, when known: the pipeline's voice and its
+    /// routes' voices and speakers are checked against them.
+    pub voices: Option<&'a [VoiceEntry]>,
 }
 
 struct Reporter<'a> {
@@ -225,6 +230,44 @@ pub fn load_pipeline(
     if def.voice.get_ref().trim().is_empty() {
         r.at(def.voice.span().start, None, "voice must not be empty");
     }
+    if let Some(entries) = ctx.voices {
+        let voice = def.voice.get_ref();
+        if !voice.trim().is_empty() && !entries.iter().any(|e| &e.name == voice) {
+            let have: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+            r.at(
+                def.voice.span().start,
+                None,
+                format!(
+                    "unknown voice `{voice}` (the voices folder has {})",
+                    if have.is_empty() {
+                        "no voices".to_string()
+                    } else {
+                        have.join(", ")
+                    }
+                ),
+            );
+        }
+    }
+    let on_unhonored = match &def.on_unhonored {
+        None => OnUnhonored::default(),
+        Some(v) => OnUnhonored::parse(v.get_ref()).unwrap_or_else(|| {
+            r.at(
+                v.span().start,
+                None,
+                format!(
+                    "on_unhonored = `{}`: expected \"warn\" or \"refuse\"",
+                    v.get_ref()
+                ),
+            );
+            OnUnhonored::default()
+        }),
+    };
+    let routes = routes::check(
+        &def.routes,
+        def.voice.get_ref(),
+        ctx.voices,
+        &mut |offset, reason| r.at(offset, None, reason),
+    );
     if let Some(lang) = &def.language {
         if lang.get_ref().trim().is_empty() {
             r.at(
@@ -461,5 +504,7 @@ pub fn load_pipeline(
         loaded_at: SystemTime::now(),
         limits: default_limits,
         stages: stages.into_iter().map(Arc::new).collect(),
+        routes,
+        on_unhonored,
     })
 }

@@ -9,6 +9,7 @@
 mod definition;
 pub mod load;
 pub mod registry;
+pub mod routes;
 pub mod run;
 pub mod watch;
 
@@ -21,6 +22,7 @@ use voxpipe_types::StageKind;
 
 pub use load::{load_pipeline, resolve_plugin, LoadContext, PipelineError, PipelineErrors};
 pub use registry::{PipelineRegistry, RegistryOptions, ReloadError, ScanReport};
+pub use routes::{OnUnhonored, Route};
 pub use run::StageFailure;
 pub use watch::{watch, Watcher};
 
@@ -39,6 +41,10 @@ pub struct Pipeline {
     /// The pipeline-wide default limits of plugin stages.
     pub limits: PluginLimits,
     pub stages: Vec<Arc<Stage>>,
+    /// `[[routes]]`: the voice for a style, first match wins.
+    pub routes: Vec<Route>,
+    /// What to do with a style that has fields nothing applies.
+    pub on_unhonored: OnUnhonored,
 }
 
 /// One stage of a pipeline.

@@ -29,6 +29,9 @@ pub struct RegistryOptions {
     pub pipeline_dir: PathBuf,
     /// Folders searched for `<plugin>.wasm` after the pipeline folder.
     pub plugin_dirs: Vec<PathBuf>,
+    /// The voices folder, when pipelines are to be checked against it
+    /// (their voice, their routes' voices and speakers).
+    pub voices_dir: Option<PathBuf>,
 }
 
 /// A pipeline file that failed to (re)load.
@@ -171,6 +174,20 @@ impl PipelineRegistry {
                 h.update(Sha256::digest(&bytes));
             }
         }
+        // The voices a pipeline is checked against: a pipeline refused for
+        // naming a voice the folder lacked loads at the next rescan after
+        // the voice is added.
+        if let Some(voices) = &self.options.voices_dir {
+            let mut names: Vec<String> = std::fs::read_dir(voices)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| e.file_name().to_str().map(String::from))
+                .filter(|n| n.ends_with(".onnx.json"))
+                .collect();
+            names.sort();
+            h.update(names.join("\n").as_bytes());
+        }
         hex::encode(&h.finalize()[..16])
     }
 
@@ -205,9 +222,15 @@ impl PipelineRegistry {
             }
         };
         let mut map: BTreeMap<String, Arc<Pipeline>> = (**self.current.load()).clone();
+        let voices = self.options.voices_dir.as_deref().map(|dir| {
+            voxpipe_engine::voice::scan(dir)
+                .map(|(v, _)| v)
+                .unwrap_or_default()
+        });
         let ctx = LoadContext {
             runtime: &self.runtime,
             plugin_dirs: &self.options.plugin_dirs,
+            voices: voices.as_deref(),
         };
 
         for file in &files {

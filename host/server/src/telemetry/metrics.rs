@@ -27,6 +27,7 @@ pub const PLUGIN_FAULTS: &str = "tts_plugin_faults_total";
 pub const PIPELINE_RELOADS: &str = "tts_pipeline_reloads_total";
 pub const CACHE_HITS: &str = "tts_cache_hits_total";
 pub const CACHE_MISSES: &str = "tts_cache_misses_total";
+pub const STYLE_UNHONORED: &str = "tts_style_unhonored_total";
 
 /// Installs the global recorder and returns the handle `/metrics` renders.
 pub fn install() -> anyhow::Result<PrometheusHandle> {
@@ -100,6 +101,10 @@ fn describe() {
         "Pipeline file loads and reloads by result (ok, error)."
     );
     describe_counter!(CACHE_HITS, "Requests answered from the audio cache.");
+    describe_counter!(
+        STYLE_UNHONORED,
+        "Style fields a request set that nothing in its pipeline applied (a dialect without a route, a pitch without a pitch stage), by pipeline and field."
+    );
     describe_counter!(
         CACHE_MISSES,
         "Cacheable requests that had to be synthesized."
@@ -204,6 +209,12 @@ pub fn plugin_fault(plugin: &str, kind: &str) {
 
 pub fn pipeline_reload(ok: bool) {
     counter!(PIPELINE_RELOADS, "result" => if ok { "ok" } else { "error" }).increment(1);
+}
+
+/// One style field that nothing applied. `field` is a fixed name
+/// (`dialect`, `emotion`, …), never the value.
+pub fn style_unhonored(pipeline: &str, field: &'static str) {
+    counter!(STYLE_UNHONORED, "pipeline" => pipeline.to_string(), "field" => field).increment(1);
 }
 
 pub fn cache(hit: bool) {

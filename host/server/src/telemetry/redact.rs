@@ -73,6 +73,8 @@ pub const ALLOWED: &[&str] = &[
     "tts.rtf",
     "pipeline.name",
     "pipeline.version",
+    "style.unhonored",
+    "style.route",
     // plugin stages
     "stage.kind",
     "stage.index",
@@ -108,7 +110,7 @@ pub const ALLOWED: &[&str] = &[
 
 /// Span event names that are fixed strings in voxpipe's code; other events
 /// (formatted messages, plugin log lines) are renamed `log`.
-pub const ALLOWED_EVENTS: &[&str] = &["instruct not mapped", "exception"];
+pub const ALLOWED_EVENTS: &[&str] = &["instruct not mapped", "style unhonored", "exception"];
 
 /// Longest string value exported (instruct attributes have their own limit).
 const MAX_VALUE_CHARS: usize = 256;

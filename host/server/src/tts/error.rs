@@ -25,6 +25,10 @@ pub enum TtsError {
     /// One sentence is longer than the voice may speak in one go.
     #[error("{0}; split it with punctuation or ask for a higher speed")]
     SentenceTooLong(String),
+    /// The style has fields the pipeline cannot honor and it is set to
+    /// refuse such requests (`on_unhonored = "refuse"`).
+    #[error("{0}")]
+    StyleUnsupported(String),
     #[error("unknown pipeline `{name}`; available: {available}")]
     UnknownPipeline { name: String, available: String },
     #[error("unknown voice `{name}`; available: {available}")]
@@ -77,6 +81,7 @@ impl TtsError {
             TtsError::TextTooLong { .. } => "text_too_long",
             TtsError::SentenceTooLong(_) => "sentence_too_long",
             TtsError::RequestTooLarge(_) => "request_too_large",
+            TtsError::StyleUnsupported(_) => "style_unsupported",
             TtsError::UnknownPipeline { .. } => "unknown_pipeline",
             TtsError::UnknownVoice { .. } => "unknown_voice",
             TtsError::UnknownSpeaker { .. } => "unknown_speaker",

@@ -7,6 +7,7 @@
 pub mod admission;
 mod error;
 pub mod estimate;
+pub mod honored;
 mod observe;
 mod request;
 mod run;

@@ -43,6 +43,8 @@ pub(super) fn synthesis_span(job: &Job, stream: bool) -> tracing::Span {
         tts.stream = stream,
         pipeline.name = %job.pipeline.name,
         pipeline.version = job.pipeline.version as i64,
+        style.route = Empty,
+        style.unhonored = Empty,
         tts.sentences = Empty,
         tts.audio_seconds = Empty,
         tts.rtf = Empty,
@@ -61,6 +63,21 @@ pub(super) fn finish_span(
     span.record("tts.audio_seconds", audio_seconds);
     if audio_seconds > 0.0 {
         span.record("tts.rtf", busy.as_secs_f64() / audio_seconds);
+    }
+}
+
+/// Style fields nothing applied: on the request's span (attribute and
+/// event, both `style.unhonored`, a label like `dialect=sichuanese`) and
+/// counted per field.
+pub(super) fn record_unhonored(pipeline: &str, fields: &[super::honored::UnhonoredField]) {
+    let label = super::honored::label(fields);
+    tracing::Span::current().record("style.unhonored", label.as_str());
+    tracing::warn!(
+        style.unhonored = %label,
+        "style unhonored"
+    );
+    for f in fields {
+        crate::telemetry::metrics::style_unhonored(pipeline, f.field.as_str());
     }
 }
 

@@ -13,9 +13,11 @@ use voxpipe_plugin::PluginError;
 use voxpipe_types::{Audio, ChunkPosition, RequestContext, StageKind, Style, StyleOutcome};
 
 use super::admission::Admitted;
-use super::observe::{fail_span, record_host, record_stage};
+use super::honored::{self, UnhonoredField};
+use super::observe::{fail_span, record_host, record_stage, record_unhonored};
 use super::{Job, ServiceOptions, StreamEvent, StyleReport, Timings, TtsError, VoiceStore};
-use crate::pipeline::{Stage, StageFailure};
+use crate::pipeline::routes;
+use crate::pipeline::{OnUnhonored, Stage, StageFailure};
 
 /// What a run needs from the service.
 pub(super) struct Runner<'a> {
@@ -44,10 +46,16 @@ impl Checkpoint<'_> {
 }
 
 /// The voice to speak with: the request's wins over the style's, which wins
-/// over the pipeline's.
-pub(super) fn choose_voice(request: Option<&str>, style: &Style, pipeline: &str) -> String {
+/// over the chosen route's, which wins over the pipeline's.
+pub(super) fn choose_voice(
+    request: Option<&str>,
+    style: &Style,
+    route: Option<&str>,
+    pipeline: &str,
+) -> String {
     request
         .or(style.voice.as_deref())
+        .or(route)
         .unwrap_or(pipeline)
         .to_string()
 }
@@ -121,9 +129,31 @@ impl Runner<'_> {
         let text = pipeline.run_text_observed(&ctx, job.text.clone(), &mut observe)?;
         checkpoint.check()?;
 
-        let report = self.run_style(job, &mut ctx, timings)?;
-        let style = ctx.style.clone().unwrap_or_default();
-        let voice_name = choose_voice(job.voice.as_deref(), &style, &pipeline.voice);
+        let mut report = self.run_style(job, &mut ctx, timings)?;
+        let mut style = ctx.style.take().unwrap_or_default();
+        // Routes choose the voice when neither the request nor the style
+        // named one; the chosen route fills the style where it is silent.
+        let routed = if job.voice.is_none() && style.voice.is_none() {
+            routes::choose(
+                &pipeline.routes,
+                &routes::Subject {
+                    style: &style,
+                    request_language: job.language.as_deref(),
+                },
+            )
+        } else {
+            None
+        };
+        if let Some((route, _)) = &routed {
+            route.fill(&mut style);
+            tracing::Span::current().record("style.route", route.number as i64);
+        }
+        let voice_name = choose_voice(
+            job.voice.as_deref(),
+            &style,
+            routed.as_ref().and_then(|(r, _)| r.voice.as_deref()),
+            &pipeline.voice,
+        );
         ctx.voice = voice_name.clone();
         tracing::Span::current().record("tts.voice", voice_name.as_str());
         let voice = match self.voices.get(&voice_name) {
@@ -133,13 +163,39 @@ impl Runner<'_> {
             }
             Err(e) => return Err(e),
         };
+        // The audio is in the voice's language, whatever the request said.
+        if let Some(tag) = voice.entry.config.language_tag() {
+            let primary = ctx.language.split(['-', '_']).next().unwrap_or("");
+            if !routes::language_matches(primary, &tag) {
+                ctx.language = tag;
+            }
+        }
         let speaker = match choose_speaker(job.speaker.as_deref(), &style) {
             SpeakerChoice::Request(name) => speaker_id(&voice, name)?,
             SpeakerChoice::Style(name) => {
                 speaker_id(&voice, name).map_err(|e| blame_style(e, pipeline))?
             }
-            SpeakerChoice::Default => 0,
+            SpeakerChoice::Default => match routed.as_ref().and_then(|(r, _)| r.speaker.as_deref())
+            {
+                Some(name) => speaker_id(&voice, name)?,
+                None => 0,
+            },
         };
+        let unhonored = self.account(job, &style, &voice, &voice_name, routed.as_ref());
+        report.set_unhonored(&unhonored);
+        if !unhonored.is_empty() && pipeline.on_unhonored == OnUnhonored::Refuse {
+            let why: Vec<String> = unhonored
+                .iter()
+                .map(|f| honored::who_serves(f, &pipeline.routes, &pipeline.voice))
+                .collect();
+            return Err(TtsError::StyleUnsupported(format!(
+                "pipeline `{}` cannot honor {} (on_unhonored = \"refuse\"): {}",
+                pipeline.name,
+                honored::label(&unhonored),
+                why.join("; ")
+            )));
+        }
+        ctx.style = Some(style.clone());
         let speed = effective_speed(job.speed, &style);
         let defaults = voice.entry.config.inference;
         let options = SynthOptions {
@@ -290,6 +346,36 @@ impl Runner<'_> {
             finish(voice_audio(&voice, whole), ChunkPosition::WHOLE, timings)?;
         }
         Ok(())
+    }
+
+    /// The style fields nothing applies (see `honored.rs`), recorded on the
+    /// request's span and counted.
+    fn account(
+        &self,
+        job: &Job,
+        style: &Style,
+        voice: &LoadedVoice,
+        voice_name: &str,
+        routed: Option<&(&crate::pipeline::Route, routes::Matched)>,
+    ) -> Vec<UnhonoredField> {
+        let audio: Vec<&voxpipe_types::Applies> = job
+            .pipeline
+            .plugin_stages(StageKind::Audio)
+            .flat_map(|(_, p)| p.plugin.applies.iter())
+            .collect();
+        let tag = voice.entry.config.language_tag();
+        let applied = honored::Applied {
+            voice: voice_name,
+            voice_language: tag.as_deref(),
+            speaker_overridden: job.speaker.is_some(),
+            route: routed.map(|(_, m)| m),
+            audio: &audio,
+        };
+        let fields = honored::unhonored(style, &applied);
+        if !fields.is_empty() {
+            record_unhonored(&job.pipeline.name, &fields);
+        }
+        fields
     }
 
     /// Runs the style stage on the instruction, if any; sets `ctx.style`.
@@ -485,9 +571,13 @@ mod tests {
             speed: Some(2.0),
             ..Style::default()
         };
-        assert_eq!(choose_voice(Some("asked"), &styled, "joe"), "asked");
-        assert_eq!(choose_voice(None, &styled, "joe"), "style-voice");
-        assert_eq!(choose_voice(None, &none, "joe"), "joe");
+        assert_eq!(choose_voice(Some("asked"), &styled, None, "joe"), "asked");
+        assert_eq!(
+            choose_voice(None, &styled, Some("routed"), "joe"),
+            "style-voice"
+        );
+        assert_eq!(choose_voice(None, &none, Some("routed"), "joe"), "routed");
+        assert_eq!(choose_voice(None, &none, None, "joe"), "joe");
         assert_eq!(
             choose_speaker(Some("asked"), &styled),
             SpeakerChoice::Request("asked")

@@ -27,6 +27,15 @@ use super::{Job, ServiceOptions, SynthesisRequest, Timings, TtsError, VoiceStore
 pub struct StyleReport {
     pub mapped: Option<String>,
     pub unmapped: Option<String>,
+    /// Style fields set but applied by nothing, as a label
+    /// (`dialect=sichuanese;emotion=happy`); see `honored.rs`.
+    pub unhonored: Option<String>,
+}
+
+impl StyleReport {
+    pub(crate) fn set_unhonored(&mut self, fields: &[super::honored::UnhonoredField]) {
+        self.unhonored = (!fields.is_empty()).then(|| super::honored::label(fields));
+    }
 }
 
 /// A finished (non-streamed) synthesis.

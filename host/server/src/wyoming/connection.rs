@@ -541,6 +541,7 @@ fn cached_audio(body: Vec<u8>) -> CachedAudio {
         content_type: "audio/L16",
         style_mapped: None,
         style_unmapped: None,
+        style_unhonored: None,
     }
 }
 

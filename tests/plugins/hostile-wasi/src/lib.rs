@@ -55,6 +55,7 @@ impl Guest for HostileWasi {
             kind: StageKind::Text,
             description: "Waits in WASI calls on purpose (tests only)".to_string(),
             streamable: false,
+            applies: Vec::new(),
         }
     }
 
