@@ -127,3 +127,61 @@ fn arpabet_and_inline_phonemes() {
         .unwrap();
     assert_eq!(same, sentences);
 }
+
+/// Mandarin (`cmn`, what Piper's zh_CN voices name) is read as Mandarin, not
+/// as pinyin spelled in English (espeak-ng 1.51's `cmn`; see `voice_for_1_51`
+/// in the engine). Expected: Piper 1.8's phonemes (espeak-ng 1.52,
+/// `piper.phonemize_espeak.EspeakPhonemizer().phonemize("cmn", text)`). The
+/// two espeaks place word breaks and stress marks differently, mark some
+/// third tones `ɜ` vs `2` and spell a few syllables differently (用: `jonɡ5`
+/// in 1.52, `yu5ŋ` in 1.51); compared without breaks and stress, at most 15 %
+/// of the phonemes may differ (edit distance). Read as English (1.51's own
+/// `cmn`), almost none agree.
+#[test]
+fn mandarin_is_read_as_mandarin() {
+    let phonemizer = Phonemizer::new().unwrap();
+    let cases = [
+        ("四川话", "sˈi̪5 ts.hˈua5n χwˈɑ5"),
+        ("今天天气很好。", "tɕˈi5n thˈiɛ5n thˈiɛ5n tɕhˈi5 χə2nχˈɑu2"),
+        (
+            "我们用四川话说这句话，好不好？",
+            "wˈo2 mˈə1n jˈonɡ5 sˈi̪5 ts.hˈua5n χwˈɑ5 s.wˈo5 ts.ˈo-5 tɕˈy5 χwˈɑ5χˌɑu2pu1χˈɑu2",
+        ),
+        (
+            "上海话和广东话都很有意思。",
+            "s.ɑ5ŋχˈai2 χwˈɑ5 χˈo-ɜ kwˈɑ2ŋ tˈonɡ5 χwˈɑ5 tˈou5 χˈə2n jˈiou2 ji5sˈi̪1",
+        ),
+    ];
+    let bare = |s: &str| -> Vec<char> {
+        s.chars()
+            .filter(|c| !matches!(c, ' ' | 'ˈ' | 'ˌ' | ',' | '?' | '.'))
+            .collect()
+    };
+    for (text, piper) in cases {
+        let ours: String = phonemizer.phonemize(text, "cmn").unwrap().concat().concat();
+        let (a, b) = (bare(&ours), bare(piper));
+        let distance = edit_distance(&a, &b);
+        println!("{text}: {distance} of {} differ", b.len());
+        assert!(
+            distance * 100 <= b.len() * 15,
+            "{text}: {distance} of {} phonemes differ\n  ours : {ours}\n  piper: {piper}",
+            b.len()
+        );
+    }
+}
+
+fn edit_distance(a: &[char], b: &[char]) -> usize {
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, x) in a.iter().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, y) in b.iter().enumerate() {
+            let next = (diagonal + usize::from(x != y))
+                .min(row[j] + 1)
+                .min(row[j + 1] + 1);
+            diagonal = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}

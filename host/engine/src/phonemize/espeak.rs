@@ -92,7 +92,8 @@ fn terminator_punctuation(terminator: c_int) -> &'static str {
 
 /// Selects the espeak voice (Piper does it before every text part).
 pub(super) fn set_voice(voice: &str) -> Result<(), PhonemizeError> {
-    let name = CString::new(voice).map_err(|_| PhonemizeError::VoiceNameNul(voice.into()))?;
+    let name = CString::new(voice_for_1_51(voice))
+        .map_err(|_| PhonemizeError::VoiceNameNul(voice.into()))?;
     // SAFETY: under the global lock; `name` outlives the call.
     let code = unsafe { ffi::espeak_SetVoiceByName(name.as_ptr()) };
     if code == ffi::EE_OK {
@@ -102,6 +103,21 @@ pub(super) fn set_voice(voice: &str) -> Result<(), PhonemizeError> {
             voice: voice.into(),
             code,
         })
+    }
+}
+
+/// The espeak voice that speaks like Piper's espeak-ng 1.52 does for `voice`.
+///
+/// Piper's Mandarin voices (`zh_CN-huayan-*`) name `cmn`. In Debian's espeak-ng
+/// 1.51, `cmn` turns each hanzi into its pinyin and then reads that pinyin as
+/// English ("四" → `sɪ5fˈɔː`, "si" + "four"); 1.52 reads it as Mandarin. The
+/// `cmn-latn-pinyin` variant of 1.51 reads the same pinyin as Mandarin and
+/// gives 1.52's `cmn` phonemes (`sˈi̪5 ts.hˈua5n χwˈɑ5`), except that Latin
+/// text inside Chinese is read as pinyin rather than English.
+fn voice_for_1_51(voice: &str) -> &str {
+    match voice.to_ascii_lowercase().as_str() {
+        "cmn" | "zh" | "zh-cmn" | "sit/cmn" => "cmn-latn-pinyin",
+        _ => voice,
     }
 }
 
