@@ -108,7 +108,8 @@ fn inspect_shows_world_identity_and_imports() {
     let o = run(&["plugin", "inspect", &plugin("style-table"), "--json"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["world"], "voxpipe:stages/style-stage@0.1.0");
+    assert_eq!(v["world"], "voxpipe:stages/style-stage@0.2.0");
+    assert_eq!(v["wit"], "0.2.0");
     assert_eq!(v["name"], "style-table");
     assert_eq!(v["version"], "0.1.0");
     assert_eq!(v["sha256"].as_str().unwrap().len(), 64);
@@ -116,15 +117,24 @@ fn inspect_shows_world_identity_and_imports() {
         .as_array()
         .unwrap()
         .iter()
-        .any(|i| i == "voxpipe:stages/log@0.1.0"));
+        .any(|i| i == "voxpipe:stages/log@0.2.0"));
 
     let o = run(&["plugin", "inspect", &plugin("audio-gain")]);
     let out = text(&o.stdout);
     assert!(
-        out.contains("world        voxpipe:stages/audio-stage@0.1.0"),
+        out.contains("world        voxpipe:stages/audio-stage@0.2.0"),
         "{out}"
     );
     assert!(out.contains("streamable   yes"), "{out}");
+    assert!(out.contains("applies      volume"), "{out}");
+    // Built against the frozen 0.1.0 WIT: still loads, declares nothing.
+    let o = run(&["plugin", "inspect", &plugin("legacy-gain")]);
+    let out = text(&o.stdout);
+    assert!(
+        out.contains("world        voxpipe:stages/audio-stage@0.1.0")
+            && out.contains("applies      nothing (built against 0.1.0"),
+        "{out}"
+    );
 
     let o = run(&["plugin", "inspect", "Cargo.toml"]);
     assert_eq!(o.status.code(), Some(1));

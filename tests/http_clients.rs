@@ -64,8 +64,15 @@ fn headless_chromium_synthesizes_and_shows_the_trace_id() {
         eprintln!("chromium {query}: {:.1} s", started.elapsed().as_secs_f64());
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    let dom = dump("text=Hello%20from%20the%20browser.&instruct=speak%20slowly&autorun=1");
+    let dom = dump(
+        "text=Hello%20from%20the%20browser.&instruct=speak%20slowly%20in%20a%20whisper&autorun=1",
+    );
     assert!(dom.contains("data-state=\"done\""), "{dom}");
+    // The default pipeline has no whispering voice: understood, not honored.
+    assert!(
+        dom.contains("not honored by this pipeline") && dom.contains("emotion=whisper"),
+        "{dom}"
+    );
     let trace = dom
         .split("id=\"trace-id\"")
         .nth(1)

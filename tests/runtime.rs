@@ -57,6 +57,7 @@ config = { gain_db = -6.0 }
     let lctx = LoadContext {
         runtime: &runtime,
         plugin_dirs: &dirs,
+        voices: None,
     };
     let p = load_pipeline(&file, text, &lctx).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(p.name, "chain");
@@ -277,6 +278,7 @@ fn wrong_world_corrupt_and_foreign_files_are_refused() {
         &LoadContext {
             runtime: &runtime,
             plugin_dirs: &[],
+            voices: None,
         },
     )
     .err()

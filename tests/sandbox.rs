@@ -101,6 +101,7 @@ fn waiting_wasi_calls_end_at_the_deadline() {
         &voxpipe::pipeline::LoadContext {
             runtime: &runtime,
             plugin_dirs: &[],
+            voices: None,
         },
     )
     .err()
@@ -277,8 +278,9 @@ fn plugin_results_are_validated_before_use() {
     assert!(!logs.contains('\u{1b}'), "{logs}");
 }
 
-/// A plugin's name and version are identifiers (refused otherwise); its
-/// description is cut and cleaned.
+/// A plugin's name and version are identifiers (refused otherwise), its
+/// `applies` a short list for audio stages only; its description is cut and
+/// cleaned.
 #[test]
 fn describe_strings_are_checked_or_cut() {
     let runtime = common::runtime();
@@ -287,6 +289,8 @@ fn describe_strings_are_checked_or_cut() {
         ("name-newline", "name"),
         ("name-huge", "name"),
         ("version-space", "version"),
+        ("applies-text", "applies"),
+        ("applies-many", "applies"),
     ] {
         let before = common::rss_bytes();
         match runtime.load(&common::hostile_info(mode)) {

@@ -287,6 +287,14 @@ fn every_request_is_one_trace_of_its_stages_and_nothing_private_leaves() {
     assert_eq!(synth.str("pipeline.name"), Some("default"));
     assert_eq!(synth.int("pipeline.version"), Some(1));
     assert_eq!(synth.str("tts.language"), Some("en-US"));
+    // Understood (emotion=sad) but nothing in the default pipeline applies
+    // an emotion: the request's span says so, attribute and event.
+    assert_eq!(synth.str("style.unhonored"), Some("emotion=sad"));
+    assert!(
+        synth.events.iter().any(|e| e == "style unhonored"),
+        "{:?}",
+        synth.events
+    );
     assert!(synth.int("tts.sentences").unwrap() >= 2);
     assert_eq!(one("tts.queue").parent, synth.span_id);
     assert_eq!(one("audio.encode").parent, http.span_id);

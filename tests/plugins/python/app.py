@@ -25,6 +25,7 @@ class WitWorld(wit_world.WitWorld):
             kind=types.StageKind.TEXT,
             description="Title-cases text (a Python plugin)",
             streamable=False,
+            applies=[],
         )
 
     def check_config(self, config: str) -> None:

@@ -23,7 +23,7 @@ use voxpipe_types::{Applies, Style, StyleField};
 use crate::pipeline::routes::{language_matches, Matched, Route};
 
 /// What the host knows was done with a style.
-pub(crate) struct Applied<'a> {
+pub struct Applied<'a> {
     /// The voice that speaks, and its language tag.
     pub voice: &'a str,
     pub voice_language: Option<&'a str>,
@@ -56,7 +56,7 @@ fn number(v: f32) -> String {
 }
 
 /// The fields of `style` that nothing in `applied` honors, in field order.
-pub(crate) fn unhonored(style: &Style, applied: &Applied<'_>) -> Vec<UnhonoredField> {
+pub fn unhonored(style: &Style, applied: &Applied<'_>) -> Vec<UnhonoredField> {
     let mut out = Vec::new();
     let mut miss = |field: StyleField, value: String| out.push(UnhonoredField { field, value });
     let audio_applies = |field: StyleField| {
@@ -128,7 +128,7 @@ pub(crate) fn unhonored(style: &Style, applied: &Applied<'_>) -> Vec<UnhonoredFi
 
 /// For a refusal: who in this pipeline could have served `field`, e.g.
 /// "route 2 (voice zh_CN-huayan-medium) speaks dialect=sichuanese".
-pub(crate) fn who_serves(f: &UnhonoredField, routes: &[Route], pipeline_voice: &str) -> String {
+pub fn who_serves(f: &UnhonoredField, routes: &[Route], pipeline_voice: &str) -> String {
     let serving: Vec<String> = routes
         .iter()
         .filter(|r| {
@@ -214,10 +214,11 @@ mod tests {
             language: false,
             emotions: vec![],
         };
+        let audio = [&pitch];
         let a = Applied {
             voice: "test-zh",
             voice_language: Some("zh-CN"),
-            ..applied(&[&pitch], Some(&m))
+            ..applied(&audio, Some(&m))
         };
         assert_eq!(label(&unhonored(&style, &a)), "emotion=happy");
     }
@@ -239,9 +240,10 @@ mod tests {
             "voice=other;speaker=bob;extra=reverb"
         );
         let reverb = Applies::Extra("reverb".into());
+        let audio = [&reverb];
         let a = Applied {
             voice: "other",
-            ..applied(&[&reverb], None)
+            ..applied(&audio, None)
         };
         assert!(unhonored(&style, &a).is_empty());
     }

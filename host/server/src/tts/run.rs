@@ -658,6 +658,8 @@ mod tests {
                         kind: StageKind::Model,
                         plugin: None,
                     })],
+                    routes: Vec::new(),
+                    on_unhonored: Default::default(),
                 }),
             }
         })

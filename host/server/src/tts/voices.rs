@@ -74,9 +74,9 @@ impl VoiceStore {
     /// The voice to speak `language` (`en_US`, `en-US` or `en`) with: `preferred`
     /// (the pipeline's voice) when it speaks it, else the first voice in the
     /// folder for the exact language, else the first of the same language
-    /// family. This is the only language routing there is until pipelines
-    /// route voices by their own rules; front ends call it, so that a routing
-    /// rule replaces this function, not their code.
+    /// family. Front ends that take a language without a voice (Wyoming)
+    /// call it when no voice route of the pipeline serves the language
+    /// (pipeline/routes.rs); routes come first.
     pub fn for_language(&self, language: &str, preferred: &str) -> Result<String, TtsError> {
         let catalog = self.catalog();
         let tags: Vec<(&str, String)> = catalog

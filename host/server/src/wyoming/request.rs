@@ -2,8 +2,10 @@
 //! the service's [`SynthesisRequest`]: `voice` {`name` | `language`,
 //! `speaker` (a name or a number)}, `text_format` (`text`; SSML is refused
 //! until voxpipe has an SSML path). A voice chosen by language goes through
-//! [`crate::tts::VoiceStore::for_language`], the service's routing. Every
-//! refusal is a [`TtsError`], whose `kind()` is the `error` event's code.
+//! the pipeline's voice routes when one of them serves the language (the
+//! same routing as HTTP), else [`crate::tts::VoiceStore::for_language`].
+//! Every refusal is a [`TtsError`], whose `kind()` is the `error` event's
+//! code.
 
 use serde_json::{Map, Value};
 
@@ -86,12 +88,26 @@ pub fn synthesis_request(
         (Some(name), _) => Some(name.clone()),
         (None, Some(lang)) => {
             let name = pipeline.unwrap_or(&service.options.default_pipeline);
-            let preferred = service
-                .registry
-                .get(name)
-                .map(|p| p.voice.clone())
-                .unwrap_or_default();
-            Some(service.voices.for_language(lang, &preferred)?)
+            let found = service.registry.get(name);
+            // A route on the language: leave the voice to the run, which
+            // routes with the request's language (as for HTTP).
+            let style = voxpipe_types::Style::default();
+            let subject = crate::pipeline::routes::Subject {
+                style: &style,
+                request_language: Some(lang),
+            };
+            match &found {
+                Some(p)
+                    if crate::pipeline::routes::choose(&p.routes, &subject)
+                        .is_some_and(|(_, m)| m.language) =>
+                {
+                    None
+                }
+                _ => {
+                    let preferred = found.map(|p| p.voice.clone()).unwrap_or_default();
+                    Some(service.voices.for_language(lang, &preferred)?)
+                }
+            }
         }
         (None, None) => None,
     };

@@ -2,7 +2,7 @@
 //! of [`MARKER`] in the built component (same length, so the component stays
 //! valid): `default` describes itself normally; `name-nul`, `name-newline`,
 //! `name-huge` (20 MiB), `version-space`, `desc-huge` (1 MiB of escapes and
-//! newlines) return what the host must refuse or clean.
+//! newlines), `applies-text`, `applies-many` return what the host must refuse or clean.
 
 use voxpipe_plugin_text::{Config, Context, PluginInfo, StageError, TextStage};
 
@@ -32,6 +32,12 @@ impl TextStage for HostileInfo {
             "version-space" => PluginInfo::new("hostile-info", " 1.0 ", about),
             "desc-huge" => {
                 PluginInfo::new("hostile-info", version, &"line\n\u{1b}[31m".repeat(1 << 16))
+            }
+            // Only audio stages apply style fields; and at most 32 entries.
+            "applies-text" => PluginInfo::new("hostile-info", version, about).applies(&["pitch"]),
+            "applies-many" => {
+                let many = vec!["emotion:x"; 100_000];
+                PluginInfo::new("hostile-info", version, about).applies(&many)
             }
             _ => PluginInfo::new("hostile-info", version, about),
         }

@@ -367,6 +367,79 @@ in 1999) for 3 km of cable on Elm St.; call 555-123-4567 or mail jo.smith@mail.o
     Ok(())
 }
 
+/// The per-request cost of voice routing and honored-field accounting
+/// (`pipeline/routes.rs`, `tts/honored.rs`) on a Sichuanese style with three
+/// routes and two audio stages' `applies`.
+fn accounting_cost(n: usize) -> Stats {
+    use voxpipe::pipeline::routes::{self, Route, StyleDefaults, Subject, When};
+    use voxpipe::tts::honored;
+    use voxpipe_types::{Applies, Style, StyleField};
+    let route = |number, when| Route {
+        number,
+        when,
+        voice: Some("zh_CN-huayan-medium".into()),
+        speaker: None,
+        defaults: StyleDefaults::default(),
+    };
+    let routes = [
+        route(
+            1,
+            When {
+                dialect: vec!["cantonese".into()],
+                ..When::default()
+            },
+        ),
+        route(
+            2,
+            When {
+                dialect: vec!["sichuanese".into(), "chongqing".into()],
+                ..When::default()
+            },
+        ),
+        route(
+            3,
+            When {
+                language: vec!["zh".into()],
+                ..When::default()
+            },
+        ),
+    ];
+    let style = Style {
+        dialect: Some("sichuanese".into()),
+        language: Some("zh-CN".into()),
+        emotions: vec!["happy".into()],
+        pitch: Some(1.0),
+        ..Style::default()
+    };
+    let (pitch, volume) = (
+        Applies::Field(StyleField::Pitch),
+        Applies::Field(StyleField::Volume),
+    );
+    let audio = [&pitch, &volume];
+    measure(n, || {
+        let mut style = std::hint::black_box(style.clone());
+        let chosen = routes::choose(
+            &routes,
+            &Subject {
+                style: &style,
+                request_language: None,
+            },
+        );
+        if let Some((r, _)) = &chosen {
+            r.fill(&mut style);
+        }
+        let applied = honored::Applied {
+            voice: "zh_CN-huayan-medium",
+            voice_language: Some("zh-CN"),
+            speaker_overridden: false,
+            route: chosen.as_ref().map(|(_, m)| m),
+            audio: &audio,
+        };
+        let fields = honored::unhonored(&style, &applied);
+        assert_eq!(honored::label(&fields), "emotion=happy");
+    })
+}
+
 fn runtime_bench(calls: usize, audio_calls: usize, loads: usize) -> anyhow::Result<()> {
     let out = built_plugins()?;
     let runtime = PluginRuntime::new(RuntimeOptions {
@@ -418,7 +491,23 @@ fn runtime_bench(calls: usize, audio_calls: usize, loads: usize) -> anyhow::Resu
             .call_style(&limits, &ctx, &style_cfg, "用四川话, 悲伤地说")
             .unwrap();
     });
+    let style_call = s.p50;
     row("style, style-table", "instruct, 2 rules", calls, s);
+
+    // What the host adds per request with an instruct: choose the route and
+    // account for every style field (issue 16). Plain Rust, no plugin call.
+    let s = accounting_cost(calls * 10);
+    let accounting = s.p50;
+    row(
+        "host: route + honored-field accounting",
+        "3 routes, 4 style fields",
+        calls * 10,
+        s,
+    );
+    println!(
+        "\n(accounting p50 = {:.2} % of one style-stage call's p50)\n",
+        100.0 * accounting.as_secs_f64() / style_call.as_secs_f64()
+    );
 
     let gain = load("audio-gain")?;
     let gain_cfg = StageConfig::from_json(r#"{"gain_db":-3.0}"#).unwrap();
