@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
@@ -74,29 +74,6 @@ fn tone(rate: u32, channels: u16, freq: f32, amplitude: f32, seconds: f32) -> Au
     }
 }
 
-/// Integrated loudness of WAV files by pyloudnorm (tests/loudness/measure.py).
-fn pyloudnorm(files: &[PathBuf]) -> Vec<f64> {
-    let out = Command::new("python3")
-        .arg(common::root().join("tests/loudness/measure.py"))
-        .args(files)
-        .output()
-        .expect("python3 with pyloudnorm (.ci/setup installs it)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["lufs"]
-                .as_f64()
-                .unwrap()
-        })
-        .collect()
-}
-
 /// The loudness plugin brings speech and synthetic signals to the target
 /// within ±0.5 LU as measured by an independent implementation (pyloudnorm),
 /// and its own meter agrees with pyloudnorm on the inputs.
@@ -125,14 +102,14 @@ fn loudness_hits_target_as_measured_by_pyloudnorm() {
             voxpipe_codec::wav::write(&f, a).unwrap();
             input_files.push(f);
         }
-        for ((name, _), lufs) in inputs.iter().zip(pyloudnorm(&files)) {
+        for ((name, _), lufs) in inputs.iter().zip(common::pyloudnorm(&files)) {
             eprintln!("loudness {name}: target {target} → pyloudnorm {lufs:.2} LUFS");
             assert!(
                 (lufs - target).abs() <= 0.5,
                 "{name}: {lufs:.2} LUFS, target {target}"
             );
         }
-        for ((name, a), reference) in inputs.iter().zip(pyloudnorm(&input_files)) {
+        for ((name, a), reference) in inputs.iter().zip(common::pyloudnorm(&input_files)) {
             let ours = loudness::integrated_lufs(&a.samples, a.channels, a.sample_rate)
                 .expect("measurable");
             eprintln!("meter {name}: ours {ours:.2}, pyloudnorm {reference:.2}");

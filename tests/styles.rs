@@ -9,7 +9,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::http::{default_pipelines, get, post_json, Server};
 use serde_json::json;
@@ -243,7 +242,7 @@ fn styles_are_routed_honored_or_refused() {
         std::fs::write(&path, &r.body).unwrap();
         paths.push(path);
     }
-    let lufs = pyloudnorm(&paths);
+    let lufs = common::pyloudnorm(&paths);
     let drop = lufs[0] - lufs[1];
     assert!((drop - 6.0).abs() <= 0.5, "softly is {drop:.2} LU quieter");
 
@@ -256,29 +255,6 @@ fn styles_are_routed_honored_or_refused() {
     ] {
         assert!(metrics.contains(series), "{series} missing");
     }
-}
-
-/// Integrated loudness of WAV files by pyloudnorm (tests/loudness/measure.py).
-fn pyloudnorm(files: &[PathBuf]) -> Vec<f64> {
-    let out = Command::new("python3")
-        .arg(common::root().join("tests/loudness/measure.py"))
-        .args(files)
-        .output()
-        .expect("python3 with pyloudnorm (.ci/setup installs it)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["lufs"]
-                .as_f64()
-                .unwrap()
-        })
-        .collect()
 }
 
 /// `voxpipe pipeline check` refuses bad routes with file:line, all at once.
@@ -309,6 +285,10 @@ voice = "test-zh"
 speaker = "dave"
 
 [[routes]]
+when = { language = ["zh"] }
+voice = "test-zh"
+
+[[routes]]
 voice = "en_US-joe-medium"
 
 [[routes]]
@@ -333,8 +313,9 @@ speed = 9.0
         format!("{f}:9:9: route 1: unknown voice `zh_CN-nobody`"),
         format!("{f}:11:1: route 2 is unreachable: route 1 matches every style it does"),
         format!("{f}:18:11: route 3: voice `test-zh` has no speaker `dave`"),
-        format!("{f}:25:9: route 5: speed = 9 is outside 0.25..=4"),
-        format!("{f}:23:1: route 5 is unreachable: route 4 (the default, no `when`)"),
+        format!("{f}:20:1: route 4 duplicates the conditions of route 3"),
+        format!("{f}:29:9: route 6: speed = 9 is outside 0.25..=4"),
+        format!("{f}:27:1: route 6 is unreachable: route 5 (the default, no `when`)"),
     ] {
         assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
     }

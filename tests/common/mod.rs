@@ -180,3 +180,26 @@ pub fn rss_bytes() -> usize {
     let pages: usize = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
     pages * 4096
 }
+
+/// Integrated loudness of WAV files by pyloudnorm (tests/loudness/measure.py).
+pub fn pyloudnorm(files: &[PathBuf]) -> Vec<f64> {
+    let out = Command::new("python3")
+        .arg(root().join("tests/loudness/measure.py"))
+        .args(files)
+        .output()
+        .expect("python3 with pyloudnorm (.ci/setup installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["lufs"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect()
+}
