@@ -408,3 +408,58 @@ fn bounds(server: &Server, port: u16) {
     assert_eq!(c.event().unwrap().0, "pong");
     assert_eq!(get(server.port, "/healthz").status, 200);
 }
+
+/// A restart loses no audio already asked for: on SIGTERM an idle Wyoming
+/// connection is closed at once, one with a synthesis under way gets all of
+/// its audio (through `audio-stop`) and is then closed, and the server
+/// exits cleanly once both are done.
+#[test]
+fn shutdown_drains_open_connections() {
+    let pipelines = default_pipelines();
+    let voices = voices();
+    let port = free_port();
+    let mut server = Server::start(
+        pipelines.path(),
+        &[
+            "--voices",
+            voices.path().to_str().unwrap(),
+            "--wyoming",
+            &format!("tcp://127.0.0.1:{port}"),
+        ],
+        &[],
+    );
+    let mut idle = Raw::connect(port);
+    idle.send(b"{\"type\":\"ping\",\"data\":{\"text\":\"x\"}}\n");
+    assert_eq!(idle.event().unwrap().0, "pong");
+
+    let mut busy = Raw::connect(port);
+    let text = "This is the first sentence of a longer answer. Here comes a second one, \
+                with a pause. And a third sentence ends it all.";
+    let data = json!({ "text": text }).to_string();
+    busy.send(
+        format!(
+            "{{\"type\":\"synthesize\",\"data_length\":{}}}\n{data}",
+            data.len()
+        )
+        .as_bytes(),
+    );
+    assert_eq!(busy.event().unwrap().0, "audio-start");
+    common::http::sigterm(&server.child);
+
+    idle.expect_closed();
+    let mut chunks = 0;
+    loop {
+        let (kind, _) = busy
+            .event()
+            .expect("the synthesis finishes before the close");
+        match kind.as_str() {
+            "audio-chunk" => chunks += 1,
+            "audio-stop" => break,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(chunks > 0);
+    busy.expect_closed();
+    let status = common::http::wait_exit(&mut server.child, Duration::from_secs(20));
+    assert!(status.success(), "{status:?}: {}", server.log_text());
+}

@@ -250,7 +250,7 @@ impl ServeArgs {
                 .iter()
                 .map(|l| l.parse().map_err(anyhow::Error::msg))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            voxpipe::wyoming::start(&listeners, wyoming, stop_rx.clone()).await?;
+            voxpipe::wyoming::start(&listeners, wyoming.clone(), stop_rx.clone()).await?;
             let server = axum::serve(listener, app).with_graceful_shutdown(async move {
                 shutdown_signal().await;
                 shutting_down.store(true, Ordering::Relaxed);
@@ -261,8 +261,14 @@ impl ServeArgs {
                 let _ = stop_rx.wait_for(|stopped| *stopped).await;
                 tokio::time::sleep(grace).await;
             };
+            // HTTP's in-flight requests, then the Wyoming connections'.
+            let drain = async move {
+                server.await?;
+                wyoming.drained().await;
+                anyhow::Ok(())
+            };
             tokio::select! {
-                r = server => r?,
+                r = drain => r?,
                 _ = expire => tracing::warn!(grace_s = grace.as_secs_f64(), "in-flight requests did not finish within the grace period"),
             }
             tracing::info!("voxpipe stopped");

@@ -16,6 +16,11 @@
 //! - A refusal or failure is an `error` event {text, code: the HTTP API's
 //!   error type}; the connection stays usable unless the bytes can no longer
 //!   be followed (oversized or unreadable lengths, a half-sent event).
+//! - On shutdown (the stop signal) an idle connection is closed at once; one
+//!   with a synthesis open finishes it (its last `audio-stop`, or
+//!   `synthesize-stopped` for a stream whose text is complete) and is then
+//!   closed, so a rolling restart loses no audio already asked for. The
+//!   server waits for that up to `shutdown_grace_s`.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -23,7 +28,7 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use serde_json::json;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, WriteHalf};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
 use super::audio::{self, Format};
@@ -42,8 +47,13 @@ const BACKLOG: usize = 8;
 const CACHE_FORMAT: &str = "wyoming-pcm16";
 
 /// Serves one connection until the client leaves or breaks the protocol.
-pub async fn serve<S>(stream: S, peer: String, frontend: Arc<Frontend>, pipeline: Option<String>)
-where
+pub async fn serve<S>(
+    stream: S,
+    peer: String,
+    frontend: Arc<Frontend>,
+    pipeline: Option<String>,
+    stop: watch::Receiver<bool>,
+) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (rd, writer) = tokio::io::split(stream);
@@ -72,7 +82,7 @@ where
         synth: None,
         backlog: VecDeque::new(),
     };
-    let why = c.run(events).await;
+    let why = c.run(events, stop).await;
     tracing::debug!(peer = %c.peer, reason = %why, "wyoming connection closed");
     reader.abort();
     // Dropping the synthesis cancels it; the socket closes with the writer.
@@ -141,12 +151,22 @@ enum Next {
 }
 
 impl<S: AsyncWrite> Connection<WriteHalf<S>> {
-    async fn run(&mut self, mut events: mpsc::Receiver<Result<Event, FrameError>>) -> Close {
+    async fn run(
+        &mut self,
+        mut events: mpsc::Receiver<Result<Event, FrameError>>,
+        mut stop: watch::Receiver<bool>,
+    ) -> Close {
         loop {
             if let Err(why) = self.advance().await {
                 return why;
             }
+            // Shutting down: done once no synthesis is open (requests the
+            // client queued behind it are not started).
+            if *stop.borrow() && self.synth.is_none() {
+                return "the server is shutting down".into();
+            }
             let reading = self.backlog.len() < BACKLOG;
+            let idle = self.synth.is_none();
             let current = self.synth.as_mut().and_then(|s| s.current.as_mut());
             let next = match current {
                 Some(current) => tokio::select! {
@@ -154,8 +174,12 @@ impl<S: AsyncWrite> Connection<WriteHalf<S>> {
                     out = next_output(current) => Next::Output(out),
                 },
                 // A full backlog drains whenever no audio is being made
-                // (see `advance`), so this waits for the client.
-                None => Next::Event(events.recv().await),
+                // (see `advance`), so this waits for the client (or, idle,
+                // for the stop signal).
+                None => tokio::select! {
+                    ev = events.recv() => Next::Event(ev),
+                    _ = stop.wait_for(|s| *s), if idle => continue,
+                },
             };
             let step = match next {
                 Next::Event(None) => return "the client left".into(),

@@ -27,6 +27,7 @@ pub struct Frontend {
     pub write_timeout: Duration,
     pub samples_per_chunk: usize,
     connections: Arc<Semaphore>,
+    max_connections: usize,
 }
 
 impl Frontend {
@@ -46,6 +47,17 @@ impl Frontend {
             write_timeout: config.event_timeout(),
             samples_per_chunk: config.samples_per_chunk,
             connections: Arc::new(Semaphore::new(config.max_connections)),
+            max_connections: config.max_connections,
+        }
+    }
+
+    /// Returns once every connection has closed. After the stop signal an
+    /// idle connection closes at once and a busy one when its synthesis has
+    /// sent its last audio (see `connection.rs`), so this is the drain the
+    /// server waits for on shutdown (bounded by `shutdown_grace_s`).
+    pub async fn drained(&self) {
+        while self.connections.available_permits() < self.max_connections {
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 }
@@ -144,10 +156,10 @@ async fn accept_loop(
         match (stream, permit) {
             (Stream::Tcp(s), Ok(p)) => {
                 let _ = s.set_nodelay(true);
-                tokio::spawn(serve(s, peer, frontend, pipeline, p));
+                tokio::spawn(serve(s, peer, frontend, pipeline, p, stop.clone()));
             }
             (Stream::Unix(s), Ok(p)) => {
-                tokio::spawn(serve(s, peer, frontend, pipeline, p));
+                tokio::spawn(serve(s, peer, frontend, pipeline, p, stop.clone()));
             }
             (Stream::Tcp(s), Err(_)) => {
                 tokio::spawn(refuse(s, peer, frontend));
@@ -186,11 +198,12 @@ async fn serve<S>(
     frontend: Arc<Frontend>,
     pipeline: Option<String>,
     _permit: OwnedSemaphorePermit,
+    stop: watch::Receiver<bool>,
 ) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     tracing::debug!(%peer, "wyoming connection");
-    super::connection::serve(stream, peer, frontend, pipeline).await;
+    super::connection::serve(stream, peer, frontend, pipeline, stop).await;
 }
 
 /// A connection over the cap: told why, then closed.
