@@ -463,3 +463,63 @@ fn shutdown_drains_open_connections() {
     let status = common::http::wait_exit(&mut server.child, Duration::from_secs(20));
     assert!(status.success(), "{status:?}: {}", server.log_text());
 }
+
+/// Zeroconf discovery as Home Assistant does it: a real mDNS browser
+/// (python-zeroconf, tests/wyoming/browse.py) finds the listener as
+/// `_wyoming._tcp`, the announced address and port answer Wyoming, and the
+/// announcement is withdrawn when the server stops.
+#[test]
+fn zeroconf_announces_the_listener_and_withdraws_it() {
+    let pipelines = default_pipelines();
+    let voices = voices();
+    let port = free_port();
+    let name = format!("voxpipe-test-{port}");
+    let mut server = Server::start(
+        pipelines.path(),
+        &[
+            "--voices",
+            voices.path().to_str().unwrap(),
+            "--wyoming",
+            &format!("tcp://0.0.0.0:{port}"),
+            "--wyoming-zeroconf",
+            &name,
+        ],
+        &[],
+    );
+    let browse = |args: &[&str]| {
+        let mut c = Command::new("python3");
+        c.arg(common::root().join("tests/wyoming/browse.py"))
+            .args(args);
+        c
+    };
+    let out = browse(&["15"]).output().expect("python3 with zeroconf");
+    let seen: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    let service = &seen["found"][format!("{name}._wyoming._tcp.local.")];
+    assert_eq!(service["port"], port, "{seen}");
+    let address = service["addresses"][0].as_str().expect("an address");
+    let mut c = Raw {
+        reader: BufReader::new(TcpStream::connect((address, port)).unwrap()),
+    };
+    c.send(b"{\"type\":\"ping\",\"data\":{\"text\":\"found\"}}\n");
+    assert_eq!(c.event().unwrap().0, "pong");
+    drop(c);
+
+    // Withdrawn on shutdown: the browser sees the goodbye.
+    let watcher = browse(&["15", &name])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    common::http::sigterm(&server.child);
+    let out = watcher.wait_with_output().unwrap();
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let removed = seen["removed"].as_array().unwrap();
+    assert!(
+        removed
+            .iter()
+            .any(|n| n == &json!(format!("{name}._wyoming._tcp.local."))),
+        "{seen}"
+    );
+    assert!(common::http::wait_exit(&mut server.child, Duration::from_secs(20)).success());
+}

@@ -74,6 +74,10 @@ pub struct ServeArgs {
     /// replaces the config's wyoming.listeners (docs/home-assistant.md).
     #[arg(long = "wyoming", value_name = "URI")]
     wyoming: Vec<voxpipe::wyoming::Listener>,
+    /// Announce the Wyoming TCP listeners over zeroconf (`_wyoming._tcp`) as
+    /// NAME, so Home Assistant discovers them [default: wyoming.zeroconf, off].
+    #[arg(long = "wyoming-zeroconf", value_name = "NAME")]
+    wyoming_zeroconf: Option<String>,
 }
 
 impl ServeArgs {
@@ -115,6 +119,9 @@ impl ServeArgs {
         }
         if !self.wyoming.is_empty() {
             c.wyoming.listeners = self.wyoming.iter().map(ToString::to_string).collect();
+        }
+        if let Some(name) = &self.wyoming_zeroconf {
+            c.wyoming.zeroconf = Some(name.clone());
         }
         for (var, keys) in [
             ("VOXPIPE_API_KEYS", &mut c.auth.api_keys),
@@ -250,11 +257,25 @@ impl ServeArgs {
                 .iter()
                 .map(|l| l.parse().map_err(anyhow::Error::msg))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            voxpipe::wyoming::start(&listeners, wyoming.clone(), stop_rx.clone()).await?;
+            let announcer = voxpipe::wyoming::start(
+                &listeners,
+                wyoming.clone(),
+                stop_rx.clone(),
+                config.wyoming.zeroconf.as_deref(),
+            )
+            .await?;
             let server = axum::serve(listener, app).with_graceful_shutdown(async move {
                 shutdown_signal().await;
                 shutting_down.store(true, Ordering::Relaxed);
                 let _ = stop_tx.send(true);
+            });
+            // Withdrawn as soon as the server stops taking new connections.
+            let mut stopped = stop_rx.clone();
+            let withdraw = tokio::spawn(async move {
+                let _ = stopped.wait_for(|s| *s).await;
+                if let Some(a) = announcer {
+                    let _ = tokio::task::spawn_blocking(move || a.stop()).await;
+                }
             });
             // In-flight requests get `grace` to finish; then the process exits anyway.
             let expire = async move {
@@ -271,6 +292,7 @@ impl ServeArgs {
                 r = drain => r?,
                 _ = expire => tracing::warn!(grace_s = grace.as_secs_f64(), "in-flight requests did not finish within the grace period"),
             }
+            let _ = tokio::time::timeout(Duration::from_secs(2), withdraw).await;
             tracing::info!("voxpipe stopped");
             anyhow::Ok(())
         });

@@ -63,12 +63,14 @@ impl Frontend {
 }
 
 /// Binds every listener (an error names the one that failed), then serves
-/// them until `stop` turns true.
+/// them until `stop` turns true. With `zeroconf`, the TCP listeners are
+/// announced under that name; the returned announcer withdraws them.
 pub async fn start(
     listeners: &[Listener],
     frontend: Arc<Frontend>,
     stop: watch::Receiver<bool>,
-) -> anyhow::Result<()> {
+    zeroconf: Option<&str>,
+) -> anyhow::Result<Option<super::zeroconf::Announcer>> {
     let mut bound = Vec::new();
     for l in listeners {
         let socket = bind(&l.address)
@@ -82,9 +84,25 @@ pub async fn start(
             tracing::warn!(%pipeline, "a Wyoming listener's pipeline is not loaded (yet); its requests fail until it is");
         }
         tracing::info!(addr = %socket.local(), %pipeline, "wyoming listening");
-        bound.push((socket, l.pipeline.clone()));
+        bound.push((socket, l.pipeline.clone(), pipeline));
     }
-    for (socket, pipeline) in bound {
+    let announcer = match zeroconf {
+        None => None,
+        Some(name) => {
+            let tcp: Vec<super::zeroconf::Announced> = bound
+                .iter()
+                .filter_map(|(socket, _, pipeline)| match socket {
+                    Socket::Tcp(l) => Some(super::zeroconf::Announced {
+                        addr: l.local_addr().ok()?,
+                        pipeline: pipeline.clone(),
+                    }),
+                    Socket::Unix(..) => None,
+                })
+                .collect();
+            Some(super::zeroconf::announce(name, &tcp)?)
+        }
+    };
+    for (socket, pipeline, _) in bound {
         tokio::spawn(accept_loop(
             socket,
             pipeline,
@@ -92,7 +110,7 @@ pub async fn start(
             stop.clone(),
         ));
     }
-    Ok(())
+    Ok(announcer)
 }
 
 enum Socket {

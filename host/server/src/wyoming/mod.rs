@@ -27,6 +27,7 @@ pub mod listen;
 mod observe;
 mod request;
 mod sentences;
+pub mod zeroconf;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -54,6 +55,9 @@ pub struct WyomingConfig {
     pub max_event_kib: usize,
     /// Samples per `audio-chunk` event.
     pub samples_per_chunk: usize,
+    /// Announce the TCP listeners over zeroconf (`_wyoming._tcp`) under this
+    /// name, for Home Assistant's discovery; unset: no announcement.
+    pub zeroconf: Option<String>,
 }
 
 impl Default for WyomingConfig {
@@ -65,6 +69,7 @@ impl Default for WyomingConfig {
             event_timeout_s: 10.0,
             max_event_kib: 64,
             samples_per_chunk: 1024,
+            zeroconf: None,
         }
     }
 }
@@ -98,6 +103,18 @@ impl WyomingConfig {
             (64..=65_536).contains(&self.samples_per_chunk),
             "wyoming.samples_per_chunk must be 64..=65536"
         );
+        if let Some(name) = &self.zeroconf {
+            // A DNS-SD instance name: one label of at most 63 bytes; the
+            // pipeline may be appended, so keep room.
+            anyhow::ensure!(
+                !name.is_empty()
+                    && name.len() <= 40
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+                "wyoming.zeroconf must be 1-40 letters, digits, `-` or `_`"
+            );
+        }
         Ok(())
     }
 
