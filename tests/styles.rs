@@ -104,6 +104,14 @@ fn styles_are_routed_honored_or_refused() {
         LOUDNESS,
         "",
     );
+    std::fs::write(
+        d.join("bare-strict.toml"),
+        format!(
+            "voice = \"en_US-joe-medium\"\non_unhonored = \"refuse\"\n\
+             [[stages]]\nkind = \"style\"\n{TABLE_STYLE}\n[[stages]]\nkind = \"model\"\n"
+        ),
+    )
+    .unwrap();
     let server = Server::start(
         d,
         &[
@@ -120,7 +128,7 @@ fn styles_are_routed_honored_or_refused() {
         .as_array()
         .map(|a| a.iter().filter_map(|p| p["name"].as_str()).collect())
         .unwrap_or_default();
-    assert_eq!(names.len(), 5, "{listed}\n{}", server.log_text());
+    assert_eq!(names.len(), 6, "{listed}\n{}", server.log_text());
 
     // The default pipeline has no Chinese voice: the dialect is understood,
     // not honored, and the response says so.
@@ -203,6 +211,17 @@ fn styles_are_routed_honored_or_refused() {
         "names the voice that could serve it: {message}"
     );
     assert_eq!(tts(port, "strict", text, Some("用四川话说")).status, 200);
+    // No route at all: the refusal names the server's voices that speak the
+    // language.
+    let r = tts(port, "bare-strict", "Hi.", Some("用上海话讲"));
+    assert_eq!(r.status, 422, "{}", r.text());
+    let message = r.json()["error"]["message"].as_str().unwrap().to_string();
+    assert!(
+        message.contains(
+            "language=zh-CN: no route of this pipeline serves it; voices that speak it: test-zh"
+        ),
+        "{message}"
+    );
 
     // A 0.1.0 plugin loads and runs, and counts as applying nothing.
     let legacy = &listed["pipelines"]

@@ -112,8 +112,9 @@ pub(super) fn set_voice(voice: &str) -> Result<(), PhonemizeError> {
 /// 1.51, `cmn` turns each hanzi into its pinyin and then reads that pinyin as
 /// English ("四" → `sɪ5fˈɔː`, "si" + "four"); 1.52 reads it as Mandarin. The
 /// `cmn-latn-pinyin` variant of 1.51 reads the same pinyin as Mandarin and
-/// gives 1.52's `cmn` phonemes (`sˈi̪5 ts.hˈua5n χwˈɑ5`), except that Latin
-/// text inside Chinese is read as pinyin rather than English.
+/// gives 1.52's `cmn` phonemes (`sˈi̪5 ts.hˈua5n χwˈɑ5`); English words inside
+/// Chinese text are still read as English, with stray tone digits (`Python`:
+/// `paɪ1θə1n`, 1.52 `pˈaɪθən`).
 fn voice_for_1_51(voice: &str) -> &str {
     match voice.to_ascii_lowercase().as_str() {
         "cmn" | "zh" | "zh-cmn" | "sit/cmn" => "cmn-latn-pinyin",

@@ -127,8 +127,15 @@ pub fn unhonored(style: &Style, applied: &Applied<'_>) -> Vec<UnhonoredField> {
 }
 
 /// For a refusal: who in this pipeline could have served `field`, e.g.
-/// "route 2 (voice zh_CN-huayan-medium) speaks dialect=sichuanese".
-pub fn who_serves(f: &UnhonoredField, routes: &[Route], pipeline_voice: &str) -> String {
+/// "dialect=sichuanese is served by route 2 (voice zh_CN-huayan-medium) …";
+/// for a language no route serves, the server's voices that speak it
+/// (`catalog`: name and language tag of each voice).
+pub fn who_serves(
+    f: &UnhonoredField,
+    routes: &[Route],
+    pipeline_voice: &str,
+    catalog: &[(String, String)],
+) -> String {
     let serving: Vec<String> = routes
         .iter()
         .filter(|r| {
@@ -158,7 +165,26 @@ pub fn who_serves(f: &UnhonoredField, routes: &[Route], pipeline_voice: &str) ->
             f.value,
             serving.join(", ")
         ),
-        StyleField::Dialect | StyleField::Emotion | StyleField::Language => format!(
+        StyleField::Language => {
+            let primary = f.value.split(['-', '_']).next().unwrap_or("");
+            let speaking: Vec<&str> = catalog
+                .iter()
+                .filter(|(_, tag)| language_matches(primary, tag))
+                .map(|(name, _)| name.as_str())
+                .collect();
+            if speaking.is_empty() {
+                format!("{}={}: no voice of this server speaks it", f.field, f.value)
+            } else {
+                format!(
+                    "{}={}: no route of this pipeline serves it; voices that speak it: {} \
+                     (add a route)",
+                    f.field,
+                    f.value,
+                    speaking.join(", ")
+                )
+            }
+        }
+        StyleField::Dialect | StyleField::Emotion => format!(
             "{}={}: no voice of this pipeline serves it (add a route)",
             f.field, f.value
         ),

@@ -184,9 +184,15 @@ impl Runner<'_> {
         let unhonored = self.account(job, &style, &voice, &voice_name, routed.as_ref());
         report.set_unhonored(&unhonored);
         if !unhonored.is_empty() && pipeline.on_unhonored == OnUnhonored::Refuse {
+            let catalog: Vec<(String, String)> = self
+                .voices
+                .catalog()
+                .into_iter()
+                .filter_map(|v| Some((v.name.clone(), v.config.language_tag()?)))
+                .collect();
             let why: Vec<String> = unhonored
                 .iter()
-                .map(|f| honored::who_serves(f, &pipeline.routes, &pipeline.voice))
+                .map(|f| honored::who_serves(f, &pipeline.routes, &pipeline.voice, &catalog))
                 .collect();
             return Err(TtsError::StyleUnsupported(format!(
                 "pipeline `{}` cannot honor {} (on_unhonored = \"refuse\"): {}",
