@@ -104,6 +104,15 @@ fn styles_are_routed_honored_or_refused() {
         LOUDNESS,
         "",
     );
+    // Mixed-language text: English routed to joe as well, so both directions
+    // have a voice.
+    pipeline(
+        d,
+        "mixed",
+        TABLE_STYLE,
+        LOUDNESS,
+        "[[routes]]\nwhen = { language = \"en\" }\nvoice = \"en_US-joe-medium\"\n",
+    );
     std::fs::write(
         d.join("bare-strict.toml"),
         format!(
@@ -128,7 +137,7 @@ fn styles_are_routed_honored_or_refused() {
         .as_array()
         .map(|a| a.iter().filter_map(|p| p["name"].as_str()).collect())
         .unwrap_or_default();
-    assert_eq!(names.len(), 6, "{listed}\n{}", server.log_text());
+    assert_eq!(names.len(), 7, "{listed}\n{}", server.log_text());
 
     // The default pipeline has no Chinese voice: the dialect is understood,
     // not honored, and the response says so.
@@ -243,6 +252,29 @@ fn styles_are_routed_honored_or_refused() {
     assert_eq!(spoken_by(&r), "test-zh");
     let r = tts(port, "js", "Hi.", Some("speak sadly"));
     assert!(r.header("x-style-unmapped").is_some(), "{:?}", r.headers);
+
+    // Mixed-language text: the Chinese run goes to the voice the routes give
+    // Chinese, the English run stays with the pipeline's voice — and the
+    // reverse, English inside a Sichuanese request, goes to the English
+    // route. Without a route for it, a run stays with the request's voice.
+    let voices_of = |r: &common::http::Reply| r.header("server-timing").unwrap_or("").to_string();
+    let r = tts(port, "mixed", "Hello world. 你好，世界。", None);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let timing = voices_of(&r);
+    assert!(
+        timing.contains("voice en_US-joe-medium; voice test-zh"),
+        "{timing}"
+    );
+    let r = tts(port, "mixed", "我用Python编程。", Some("用四川话说"));
+    let timing = voices_of(&r);
+    assert!(
+        timing.contains("voice test-zh; voice en_US-joe-medium"),
+        "{timing}"
+    );
+    let r = tts(port, "zh", "我用Python编程。", Some("用四川话说"));
+    assert_eq!(spoken_by(&r), "test-zh", "no English route in `zh`");
+    let r = tts(port, "default", "Hello world. 你好，世界。", None);
+    assert_eq!(spoken_by(&r), "en_US-joe-medium", "no routes in `default`");
 
     // "speak softly": 6 dB quieter than plain speech, by pyloudnorm.
     let long = "The quick brown fox jumps over the lazy dog. We measure how loud this \

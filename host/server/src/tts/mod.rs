@@ -8,6 +8,7 @@ pub mod admission;
 mod error;
 pub mod estimate;
 pub mod honored;
+mod mixed;
 mod observe;
 mod request;
 mod run;

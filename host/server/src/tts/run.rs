@@ -4,6 +4,7 @@
 //! its audio stages see the whole utterance ([`ChunkPosition::WHOLE`]); a
 //! streamed one sends each sentence through them as it is made.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tracing::field::Empty;
@@ -203,17 +204,35 @@ impl Runner<'_> {
         }
         ctx.style = Some(style.clone());
         let speed = effective_speed(job.speed, &style);
-        let defaults = voice.entry.config.inference;
-        let options = SynthOptions {
-            noise_scale: style.noise_scale,
-            length_scale: Some(defaults.length_scale / speed),
-            noise_w: style.noise_w,
-            speaker,
-            seed: job.seed,
-            max_phonemes: Some(self.options.max_call_phonemes),
-            max_seconds: Some(self.options.max_sentence_seconds),
-            decoder_chunks: None,
-        };
+        // Runs of another script go to the voice the routes give their
+        // language (mixed.rs); one part, the main voice, otherwise.
+        let parts = super::mixed::parts(
+            &text,
+            &voice,
+            job.language.as_deref().or(pipeline.language.as_deref()),
+            &pipeline.routes,
+            &pipeline.voice,
+            self.voices,
+        )?;
+        let mut options = Vec::with_capacity(parts.len());
+        for part in &parts {
+            let main = Arc::ptr_eq(&part.voice, &voice);
+            let speaker = match (&part.route_speaker, main) {
+                (_, true) => speaker,
+                (Some(name), false) => speaker_id(&part.voice, name)?,
+                (None, false) => 0,
+            };
+            options.push(SynthOptions {
+                noise_scale: style.noise_scale,
+                length_scale: Some(part.voice.entry.config.inference.length_scale / speed),
+                noise_w: style.noise_w,
+                speaker,
+                seed: job.seed,
+                max_phonemes: Some(self.options.max_call_phonemes),
+                max_seconds: Some(self.options.max_sentence_seconds),
+                decoder_chunks: None,
+            });
+        }
 
         let started = Instant::now();
         let span = tracing::info_span!("phonemize", tts.sentences = Empty, tts.phonemes = Empty);
@@ -227,36 +246,54 @@ impl Runner<'_> {
                 .unwrap_or_else(|| TtsError::Cancelled("the synthesis was stopped".into())),
             e => e,
         };
-        let sentences = span
-            .in_scope(|| {
+        // (part, ids) per model call, in order.
+        let mut sentences: Vec<(usize, Vec<i64>)> = Vec::new();
+        span.in_scope(|| {
+            for (p, part) in parts.iter().enumerate() {
                 // A stream's first audio waits for the first model call only:
                 // it is kept short when audio goes out sentence by sentence
                 // (window by window, the decoder already sends early).
-                let first = if streaming && !pipeline.audio_streamable() {
+                let first = if sentences.is_empty() && streaming && !pipeline.audio_streamable() {
                     voxpipe_engine::synth::DEFAULT_FIRST_CALL_PHONEMES
                 } else {
                     self.options.max_call_phonemes
                 };
-                voice.sentence_ids_with(
+                let used: usize = sentences.iter().map(|(_, ids)| ids.len()).sum();
+                let ids = part.voice.sentence_ids_with(
                     self.phonemizer,
-                    &text,
+                    &part.text,
                     self.options.max_call_phonemes,
                     first,
-                    self.options.max_request_phonemes,
+                    self.options.max_request_phonemes.saturating_sub(used),
                     &stop,
-                )
-            })
-            .map_err(|e| why_stopped(e.into()))?;
+                );
+                let ids = match ids {
+                    Ok(ids) => ids,
+                    // A part with nothing to say (punctuation only) is skipped;
+                    // the request fails only if every part is empty.
+                    Err(voxpipe_engine::synth::EngineError::NothingToSay) if parts.len() > 1 => {
+                        continue
+                    }
+                    Err(e) => return Err(e),
+                };
+                sentences.extend(ids.into_iter().map(|ids| (p, ids)));
+            }
+            if sentences.is_empty() {
+                return Err(voxpipe_engine::synth::EngineError::NothingToSay);
+            }
+            Ok(())
+        })
+        .map_err(|e| why_stopped(e.into()))?;
         span.record("tts.sentences", sentences.len() as i64);
         span.record(
             "tts.phonemes",
-            sentences.iter().map(Vec::len).sum::<usize>() as i64,
+            sentences.iter().map(|(_, ids)| ids.len()).sum::<usize>() as i64,
         );
         drop(span);
         record_host(timings, "phonemize", None, started.elapsed());
         // The size is known now: bounded work per request, and the memory
         // admitted for it (a text stage may have made the text longer).
-        let ids: usize = sentences.iter().map(Vec::len).sum();
+        let ids: usize = sentences.iter().map(|(_, ids)| ids.len()).sum();
         if ids > self.options.max_request_phonemes {
             return Err(TtsError::RequestTooLarge(format!(
                 "the text makes {ids} phoneme ids; this server synthesizes at most {} per \
@@ -308,23 +345,36 @@ impl Runner<'_> {
         let mut whole = Vec::new();
         let mut chunks = 0u32;
         let count = sentences.len();
-        for (i, ids) in sentences.iter().enumerate() {
+        for (i, (p, ids)) in sentences.iter().enumerate() {
             checkpoint.check()?;
+            let part_voice = &parts[*p].voice;
+            // Another voice's audio joins the main voice's rate.
+            let convert = |samples: &[f32]| -> Vec<f32> {
+                if part_voice.sample_rate() == voice.sample_rate() {
+                    return samples.to_vec();
+                }
+                voxpipe_codec::resample(
+                    &voice_audio(part_voice, samples.to_vec()),
+                    voice.sample_rate(),
+                )
+                .samples
+            };
             let mut failed = None;
             let mut sentence = Vec::new();
             let mut on_audio = |samples: &[f32], last_piece: bool, timings: &mut Timings| {
+                let samples = convert(samples);
                 if !streaming {
-                    whole.extend_from_slice(samples);
+                    whole.extend_from_slice(&samples);
                     return true;
                 }
                 if !per_window {
-                    sentence.extend_from_slice(samples);
+                    sentence.extend_from_slice(&samples);
                     if !last_piece {
                         return true;
                     }
                 }
                 let samples = if per_window {
-                    samples.to_vec()
+                    samples
                 } else {
                     std::mem::take(&mut sentence)
                 };
@@ -341,7 +391,15 @@ impl Runner<'_> {
                     }
                 }
             };
-            let result = self.sentence(&voice, i, ids, &options, &stop, timings, &mut on_audio);
+            let result = self.sentence(
+                part_voice,
+                i,
+                ids,
+                &options[*p],
+                &stop,
+                timings,
+                &mut on_audio,
+            );
             if let Some(e) = failed {
                 return Err(e);
             }

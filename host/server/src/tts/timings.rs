@@ -26,7 +26,17 @@ impl Timings {
     /// Adds `duration` to the part called `name` (created on first use).
     pub fn add(&mut self, name: &str, desc: Option<String>, duration: Duration) {
         match self.entries.iter_mut().find(|t| t.name == name) {
-            Some(t) => t.duration += duration,
+            Some(t) => {
+                t.duration += duration;
+                // A part done by several (the model by two voices of a
+                // mixed-language text) names each once.
+                if let (Some(mine), Some(new)) = (&mut t.desc, desc) {
+                    if !mine.split("; ").any(|d| d == new) {
+                        mine.push_str("; ");
+                        mine.push_str(&new);
+                    }
+                }
+            }
             None => self.entries.push(Timing {
                 name: name.to_string(),
                 desc,

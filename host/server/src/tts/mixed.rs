@@ -1,0 +1,198 @@
+//! Mixed-language text: runs of another script inside a request (Chinese in
+//! English text, English in Chinese text) spoken by the voice the pipeline's
+//! routes give that language, instead of the request's voice reading them in
+//! its own language.
+//!
+//! The text is cut into script runs — Han (CJK ideographs and CJK
+//! punctuation) and everything else; digits, spaces and punctuation stay
+//! with the run they are in — and each run is given a language: `zh` for
+//! Han, the pipeline's (or the request's) language otherwise, `en` when that
+//! is itself Chinese. A run whose language is not the main voice's goes to
+//! the first route that matches that language and whose voice speaks it; with
+//! no such route it stays with the main voice (whose phonemizer reads it as
+//! best it can, as before). Adjacent runs with the same voice are merged, so a
+//! text in one script is one part, exactly as without this module.
+
+use std::sync::Arc;
+
+use voxpipe_engine::synth::LoadedVoice;
+use voxpipe_types::Style;
+
+use super::{TtsError, VoiceStore};
+use crate::pipeline::routes::{self, Route};
+
+/// A stretch of the text and the voice that speaks it.
+pub(super) struct Part {
+    pub voice: Arc<LoadedVoice>,
+    pub text: String,
+    /// The speaker the route chose for this voice (the main part's speaker
+    /// is the request's choice and is not set here).
+    pub route_speaker: Option<String>,
+}
+
+fn is_han(c: char) -> bool {
+    matches!(c,
+        '\u{3400}'..='\u{4DBF}'     // CJK extension A
+        | '\u{4E00}'..='\u{9FFF}'   // CJK unified ideographs
+        | '\u{F900}'..='\u{FAFF}'   // compatibility ideographs
+        | '\u{20000}'..='\u{2FA1F}' // extensions B–F, compatibility supplement
+        | '\u{3000}'..='\u{303F}'   // CJK symbols and punctuation (。、「」)
+        | '\u{FF00}'..='\u{FFEF}'   // full-width forms (，！？)
+    )
+}
+
+/// Letters decide a run's script; anything else joins the run it is in.
+fn script(c: char) -> Option<bool> {
+    if is_han(c) {
+        Some(true)
+    } else if c.is_alphabetic() {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// The text cut where the script changes: (is Han, run). Characters before
+/// the first letter join the first run.
+pub(super) fn script_runs(text: &str) -> Vec<(bool, &str)> {
+    let mut runs: Vec<(bool, &str)> = Vec::new();
+    let mut start = 0;
+    let mut current: Option<bool> = None;
+    for (i, c) in text.char_indices() {
+        let Some(han) = script(c) else { continue };
+        match current {
+            Some(cur) if cur != han => {
+                runs.push((cur, &text[start..i]));
+                start = i;
+                current = Some(han);
+            }
+            None => current = Some(han),
+            _ => {}
+        }
+    }
+    if start < text.len() {
+        runs.push((current.unwrap_or(false), &text[start..]));
+    }
+    runs
+}
+
+fn primary(tag: &str) -> String {
+    tag.split(['-', '_'])
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase()
+}
+
+/// The first route that matches `language` and whose voice speaks it.
+fn route_for<'r>(
+    routes_list: &'r [Route],
+    language: &str,
+    pipeline_voice: &str,
+    voices: &VoiceStore,
+) -> Option<(&'r Route, Arc<LoadedVoice>)> {
+    let style = Style {
+        language: Some(language.to_string()),
+        ..Style::default()
+    };
+    let subject = routes::Subject {
+        style: &style,
+        request_language: None,
+    };
+    routes_list.iter().find_map(|r| {
+        let matched = r.matches(&subject)?;
+        if !matched.language {
+            return None;
+        }
+        let voice = voices
+            .get(r.voice.as_deref().unwrap_or(pipeline_voice))
+            .ok()?;
+        let speaks = voice
+            .entry
+            .config
+            .language_tag()
+            .is_some_and(|t| primary(&t) == primary(language));
+        speaks.then_some((r, voice))
+    })
+}
+
+/// The parts of `text`: one per change of voice. `main` speaks everything
+/// no route gives to another voice; `latin_language` is the language of
+/// non-Han runs (the request's or the pipeline's).
+pub(super) fn parts(
+    text: &str,
+    main: &Arc<LoadedVoice>,
+    latin_language: Option<&str>,
+    routes_list: &[Route],
+    pipeline_voice: &str,
+    voices: &VoiceStore,
+) -> Result<Vec<Part>, TtsError> {
+    let single = || {
+        vec![Part {
+            voice: main.clone(),
+            text: text.to_string(),
+            route_speaker: None,
+        }]
+    };
+    let runs = script_runs(text);
+    if routes_list.is_empty() || runs.len() < 2 {
+        return Ok(single());
+    }
+    let main_language = main
+        .entry
+        .config
+        .language_tag()
+        .map(|t| primary(&t))
+        .unwrap_or_default();
+    let latin = latin_language
+        .map(primary)
+        .filter(|l| l != "zh")
+        .unwrap_or_else(|| "en".to_string());
+    let mut out: Vec<Part> = Vec::new();
+    for (han, run) in runs {
+        let language = if han { "zh".to_string() } else { latin.clone() };
+        let (voice, route_speaker) = if language == main_language {
+            (main.clone(), None)
+        } else {
+            match route_for(routes_list, &language, pipeline_voice, voices) {
+                Some((route, voice)) => (voice, route.speaker.clone()),
+                None => (main.clone(), None),
+            }
+        };
+        match out.last_mut() {
+            Some(last) if Arc::ptr_eq(&last.voice, &voice) => last.text.push_str(run),
+            _ => out.push(Part {
+                voice,
+                text: run.to_string(),
+                route_speaker,
+            }),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_split_at_letters_of_the_other_script() {
+        let runs = script_runs("Hello, 你好世界。Say 3 words: 好的!");
+        assert_eq!(
+            runs,
+            vec![
+                (false, "Hello, "),
+                (true, "你好世界。"),
+                (false, "Say 3 words: "),
+                (true, "好的!"),
+            ]
+        );
+        assert_eq!(script_runs("Only English."), vec![(false, "Only English.")]);
+        assert_eq!(script_runs("123 你好"), vec![(true, "123 你好")]);
+        assert_eq!(script_runs(""), vec![]);
+        // Digits and punctuation never start a run of their own.
+        assert_eq!(
+            script_runs("我用Python编程。"),
+            vec![(true, "我用"), (false, "Python"), (true, "编程。")]
+        );
+    }
+}
