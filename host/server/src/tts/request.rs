@@ -65,6 +65,14 @@ impl Job {
     }
 }
 
+/// `speed`: the slowest and fastest a request may ask for (1 = the voice's own).
+pub const SPEED_RANGE: (f32, f32) = (0.25, 4.0);
+/// `sample_rate`: the output rates the resampler is asked for, in Hz.
+pub const SAMPLE_RATE_RANGE: (u32, u32) = (8_000, 192_000);
+/// `language`: the longest language tag, in characters (ASCII letters,
+/// digits, `-` and `_`).
+pub const LANGUAGE_MAX_CHARS: usize = 35;
+
 /// The request's own fields, checked (no pipeline or voice lookups): the text,
 /// speed, sample rate and language tag. Returns the speed to use.
 pub(super) fn check_fields(req: &SynthesisRequest, max_text_chars: usize) -> Result<f32, TtsError> {
@@ -86,21 +94,23 @@ pub(super) fn check_fields(req: &SynthesisRequest, max_text_chars: usize) -> Res
         });
     }
     let speed = req.speed.unwrap_or(1.0);
-    if !(0.25..=4.0).contains(&speed) {
+    let (slowest, fastest) = SPEED_RANGE;
+    if !(slowest..=fastest).contains(&speed) {
         return Err(TtsError::InvalidInput(format!(
-            "`speed` {speed} is out of range 0.25–4.0"
+            "`speed` {speed} is out of range {slowest}–{fastest:.1}"
         )));
     }
     if let Some(rate) = req.sample_rate {
-        if !(8_000..=192_000).contains(&rate) {
+        let (lowest, highest) = SAMPLE_RATE_RANGE;
+        if !(lowest..=highest).contains(&rate) {
             return Err(TtsError::InvalidInput(format!(
-                "`sample_rate` {rate} is out of range 8000–192000"
+                "`sample_rate` {rate} is out of range {lowest}–{highest}"
             )));
         }
     }
     if let Some(lang) = &req.language {
         let ok = !lang.is_empty()
-            && lang.len() <= 35
+            && lang.len() <= LANGUAGE_MAX_CHARS
             && lang
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
