@@ -49,7 +49,7 @@ pub(super) struct SpeechBody {
     input: String,
     /// An OpenAI voice name (the pipeline's own voice) or a voxpipe voice (`404 unknown_voice`).
     voice: Option<VoiceField>,
-    /// A style instruction for the pipeline's style stage.
+    /// A style instruction for the pipeline's style stage; NUL is refused (`422`).
     instructions: Option<String>,
     /// Speaking rate; above 1 is faster.
     #[schema(minimum = 0.25, maximum = 4.0)]

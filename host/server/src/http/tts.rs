@@ -52,7 +52,8 @@ pub(super) struct TtsBody {
     /// A language tag for the stages (default: the pipeline's).
     #[schema(pattern = "^[A-Za-z0-9_-]{1,35}$")]
     language: Option<String>,
-    /// A free-text style instruction for the pipeline's style stage ("speak slowly").
+    /// A free-text style instruction for the pipeline's style stage ("speak slowly");
+    /// NUL is refused (`422`).
     instruct: Option<String>,
     /// Speaking rate; above 1 is faster. Multiplied by the style's, then clamped.
     #[schema(minimum = 0.25, maximum = 4.0)]

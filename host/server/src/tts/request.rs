@@ -81,10 +81,14 @@ pub(super) fn check_fields(req: &SynthesisRequest, max_text_chars: usize) -> Res
     if text.chars().all(blank) {
         return Err(TtsError::InvalidInput("`text` is empty".into()));
     }
-    if let Some(at) = text.chars().position(|c| c == '\0') {
-        return Err(TtsError::InvalidInput(format!(
-            "`text` contains a NUL character (at character {at})"
-        )));
+    // Free text of any field: NUL cuts a string short in C (espeak-ng) and in
+    // plugins' languages alike, so it is refused wherever it comes.
+    for (field, value) in [("text", Some(text)), ("instruct", req.instruct.as_ref())] {
+        if let Some(at) = value.and_then(|v| v.chars().position(|c| c == '\0')) {
+            return Err(TtsError::InvalidInput(format!(
+                "`{field}` contains a NUL character (at character {at})"
+            )));
+        }
     }
     let chars = text.chars().count();
     if chars > max_text_chars {
@@ -161,6 +165,14 @@ mod tests {
         let kind = |r: SynthesisRequest| check_fields(&r, 10).unwrap_err().kind();
         assert_eq!(kind(req("  ")), "invalid_input");
         assert_eq!(kind(req("a\0b")), "invalid_input");
+        let r = SynthesisRequest {
+            instruct: Some("slowly\0".into()),
+            ..req("Hi.")
+        };
+        assert!(check_fields(&r, 10)
+            .unwrap_err()
+            .to_string()
+            .contains("`instruct`"));
         // Characters, not bytes: ten CJK characters fit a limit of 10.
         assert!(check_fields(&req("用四川话说这句话好吗"), 10).is_ok());
         assert_eq!(kind(req("eleven char")), "text_too_long");
