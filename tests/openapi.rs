@@ -19,6 +19,14 @@ use std::time::Instant;
 use common::http::{default_pipelines, get, post_json, request, Server};
 use serde_json::{json, Value};
 
+/// What schemathesis checks on every response (the expected statuses of the
+/// first and the last are in tests/openapi/schemathesis.toml). Not
+/// `positive_data_acceptance`: a valid request may still name an unknown
+/// voice or be only whitespace, and get its documented 4xx.
+const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,\
+    response_headers_conformance,response_schema_conformance,unsupported_method,\
+    negative_data_rejection";
+
 /// The fuzz run's seed and examples per operation (and per phase).
 const SEED: &str = "22";
 const EXAMPLES: &str = "100";
@@ -350,11 +358,18 @@ fn nul_in_any_text_field_is_refused_not_a_server_error() {
 
 /// Schemathesis (PyPI, pinned by .ci/setup) against the served document, every
 /// operation: the examples, coverage (boundary values of every limit and
-/// enum) and fuzzing phases, positive and negative inputs.
+/// enum) and fuzzing phases, inputs that fit the document and inputs that
+/// break it (which must be refused). The server under test has
+/// `max_text_chars = 32`, and so has its document: the generated texts stay
+/// short (a long text at speed 0.25 is minutes of audio, far too slow for a
+/// test, and past the audio stages' memory today: issue #22, part 1), and
+/// the `413 text_too_long` boundary is fuzzed too.
 #[test]
 fn schemathesis_finds_no_server_errors_and_responses_conform() {
     let dir = default_pipelines();
-    let server = Server::start(dir.path(), &[], &[]);
+    let config = dir.path().join("server.toml");
+    std::fs::write(&config, "[limits]\nmax_text_chars = 32\n").unwrap();
+    let server = Server::start(dir.path(), &["--config", config.to_str().unwrap()], &[]);
     let seed = std::env::var("VOXPIPE_SCHEMATHESIS_SEED").unwrap_or(SEED.into());
     let examples = std::env::var("VOXPIPE_SCHEMATHESIS_EXAMPLES").unwrap_or(EXAMPLES.into());
     let report = dir.path().join("schemathesis.xml");
@@ -362,16 +377,15 @@ fn schemathesis_finds_no_server_errors_and_responses_conform() {
     let out = Command::new("schemathesis")
         // Its working files (.schemathesis/) go to the temporary folder.
         .current_dir(dir.path())
-        .env("SCHEMATHESIS_HOOKS", "hooks")
-        .env("PYTHONPATH", common::root().join("tests/openapi"))
+        .arg("--config-file")
+        .arg(common::root().join("tests/openapi/schemathesis.toml"))
         .args([
             "run",
             &format!("http://127.0.0.1:{}/openapi.json", server.port),
         ])
         .args([
             "--checks",
-            "not_a_server_error,status_code_conformance,content_type_conformance,\
-             response_headers_conformance,response_schema_conformance",
+            CHECKS,
             "--phases",
             "examples,coverage,fuzzing",
             "--mode",

@@ -63,12 +63,26 @@ pub(super) struct TtsBody {
     /// Resample the output to this rate, in Hz (default: the voice's).
     #[schema(minimum = 8000, maximum = 192000)]
     sample_rate: Option<u32>,
-    /// Seed of the voice's noise (default 0): the same request gives the same audio.
+    #[schema(schema_with = seed_schema)]
     seed: Option<u64>,
     /// `true`: chunked audio as the voice makes it (not cached).
     #[serde(default)]
     #[schema(default = false)]
     stream: bool,
+}
+
+/// `seed`: any u64 (utoipa would publish it as `int64`, whose top half the
+/// server accepts too).
+fn seed_schema() -> utoipa::openapi::Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Integer, Type::Null]))
+        .format(Some(utoipa::openapi::SchemaFormat::Custom("uint64".into())))
+        .minimum(Some(0))
+        .maximum(Some(u64::MAX as usize))
+        .description(Some(
+            "Seed of the voice's noise (default 0): the same request gives the same audio.",
+        ))
+        .build()
 }
 
 /// `format`: the names this server can encode, `""` (the default) or null.
