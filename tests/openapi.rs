@@ -254,6 +254,21 @@ fn the_document_is_valid_openapi_3_1_and_matches_the_server() {
         assert!(busy["headers"]["X-Trace-Id"].is_object(), "{path} 503");
     }
 
+    // A client generated from it works: openapi-python-client's.
+    let out = Command::new("python3")
+        .arg(common::root().join("tests/openapi/generated_client.py"))
+        .arg(format!("http://127.0.0.1:{port}"))
+        .arg(&file)
+        .arg(dir.path())
+        .output()
+        .expect("run python3 (openapi-python-client: .ci/setup installs it)");
+    assert!(
+        out.status.success(),
+        "the generated client failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // The documented examples are answered as documented.
     for (path, schema) in [
         ("/v1/tts", "TtsRequest"),

@@ -98,9 +98,9 @@ pub(super) fn finish(doc: &mut OpenApi, max_text_chars: usize) {
     operation_id = "openapi",
     tag = "operations",
     summary = "This document: the OpenAPI 3.1 description of the HTTP API",
-    description = "Generate clients from it (e.g. `openapi-generator-cli generate -g python \
-        -i http://127.0.0.1:8080/openapi.json`). The text fields' `maxLength` is this server's \
-        `max_text_chars`.",
+    description = "Generate clients from it (e.g. `openapi-python-client generate --url \
+        http://127.0.0.1:8080/openapi.json`, `npx openapi-typescript …`). The text fields' \
+        `maxLength` is this server's `max_text_chars`.",
     responses(
         (status = 200, description = "The OpenAPI document.", content_type = "application/json", body = Object),
         KeyErrors,

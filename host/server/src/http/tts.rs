@@ -139,9 +139,7 @@ pub(super) fn audio_responses(sse: bool) -> BTreeMap<String, RefOr<utoipa::opena
     if sse {
         response = response.content(
             "text/event-stream",
-            ContentBuilder::new()
-                .schema(Some(sse_event_schema()))
-                .build(),
+            ContentBuilder::new().schema(Some(sse_schema())).build(),
         );
     }
     let string = || ObjectBuilder::new().schema_type(Type::String);
@@ -167,10 +165,11 @@ pub(super) fn audio_responses(sse: bool) -> BTreeMap<String, RefOr<utoipa::opena
     BTreeMap::from([("200".to_string(), RefOr::T(response.build()))])
 }
 
-/// One server-sent event of an SSE response: its `data` is a JSON object,
-/// `speech.audio.delta` per piece, then `speech.audio.done`, or `error` when
-/// the synthesis fails after the first event.
-fn sse_event_schema() -> ObjectBuilder {
+/// An SSE response: text on the wire (what generated clients read), whose
+/// events (what SSE-aware tools such as schemathesis check) each have a JSON
+/// object as `data`: `speech.audio.delta` per piece, then `speech.audio.done`,
+/// or `error` when the synthesis fails after the first event.
+fn sse_schema() -> utoipa::openapi::schema::AnyOfBuilder {
     let string = || ObjectBuilder::new().schema_type(Type::String);
     let kind = |name: &str| string().enum_values(Some([name]));
     let delta = ObjectBuilder::new()
@@ -222,11 +221,17 @@ fn sse_event_schema() -> ObjectBuilder {
             "A JSON object: `speech.audio.delta` events, then `speech.audio.done`; an `error` \
              event ends a stream that fails after its first event.",
         ));
-    ObjectBuilder::new()
+    let event = ObjectBuilder::new()
         .description(Some("One event, `data: <json>` (no `event:` line)."))
         .property("data", data)
         .property("event", string())
-        .required("data")
+        .required("data");
+    utoipa::openapi::schema::AnyOfBuilder::new()
+        .description(Some(
+            "Server-sent events: the body as text, or parsed, one event.",
+        ))
+        .item(string())
+        .item(event)
 }
 
 /// The `200` of `POST /v1/tts`.
