@@ -343,6 +343,10 @@ fn synthesis_endpoints_headers_formats_and_errors() {
     let page = get(port, "/");
     assert_eq!(page.status, 200);
     assert!(page.text().contains("id=\"trace-id\""));
+    assert!(
+        page.text().contains("href=\"/openapi.json\""),
+        "the page links the API's document"
+    );
     assert_eq!(get(port, "/healthz").status, 200);
     let ready = get(port, "/readyz").json();
     assert_eq!(ready["ready"], true);
@@ -488,6 +492,20 @@ fn api_keys_protect_synthesis_and_admin_endpoints() {
     )
     .unwrap();
     assert_eq!(r.status, 200);
+    // The API's document is behind the api key, as the voice list is.
+    for path in ["/openapi.json", "/v1/voices"] {
+        let r = request(port, "GET", path, &[], b"").unwrap();
+        assert_error(&r, 401, "unauthorized");
+        let r = request(
+            port,
+            "GET",
+            path,
+            &[("Authorization", "Bearer user-1")],
+            b"",
+        )
+        .unwrap();
+        assert_eq!(r.status, 200, "{path}");
+    }
     // Health and readiness stay open for probes.
     assert_eq!(get(port, "/healthz").status, 200);
     assert_eq!(get(port, "/readyz").status, 200);

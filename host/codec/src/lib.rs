@@ -90,6 +90,11 @@ impl AudioFormat {
         }
     }
 
+    /// Whether [`encode`] can produce this format (`aac` has no encoder).
+    pub fn encodable(&self) -> bool {
+        !matches!(self, AudioFormat::Aac)
+    }
+
     /// Whether [`StreamEncoder`] supports this format.
     pub fn streamable(&self) -> bool {
         matches!(
@@ -249,6 +254,13 @@ mod tests {
                 AudioFormat::Opus
             ]
         );
+    }
+
+    #[test]
+    fn encodable_says_what_encode_does() {
+        for f in AudioFormat::ALL {
+            assert_eq!(f.encodable(), encode(&input(), f).is_ok(), "{f}");
+        }
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! The HTTP service (axum): synthesis (`POST /v1/tts`, the OpenAI-compatible
 //! `POST /v1/audio/speech`), voices, pipelines, health, readiness, and the web
-//! page at `/`. docs/api.md documents every endpoint and error.
+//! page at `/`, and `GET /openapi.json`, the OpenAPI document of all of them.
+//! docs/api.md documents every endpoint and error.
 
 mod auth;
 mod cache;
 mod error;
 mod observe;
 mod openai;
+mod openapi;
 mod page;
 mod pipelines;
 mod reply;
@@ -17,8 +19,10 @@ mod voices;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use axum::routing::{get, post};
-use axum::Router;
+use axum::body::Bytes;
+use axum::{Extension, Router};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use auth::Auth;
 pub use cache::{job_key, AudioCache, CachedAudio};
@@ -49,17 +53,50 @@ pub struct AppState {
 /// limit is checked after; this only stops abuse).
 const MAX_BODY_BYTES: usize = 4 << 20;
 
+/// Every route with its OpenAPI operation (`#[utoipa::path]` on the
+/// handler): the router and `GET /openapi.json` are made from this one list,
+/// so add routes here with `routes!`, never with a plain `.route`.
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::base())
+        .routes(routes!(page::index))
+        .routes(routes!(healthz))
+        .routes(routes!(pipelines::readyz))
+        .routes(routes!(pipelines::list))
+        .routes(routes!(voices::list))
+        .routes(routes!(tts::synthesize))
+        .routes(routes!(openai::speech))
+        .routes(routes!(observe::metrics_text))
+        .routes(routes!(openapi::document))
+}
+
+/// The OpenAPI document of the API as a server with this `max_text_chars`
+/// serves it at `GET /openapi.json`.
+pub fn openapi_document(max_text_chars: usize) -> utoipa::openapi::OpenApi {
+    let (_, mut doc) = routes().split_for_parts();
+    openapi::finish(&mut doc, max_text_chars);
+    doc
+}
+
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/", get(page::index))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(pipelines::readyz))
-        .route("/v1/pipelines", get(pipelines::list))
-        .route("/v1/voices", get(voices::list))
-        .route("/v1/tts", post(tts::synthesize))
-        .route("/v1/audio/speech", post(openai::speech))
-        .route("/metrics", get(observe::metrics_text))
+    let (router, mut doc) = routes().split_for_parts();
+    openapi::finish(&mut doc, state.service.options.max_text_chars);
+    let json = doc.to_json().expect("the OpenAPI document serializes");
+    router
+        .layer(Extension(openapi::Document(Bytes::from(json))))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(observe::server_span))
         .with_state(state)
+}
+
+/// `GET /healthz`.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "health",
+    tag = "operations",
+    summary = "Liveness: the process answers",
+    responses((status = 200, description = "`ok`", content_type = "text/plain; charset=utf-8", body = String))
+)]
+async fn healthz() -> &'static str {
+    "ok\n"
 }

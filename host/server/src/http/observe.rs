@@ -89,6 +89,17 @@ fn remote_parent(headers: &HeaderMap) -> Option<opentelemetry::Context> {
 }
 
 /// `GET /metrics`: the Prometheus text format. Gauges are sampled now.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "operations",
+    summary = "Prometheus metrics",
+    responses(
+        (status = 200, description = "The Prometheus text format.", content_type = "text/plain; version=0.0.4; charset=utf-8", body = String),
+        (status = 404, description = "Metrics are not enabled on this server.", content_type = "text/plain; charset=utf-8", body = String),
+    )
+)]
 pub async fn metrics_text(State(state): State<AppState>) -> Response {
     let Some(handle) = &state.metrics else {
         return (StatusCode::NOT_FOUND, "metrics are not enabled\n").into_response();

@@ -7,6 +7,15 @@ use axum::response::IntoResponse;
 
 const PAGE: &str = include_str!("page.html");
 
+/// `GET /`.
+#[utoipa::path(
+    get,
+    path = "/",
+    operation_id = "page",
+    tag = "operations",
+    summary = "The web page: speak a text, see its trace id and stage timings",
+    responses((status = 200, description = "The page.", content_type = "text/html; charset=utf-8", body = String))
+)]
 pub async fn index() -> impl IntoResponse {
     (
         [

@@ -4,15 +4,13 @@
 
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::http::{HeaderName, HeaderValue, StatusCode};
-use axum::response::Response;
-use serde_json::json;
-
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::trace::TraceContext;
 use crate::telemetry::metrics::{self, Outcome, RequestLabels};
 use crate::tts::{StyleReport, Timings};
+use axum::body::Body;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::Response;
 
 /// The per-request facts every response repeats.
 pub struct Exchange {
@@ -68,22 +66,7 @@ impl Exchange {
     /// The error response of `err`.
     pub fn error(&self, err: impl Into<ApiError>, timings: &Timings) -> Response {
         let err = err.into();
-        let mut body = json!({
-            "error": {
-                "type": err.kind(),
-                "message": err.to_string(),
-                "trace_id": self.trace.trace_id,
-            }
-        });
-        if let Some(f) = err.stage() {
-            body["error"]["stage"] = json!({
-                "index": f.stage.index,
-                "name": f.stage.name,
-                "kind": f.stage.kind,
-                "plugin": f.stage.plugin.as_ref().map(|p| format!("{}@{}", p.plugin.id.name, p.plugin.id.version)),
-                "error": f.error.kind(),
-            });
-        }
+        let body = ErrorBody::new(&err, &self.trace.trace_id);
         let status =
             StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         if status.is_server_error() {
@@ -96,7 +79,8 @@ impl Exchange {
         } else {
             Outcome::Failed(err.kind())
         });
-        let mut response = Response::new(Body::from(body.to_string()));
+        let body = serde_json::to_vec(&body).unwrap_or_default();
+        let mut response = Response::new(Body::from(body));
         *response.status_mut() = status;
         set(response.headers_mut(), "content-type", "application/json");
         if let Some(secs) = err.retry_after() {

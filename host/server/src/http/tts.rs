@@ -2,6 +2,7 @@
 //! synthesis endpoints share: whole responses (cached), chunked audio streams
 //! and server-sent events.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
@@ -12,33 +13,234 @@ use base64::Engine as _;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 use tracing::Instrument;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder};
+use utoipa::ToSchema;
 
 use super::auth::Access;
 use super::cache::{self, CachedAudio};
-use super::error::ApiError;
+use super::error::{ApiError, SynthesisErrors};
 use super::reply::Exchange;
 use super::AppState;
 use crate::telemetry::metrics::{self, Outcome, RequestLabels};
 use crate::tts::{StreamEvent, StyleReport, SynthesisRequest, Timings, TtsError};
 use voxpipe_codec::{self as encode, AudioFormat, StreamEncoder};
 
-/// The JSON body of `POST /v1/tts`. Unknown fields are refused, so a typo
-/// does not silently fall back to a default.
-#[derive(Debug, Deserialize)]
+// The OpenAPI document's `TtsRequest` is this type; the limits it publishes
+// are the ones `tts::request` checks (`http::openapi`'s test compares them).
+/// The JSON body of `POST /v1/tts`. Unknown fields are refused
+/// (`400 invalid_json`), so a typo does not silently fall back to a default.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct TtsBody {
+#[schema(as = TtsRequest, examples(json!({"text": "Hello there. This is voxpipe.", "instruct": "speak slowly and softly"})))]
+pub(super) struct TtsBody {
+    /// The text to speak: not empty or whitespace-only (`422 invalid_input`), at most
+    /// `max_text_chars` characters (`413 text_too_long`; this server's limit is `maxLength`).
+    /// Control characters other than tab and line breaks are removed; NUL is refused (`422`).
+    #[schema(min_length = 1)]
     text: String,
+    /// A pipeline name (`GET /v1/pipelines`); absent or `""`: the server's default.
+    /// Unknown: `404 unknown_pipeline`.
     pipeline: Option<String>,
+    /// A voice of the voices folder (`GET /v1/voices`); absent or `""`: the style stage's,
+    /// else the pipeline's. Unknown: `404 unknown_voice`.
     voice: Option<String>,
+    /// A speaker name of the voice, or a number below its speaker count; else
+    /// `404 unknown_speaker`. Absent or `""`: the style's, else speaker 0.
     speaker: Option<String>,
+    /// A language tag for the stages (default: the pipeline's).
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,35}$")]
     language: Option<String>,
+    /// A free-text style instruction for the pipeline's style stage ("speak slowly");
+    /// NUL is refused (`422`).
     instruct: Option<String>,
+    /// Speaking rate; above 1 is faster. Multiplied by the style's, then clamped.
+    #[schema(minimum = 0.25, maximum = 4.0)]
     speed: Option<f32>,
+    #[schema(schema_with = format_schema)]
     format: Option<String>,
+    /// Resample the output to this rate, in Hz (default: the voice's).
+    #[schema(minimum = 8000, maximum = 192000)]
     sample_rate: Option<u32>,
+    #[schema(schema_with = seed_schema)]
     seed: Option<u64>,
+    /// `true`: chunked audio as the voice makes it (not cached).
     #[serde(default)]
+    #[schema(default = false)]
     stream: bool,
+}
+
+/// `seed`: any u64 (utoipa would publish it as `int64`, whose top half the
+/// server accepts too).
+fn seed_schema() -> utoipa::openapi::Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Integer, Type::Null]))
+        .format(Some(utoipa::openapi::SchemaFormat::Custom("uint64".into())))
+        .minimum(Some(0))
+        .maximum(Some(u64::MAX as usize))
+        .description(Some(
+            "Seed of the voice's noise (default 0): the same request gives the same audio.",
+        ))
+        .build()
+}
+
+/// `format`: the names this server can encode, `""` (the default) or null.
+fn format_schema() -> utoipa::openapi::Object {
+    formats(AudioFormat::Wav)
+}
+
+/// The schema of a `format` / `response_format` field whose default is
+/// `default`: the names this server can encode, `""` (the default) or null.
+pub(super) fn formats(default: AudioFormat) -> utoipa::openapi::Object {
+    let mut names: Vec<serde_json::Value> = AudioFormat::ALL
+        .into_iter()
+        .filter(|f| f.encodable())
+        .map(|f| f.as_str().into())
+        .collect();
+    names.push("".into());
+    names.push(serde_json::Value::Null);
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .enum_values(Some(names))
+        .description(Some(format!(
+            "The audio format (case-insensitive; absent or `\"\"`: `{}`). `aac` and other names: \
+             `400 unsupported_format`; `flac` cannot be streamed.",
+            default.as_str()
+        )))
+        .build()
+}
+
+/// The `200` of a synthesis endpoint: audio in every format this server
+/// encodes (and server-sent events when `sse`), with its headers.
+pub(super) fn audio_responses(sse: bool) -> BTreeMap<String, RefOr<utoipa::openapi::Response>> {
+    let mut response = ResponseBuilder::new().description(
+        "The audio: a whole file, or (streamed) a chunked body as the voice makes it. \
+         The Content-Type is the format's.",
+    );
+    for f in AudioFormat::ALL.into_iter().filter(|f| f.encodable()) {
+        let schema = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .content_media_type(f.content_type())
+            .description(Some(format!(
+                "`{}`{}",
+                f.as_str(),
+                if f.streamable() {
+                    ""
+                } else {
+                    " (whole files only)"
+                }
+            )));
+        response = response.content(
+            f.content_type(),
+            ContentBuilder::new().schema(Some(schema)).build(),
+        );
+    }
+    if sse {
+        response = response.content(
+            "text/event-stream",
+            ContentBuilder::new().schema(Some(sse_schema())).build(),
+        );
+    }
+    let string = || ObjectBuilder::new().schema_type(Type::String);
+    let header = |description: &str| {
+        HeaderBuilder::new()
+            .schema(Some(string()))
+            .description(Some(description))
+            .build()
+    };
+    let response = super::error::trace_headers(response)
+        .header("X-Style-Mapped", header("The style stage's label, when it understood the instruction."))
+        .header("X-Style-Unmapped", header("Why the instruction was not applied."))
+        .header("X-Style-Unhonored", header("Style fields nothing in the pipeline applies, e.g. `dialect=sichuanese;emotion=happy`."))
+        .header(
+            "X-Cache",
+            HeaderBuilder::new()
+                .schema(Some(string().enum_values(Some(["hit", "miss"]))))
+                .description(Some("Whole files, when the response cache is on."))
+                .build(),
+        )
+        .header("Cache-Control", header("`no-store`."))
+        .header("X-Accel-Buffering", header("`no` on streams."));
+    BTreeMap::from([("200".to_string(), RefOr::T(response.build()))])
+}
+
+/// An SSE response: text on the wire (what generated clients read), whose
+/// events (what SSE-aware tools such as schemathesis check) each have a JSON
+/// object as `data`: `speech.audio.delta` per piece, then `speech.audio.done`,
+/// or `error` when the synthesis fails after the first event.
+fn sse_schema() -> utoipa::openapi::schema::AnyOfBuilder {
+    let string = || ObjectBuilder::new().schema_type(Type::String);
+    let kind = |name: &str| string().enum_values(Some([name]));
+    let delta = ObjectBuilder::new()
+        .property("type", kind("speech.audio.delta"))
+        .property(
+            "audio",
+            string().description(Some("Base64 of the next bytes of the format.")),
+        )
+        .required("type")
+        .required("audio");
+    let usage = ObjectBuilder::new()
+        .property(
+            "input_tokens",
+            ObjectBuilder::new().schema_type(Type::Integer),
+        )
+        .property(
+            "output_tokens",
+            ObjectBuilder::new().schema_type(Type::Integer),
+        )
+        .property(
+            "total_tokens",
+            ObjectBuilder::new().schema_type(Type::Integer),
+        );
+    let done = ObjectBuilder::new()
+        .property("type", kind("speech.audio.done"))
+        .property("usage", usage)
+        .property(
+            "audio_seconds",
+            ObjectBuilder::new().schema_type(Type::Number),
+        )
+        .required("type");
+    let error = ObjectBuilder::new()
+        .property("type", kind("error"))
+        .property(
+            "error",
+            utoipa::openapi::Ref::from_schema_name("ErrorDetail"),
+        )
+        .required("type")
+        .required("error");
+    let data = string()
+        .content_media_type("application/json")
+        .content_schema(Some(
+            utoipa::openapi::schema::OneOfBuilder::new()
+                .item(delta)
+                .item(done)
+                .item(error),
+        ))
+        .description(Some(
+            "A JSON object: `speech.audio.delta` events, then `speech.audio.done`; an `error` \
+             event ends a stream that fails after its first event.",
+        ));
+    let event = ObjectBuilder::new()
+        .description(Some("One event, `data: <json>` (no `event:` line)."))
+        .property("data", data)
+        .property("event", string())
+        .required("data");
+    utoipa::openapi::schema::AnyOfBuilder::new()
+        .description(Some(
+            "Server-sent events: the body as text, or parsed, one event.",
+        ))
+        .item(string())
+        .item(event)
+}
+
+/// The `200` of `POST /v1/tts`.
+pub(super) struct TtsAudio;
+
+impl utoipa::IntoResponses for TtsAudio {
+    fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::Response>> {
+        audio_responses(false)
+    }
 }
 
 /// How the audio travels.
@@ -69,6 +271,21 @@ pub(super) fn parse_format(
     }
 }
 
+/// `POST /v1/tts`.
+#[utoipa::path(
+    post,
+    path = "/v1/tts",
+    operation_id = "tts",
+    tag = "synthesis",
+    summary = "Speak a text: audio, whole or streamed",
+    description = "Runs the pipeline (text stages, style stage, the voice, audio stages) and answers \
+        with the audio in the asked format. Whole files are cached; `stream: true` sends the audio \
+        as the voice makes it. Checks, in order: key, JSON, format name, text, speed, sample rate, \
+        language, pipeline, voice, streamable format, admission, stages, speaker.",
+    request_body(content = TtsBody, content_type = "application/json"),
+    responses(TtsAudio, SynthesisErrors),
+    security((), ("api_key" = []))
+)]
 pub async fn synthesize(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -18,7 +18,9 @@ mod voices;
 
 pub use admission::Admission;
 pub use error::TtsError;
-pub use request::{Job, ServiceOptions, SynthesisRequest};
+pub use request::{
+    Job, ServiceOptions, SynthesisRequest, LANGUAGE_MAX_CHARS, SAMPLE_RATE_RANGE, SPEED_RANGE,
+};
 pub use service::{StreamEvent, StyleReport, Synthesis, TtsService};
 pub use timings::Timings;
 pub use voices::VoiceStore;

@@ -65,6 +65,14 @@ impl Job {
     }
 }
 
+/// `speed`: the slowest and fastest a request may ask for (1 = the voice's own).
+pub const SPEED_RANGE: (f32, f32) = (0.25, 4.0);
+/// `sample_rate`: the output rates the resampler is asked for, in Hz.
+pub const SAMPLE_RATE_RANGE: (u32, u32) = (8_000, 192_000);
+/// `language`: the longest language tag, in characters (ASCII letters,
+/// digits, `-` and `_`).
+pub const LANGUAGE_MAX_CHARS: usize = 35;
+
 /// The request's own fields, checked (no pipeline or voice lookups): the text,
 /// speed, sample rate and language tag. Returns the speed to use.
 pub(super) fn check_fields(req: &SynthesisRequest, max_text_chars: usize) -> Result<f32, TtsError> {
@@ -73,10 +81,14 @@ pub(super) fn check_fields(req: &SynthesisRequest, max_text_chars: usize) -> Res
     if text.chars().all(blank) {
         return Err(TtsError::InvalidInput("`text` is empty".into()));
     }
-    if let Some(at) = text.chars().position(|c| c == '\0') {
-        return Err(TtsError::InvalidInput(format!(
-            "`text` contains a NUL character (at character {at})"
-        )));
+    // Free text of any field: NUL cuts a string short in C (espeak-ng) and in
+    // plugins' languages alike, so it is refused wherever it comes.
+    for (field, value) in [("text", Some(text)), ("instruct", req.instruct.as_ref())] {
+        if let Some(at) = value.and_then(|v| v.chars().position(|c| c == '\0')) {
+            return Err(TtsError::InvalidInput(format!(
+                "`{field}` contains a NUL character (at character {at})"
+            )));
+        }
     }
     let chars = text.chars().count();
     if chars > max_text_chars {
@@ -86,21 +98,23 @@ pub(super) fn check_fields(req: &SynthesisRequest, max_text_chars: usize) -> Res
         });
     }
     let speed = req.speed.unwrap_or(1.0);
-    if !(0.25..=4.0).contains(&speed) {
+    let (slowest, fastest) = SPEED_RANGE;
+    if !(slowest..=fastest).contains(&speed) {
         return Err(TtsError::InvalidInput(format!(
-            "`speed` {speed} is out of range 0.25–4.0"
+            "`speed` {speed} is out of range {slowest}–{fastest:.1}"
         )));
     }
     if let Some(rate) = req.sample_rate {
-        if !(8_000..=192_000).contains(&rate) {
+        let (lowest, highest) = SAMPLE_RATE_RANGE;
+        if !(lowest..=highest).contains(&rate) {
             return Err(TtsError::InvalidInput(format!(
-                "`sample_rate` {rate} is out of range 8000–192000"
+                "`sample_rate` {rate} is out of range {lowest}–{highest}"
             )));
         }
     }
     if let Some(lang) = &req.language {
         let ok = !lang.is_empty()
-            && lang.len() <= 35
+            && lang.len() <= LANGUAGE_MAX_CHARS
             && lang
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
@@ -151,6 +165,14 @@ mod tests {
         let kind = |r: SynthesisRequest| check_fields(&r, 10).unwrap_err().kind();
         assert_eq!(kind(req("  ")), "invalid_input");
         assert_eq!(kind(req("a\0b")), "invalid_input");
+        let r = SynthesisRequest {
+            instruct: Some("slowly\0".into()),
+            ..req("Hi.")
+        };
+        assert!(check_fields(&r, 10)
+            .unwrap_err()
+            .to_string()
+            .contains("`instruct`"));
         // Characters, not bytes: ten CJK characters fit a limit of 10.
         assert!(check_fields(&req("用四川话说这句话好吗"), 10).is_ok());
         assert_eq!(kind(req("eleven char")), "text_too_long");
