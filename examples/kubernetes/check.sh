@@ -82,7 +82,7 @@ PY
 bin=${VOXPIPE_BIN:-$repo/target/release/voxpipe}
 plugins=${VOXPIPE_PLUGINS:-$repo/target/plugins}
 if [ -x "$bin" ] && [ -d "$plugins" ]; then
-  "$bin" --no-cache pipeline check --voices none --plugin-dir "$plugins" \
+  "$bin" --cache-dir "$repo/target/k8s-check-cache" pipeline check --voices none --plugin-dir "$plugins" \
     "$tmp/pod/etc/voxpipe/pipelines/"*.toml >/dev/null \
     || fail "the pipelines in the ConfigMap do not load (voxpipe pipeline check, above)"
   echo "  voxpipe pipeline check: the ConfigMap's pipelines load with the first-party plugins"
