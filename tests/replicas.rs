@@ -231,7 +231,7 @@ impl Load {
                         let p = *phase.lock().unwrap();
                         let body = serde_json::json!({
                             "text": format!("Request number {n} reached the server."),
-                            "response_format": "pcm",
+                            "format": "pcm",
                         });
                         let sent = t0.elapsed().as_secs_f64();
                         let r = request(
@@ -309,8 +309,8 @@ impl Load {
         for t in self.threads {
             t.join().unwrap();
         }
-        let o = self.outcomes.lock().unwrap().clone();
-        o
+        let mut outcomes = self.outcomes.lock().unwrap();
+        std::mem::take(&mut *outcomes)
     }
 }
 
@@ -345,6 +345,31 @@ impl ConfigMapDir {
         let tmp = self.root.join("..data_tmp");
         std::os::unix::fs::symlink(&gen, &tmp).unwrap();
         std::fs::rename(&tmp, self.root.join("..data")).unwrap();
+    }
+}
+
+/// Waits until `replica` is running a synthesis (its /readyz queue.running).
+fn wait_in_flight(replica: &Replica, load: &Load) {
+    let started = Instant::now();
+    let mut last = None;
+    while !last
+        .as_ref()
+        .is_some_and(|v: &serde_json::Value| v["queue"]["running"].as_u64().unwrap_or(0) > 0)
+    {
+        last = replica.ready();
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no request in flight on {}: {last:?}; last outcomes: {:?}",
+            replica.name,
+            load.outcomes
+                .lock()
+                .unwrap()
+                .iter()
+                .rev()
+                .take(8)
+                .collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
@@ -440,6 +465,7 @@ fn three_replicas_behind_haproxy_drain_kill_and_swap() {
 
     // ---- 2. drain r1 with SIGTERM.
     load.set_phase("drain");
+    wait_in_flight(&replicas[0], &load);
     let r1_served_before = load
         .outcomes
         .lock()
@@ -469,12 +495,11 @@ fn three_replicas_behind_haproxy_drain_kill_and_swap() {
     });
 
     // ---- 3. kill r2 with SIGKILL while it has a request in flight.
-    wait_until("a request in flight on r2", Duration::from_secs(20), || {
-        replicas[1]
-            .ready()
-            .is_some_and(|v| v["queue"]["running"].as_u64().unwrap_or(0) > 0)
-    });
+    // Requests of the drain phase are done before the kill phase's first.
     load.set_phase("kill");
+    std::thread::sleep(Duration::from_millis(1500));
+    let kill_from = load.now();
+    wait_in_flight(&replicas[1], &load);
     let kill_at = load.now();
     replicas[1].child.as_mut().unwrap().kill().unwrap();
     let killed = Instant::now();
@@ -586,8 +611,21 @@ fn three_replicas_behind_haproxy_drain_kill_and_swap() {
         r2_down < Duration::from_millis(CHECK_INTER_MS * (CHECK_FALL + 1) + 1500),
         "r2 marked down only after {r2_down:?}"
     );
-    // r1 drained: nothing it accepted failed (checked above), and it was out
-    // of haproxy before it stopped listening.
+    // r1 drained: what it had in flight when SIGTERM came finished (nothing
+    // in the phase failed, checked above), and it was out of haproxy before it
+    // stopped listening.
+    assert!(
+        outcomes.iter().any(|o| o.server == "r1"
+            && o.sent_s < term_at
+            && o.done_s > term_at
+            && o.cause == "ok"),
+        "no request was in flight on r1 across its SIGTERM"
+    );
+    // The kill phase began after every drain-phase request had finished.
+    assert!(outcomes
+        .iter()
+        .filter(|o| o.phase == "drain")
+        .all(|o| o.done_s < kill_from));
     assert!(
         r1_down.as_secs_f64() < 1.0,
         "r1 down after {r1_down:?}, drain delay 1 s"

@@ -414,13 +414,22 @@ impl Client {
             });
         }
         let mut bytes = Vec::new();
-        response
-            .take(limit + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| OciError::Unreachable {
-                registry: self.registry.clone(),
-                reason: format!("reading the {what}: {e}"),
-            })?;
+        // On an error, read_to_end keeps what it read: a transfer cut short
+        // says how far it got.
+        if let Err(e) = response.take(limit + 1).read_to_end(&mut bytes) {
+            return Err(match declared {
+                Some(expected) => OciError::Truncated {
+                    what,
+                    reference: reference.to_string(),
+                    got: bytes.len() as u64,
+                    expected,
+                },
+                None => OciError::Unreachable {
+                    registry: self.registry.clone(),
+                    reason: format!("reading the {what}: {e}"),
+                },
+            });
+        }
         if bytes.len() as u64 > limit {
             return Err(OciError::TooLarge {
                 reference: reference.to_string(),
