@@ -204,7 +204,11 @@ impl Serve {
     fn refused(&self, file: &Path, text: &str) -> String {
         let before = self.version();
         let refused_before = self.pipelines()["reloads"]["refused"].as_u64().unwrap();
-        std::fs::write(file, text).unwrap();
+        // Written whole and renamed in, as an editor or the kubelet does: the
+        // watcher never reads half a file.
+        let tmp = file.with_file_name(".default.toml.tmp");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, file).unwrap();
         let started = Instant::now();
         loop {
             let p = self.pipelines();
@@ -582,11 +586,7 @@ fn pull_verify_compile_cold_and_cached() {
     let out = common::voxpipe()
         .arg("--cache-dir")
         .arg(dir.path().join("tag"))
-        .args([
-            "plugin",
-            "pull",
-            &pinned.split_once('@').unwrap().0.to_string(),
-        ])
+        .args(["plugin", "pull", pinned.split_once('@').unwrap().0])
         .output()
         .unwrap();
     assert!(
@@ -611,4 +611,51 @@ fn pull_verify_compile_cold_and_cached() {
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["plugin"]["name"], "loudness");
+
+    // `pipeline check` refuses a tag alone, with the file and line, and
+    // accepts it with --dev (resolved when the file loads).
+    let tag_only = format!("oci://{host}/voxpipe/loudness:t");
+    let text = std::fs::read_to_string(common::root().join("pipelines/default.toml"))
+        .unwrap()
+        .replace("plugin = \"loudness\"", &format!("plugin = \"{tag_only}\""));
+    let pipelines = dir.path().join("pipelines");
+    std::fs::create_dir_all(pipelines.join("tables")).unwrap();
+    std::fs::copy(
+        common::root().join("pipelines/tables/instruct-style.toml"),
+        pipelines.join("tables/instruct-style.toml"),
+    )
+    .unwrap();
+    std::fs::write(pipelines.join("default.toml"), &text).unwrap();
+    let check = |dev: bool| {
+        let mut cmd = common::voxpipe();
+        cmd.args([
+            "--cache-dir",
+            "target/test-cache",
+            "pipeline",
+            "check",
+            "--voices",
+            "none",
+        ])
+        .arg("--plugin-dir")
+        .arg(common::plugins())
+        .arg(pipelines.join("default.toml"));
+        if dev {
+            cmd.arg("--dev");
+        }
+        cmd.output().unwrap()
+    };
+    let refused = check(false);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        err.contains("default.toml:") && err.contains("(tag_only)") && err.contains("--dev"),
+        "{err}"
+    );
+    let accepted = check(true);
+    assert!(
+        accepted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&accepted.stderr)
+    );
+    assert!(String::from_utf8_lossy(&accepted.stdout).contains("loudness"));
 }
