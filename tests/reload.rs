@@ -112,6 +112,7 @@ fn fifty_mixed_edits_under_load_lose_no_call() {
             pipeline_dir: pipelines.clone(),
             plugin_dirs: vec![plugins.clone()],
             voices_dir: None,
+            oci: None,
         },
     ));
     let first = registry.rescan();
@@ -226,6 +227,7 @@ fn plugin_rebuilds_and_removals_are_picked_up() {
             pipeline_dir: dir.clone(),
             plugin_dirs: vec![],
             voices_dir: None,
+            oci: None,
         },
     ));
     registry.rescan();

@@ -58,6 +58,7 @@ config = { gain_db = -6.0 }
         runtime: &runtime,
         plugin_dirs: &dirs,
         voices: None,
+        oci: None,
     };
     let p = load_pipeline(&file, text, &lctx).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(p.name, "chain");
@@ -279,6 +280,7 @@ fn wrong_world_corrupt_and_foreign_files_are_refused() {
             runtime: &runtime,
             plugin_dirs: &[],
             voices: None,
+            oci: None,
         },
     )
     .err()

@@ -102,6 +102,7 @@ fn waiting_wasi_calls_end_at_the_deadline() {
             runtime: &runtime,
             plugin_dirs: &[],
             voices: None,
+            oci: None,
         },
     )
     .err()

@@ -47,6 +47,9 @@ pub struct PluginsConfig {
     pub compile_memory_mb: u64,
     /// Size bound of the compiled-plugin disk cache, in MiB.
     pub cache_max_mb: u64,
+    /// OCI registries (`host` or `host:port`) reached over plain HTTP besides
+    /// loopback ones: this build has no TLS stack (src/oci.rs).
+    pub insecure_registries: Vec<String>,
 }
 
 impl Default for PluginsConfig {
@@ -56,6 +59,7 @@ impl Default for PluginsConfig {
             compile_timeout_s: 120.0,
             compile_memory_mb: 3072,
             cache_max_mb: 1024,
+            insecure_registries: Vec::new(),
         }
     }
 }
@@ -99,6 +103,10 @@ pub struct Limits {
     pub request_timeout_s: f64,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace_s: f64,
+    /// After the signal, how long the server keeps accepting requests while
+    /// `/readyz` already answers 503, so a load balancer that health-checks
+    /// it stops sending before it stops listening.
+    pub drain_delay_s: f64,
     /// Most phoneme ids one model call takes; longer sentences are cut into
     /// pieces at clauses, then words. (`max_sentence_phonemes` is its old name.)
     #[serde(alias = "max_sentence_phonemes")]
@@ -176,6 +184,7 @@ impl Default for Limits {
             queue: 16,
             request_timeout_s: 60.0,
             shutdown_grace_s: 30.0,
+            drain_delay_s: 0.0,
             max_call_phonemes: voxpipe_engine::synth::DEFAULT_MAX_CALL_PHONEMES,
             max_request_phonemes: 50_000,
             memory_mb: 1024,
@@ -227,6 +236,10 @@ impl ServerConfig {
         anyhow::ensure!(
             l.shutdown_grace_s.is_finite() && l.shutdown_grace_s >= 0.0,
             "limits.shutdown_grace_s must be ≥ 0"
+        );
+        anyhow::ensure!(
+            l.drain_delay_s.is_finite() && (0.0..=600.0).contains(&l.drain_delay_s),
+            "limits.drain_delay_s must be 0..=600"
         );
         anyhow::ensure!(
             (16..=4096).contains(&l.max_call_phonemes),
@@ -298,6 +311,8 @@ mod tests {
         assert_eq!(c.limits.queue, d.limits.queue);
         assert_eq!(c.limits.max_text_chars, d.limits.max_text_chars);
         assert_eq!(c.cache.max_mb, d.cache.max_mb);
+        assert_eq!(c.limits.drain_delay_s, d.limits.drain_delay_s);
+        assert_eq!(c.plugins.insecure_registries, d.plugins.insecure_registries);
         assert_eq!(c.telemetry.otlp_protocol, d.telemetry.otlp_protocol);
         assert_eq!(
             c.telemetry.instruct_max_chars,

@@ -10,6 +10,7 @@
 pub mod blocking;
 pub mod config;
 pub mod http;
+pub mod oci;
 pub mod pipeline;
 pub mod plugin_build;
 pub mod telemetry;

@@ -38,6 +38,11 @@ pub struct Cli {
     /// Do not read or write the compiled-plugin cache.
     #[arg(long, global = true)]
     no_cache: bool,
+    /// A registry (HOST or HOST:PORT) reached over plain HTTP although it is
+    /// not loopback (this build has no TLS stack); adds to the config's
+    /// `[plugins] insecure_registries`. Repeatable.
+    #[arg(long = "insecure-registry", global = true, value_name = "HOST")]
+    insecure_registries: Vec<String>,
     /// Log format [default: text on stderr; `serve`: json on stdout, or the config's telemetry.log_format]. The level comes from RUST_LOG (default: info).
     #[arg(long, global = true, value_enum)]
     log_format: Option<LogFormat>,
@@ -111,6 +116,31 @@ impl Cli {
             },
             ..RuntimeOptions::default()
         })
+    }
+
+    /// How `oci://` plugins are pulled: verified layers cached in `oci/`
+    /// beside the compiled code (a temporary folder with `--no-cache`).
+    pub(crate) fn oci_options(
+        &self,
+        plugins: &PluginsConfig,
+        allow_tags: bool,
+    ) -> voxpipe::oci::OciOptions {
+        let base = if self.no_cache {
+            None
+        } else {
+            self.cache_dir.clone().or_else(default_cache_dir)
+        };
+        let dir = base.map_or_else(
+            || std::env::temp_dir().join("voxpipe-oci"),
+            |b| b.join("oci"),
+        );
+        let mut options = voxpipe::oci::OciOptions::new(dir, plugins.max_file_mb << 20);
+        options.allow_tags = allow_tags;
+        options.insecure_registries = plugins.insecure_registries.clone();
+        options
+            .insecure_registries
+            .extend(self.insecure_registries.iter().cloned());
+        options
     }
 
     fn init_logging(&self) {

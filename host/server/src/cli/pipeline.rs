@@ -30,6 +30,9 @@ pub enum PipelineCommand {
         /// Print the resolved pipelines as JSON.
         #[arg(long)]
         json: bool,
+        /// Accept `oci://` plugin references with a tag and no digest.
+        #[arg(long)]
+        dev: bool,
     },
 }
 
@@ -41,9 +44,11 @@ impl PipelineCommand {
                 plugin_dirs: dirs,
                 voices,
                 json,
+                dev,
             } => {
                 let runtime = cli.runtime()?;
                 let dirs = plugin_dirs(dirs);
+                let oci = cli.oci_options(&voxpipe::config::PluginsConfig::default(), *dev);
                 let catalog = if voices.as_os_str() == "none" {
                     None
                 } else {
@@ -58,6 +63,7 @@ impl PipelineCommand {
                     runtime: &runtime,
                     plugin_dirs: &dirs,
                     voices: catalog.as_deref(),
+                    oci: Some(&oci),
                 };
                 let mut ok = true;
                 let mut out = Vec::new();

@@ -3,6 +3,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -59,6 +60,33 @@ pub enum PluginCommand {
         target_dir: PathBuf,
         #[arg(long, value_enum, default_value_t = RouteArg::Auto)]
         route: RouteArg,
+    },
+    /// Push a plugin file to an OCI registry as a Wasm artifact (the layout
+    /// `wkg` uses: one `application/wasm` layer) and print the reference to
+    /// pin in pipelines, with its digest.
+    #[command(after_help = "Example:\n  \
+voxpipe plugin push target/plugins/en-normalize.wasm 127.0.0.1:5000/voxpipe/en-normalize:0.2.0\n  \
+# prints oci://127.0.0.1:5000/voxpipe/en-normalize:0.2.0@sha256:…\n\n\
+Plain HTTP only: loopback registries, or hosts given with --insecure-registry \
+(this build has no TLS stack).")]
+    Push {
+        /// The component (.wasm).
+        file: PathBuf,
+        /// HOST[:PORT]/NAMESPACE/NAME:TAG (`oci://` optional).
+        reference: String,
+    },
+    /// Pull a plugin from an OCI registry into the cache, verify its digest,
+    /// and load it (compile, or the compiled-code cache) to check it is a
+    /// plugin; prints its path, digest and the time of each step.
+    ///
+    /// A reference with a tag and no digest is resolved and its digest
+    /// printed, to pin in pipelines (which need the digest).
+    Pull {
+        /// HOST[:PORT]/NAMESPACE/NAME[:TAG][@sha256:…] (`oci://` optional).
+        reference: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Show what a plugin file is: world, name, version, sha256, imports.
     Inspect {
@@ -134,6 +162,74 @@ impl PluginCommand {
                     for built in build_workspace(ws, out, &target_dir, route)? {
                         println!("{}", built.path.display());
                     }
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            PluginCommand::Push { file, reference } => {
+                let reference = voxpipe::oci::Reference::parse(reference)?;
+                let options = cli.oci_options(&voxpipe::config::PluginsConfig::default(), false);
+                let pushed = voxpipe::oci::push(file, &reference, &options)?;
+                eprintln!(
+                    "pushed {} ({} bytes, layer {})",
+                    file.display(),
+                    pushed.size,
+                    pushed.layer_digest
+                );
+                let mut pinned = pushed.reference.clone();
+                pinned.digest = Some(pushed.manifest_digest);
+                println!("{pinned}");
+                Ok(ExitCode::SUCCESS)
+            }
+            PluginCommand::Pull { reference, json } => {
+                let reference = voxpipe::oci::Reference::parse(reference)?;
+                let options = cli.oci_options(&voxpipe::config::PluginsConfig::default(), true);
+                let pulled = voxpipe::oci::pull(&reference, &options)?;
+                let runtime = cli.runtime()?;
+                let compiles = || runtime.stats().compiles.load(Ordering::Relaxed);
+                let before = compiles();
+                let started = Instant::now();
+                let plugin = runtime.load(&pulled.path)?;
+                let load = started.elapsed();
+                let compiled = compiles() > before;
+                let mut pinned = reference.clone();
+                pinned.digest = Some(pulled.manifest_digest.clone());
+                if *json {
+                    let out = serde_json::json!({
+                        "reference": pinned.to_string(),
+                        "path": pulled.path,
+                        "manifest_digest": pulled.manifest_digest,
+                        "layer_digest": pulled.layer_digest,
+                        "bytes": pulled.size,
+                        "pull_from_cache": pulled.from_cache,
+                        "pull_ms": pulled.elapsed.as_secs_f64() * 1e3,
+                        "compiled": compiled,
+                        "load_ms": load.as_secs_f64() * 1e3,
+                        "plugin": {"name": plugin.id.name, "version": plugin.id.version, "kind": plugin.kind.to_string()},
+                    });
+                    println!("{}", serde_json::to_string_pretty(&out)?);
+                } else {
+                    eprintln!(
+                        "{} {} bytes in {:.1} ms ({}); digest verified; {} in {:.1} ms: {} {} ({})",
+                        if pulled.from_cache { "read" } else { "pulled" },
+                        pulled.size,
+                        pulled.elapsed.as_secs_f64() * 1e3,
+                        if pulled.from_cache {
+                            "OCI cache"
+                        } else {
+                            "registry"
+                        },
+                        if compiled {
+                            "compiled"
+                        } else {
+                            "loaded compiled code"
+                        },
+                        load.as_secs_f64() * 1e3,
+                        plugin.id.name,
+                        plugin.id.version,
+                        plugin.kind,
+                    );
+                    println!("{pinned}");
+                    println!("{}", pulled.path.display());
                 }
                 Ok(ExitCode::SUCCESS)
             }

@@ -78,6 +78,10 @@ pub struct ServeArgs {
     /// NAME, so Home Assistant discovers them [default: wyoming.zeroconf, off].
     #[arg(long = "wyoming-zeroconf", value_name = "NAME")]
     wyoming_zeroconf: Option<String>,
+    /// Development: accept `oci://` plugin references with a tag and no
+    /// digest (resolved when the pipeline loads). Never in production.
+    #[arg(long)]
+    dev: bool,
 }
 
 impl ServeArgs {
@@ -170,6 +174,7 @@ impl ServeArgs {
                 pipeline_dir: config.pipelines.clone(),
                 plugin_dirs: config.plugin_dirs.clone(),
                 voices_dir: Some(config.voices.clone()),
+                oci: Some(cli.oci_options(&config.plugins, self.dev)),
             },
         ));
         let report = registry.rescan();
@@ -245,6 +250,7 @@ impl ServeArgs {
             shutting_down: shutting_down.clone(),
         });
         let grace = Duration::from_secs_f64(config.limits.shutdown_grace_s);
+        let drain_delay = Duration::from_secs_f64(config.limits.drain_delay_s);
         let served = rt.block_on(async {
             let listener = tokio::net::TcpListener::bind(config.bind)
                 .await
@@ -267,6 +273,12 @@ impl ServeArgs {
             let server = axum::serve(listener, app).with_graceful_shutdown(async move {
                 shutdown_signal().await;
                 shutting_down.store(true, Ordering::Relaxed);
+                // Still listening, but not ready: a balancer checking
+                // /readyz takes this replica out before it stops accepting.
+                if !drain_delay.is_zero() {
+                    tracing::info!(drain_delay_s = drain_delay.as_secs_f64(), "not ready; still accepting until the drain delay ends");
+                    tokio::time::sleep(drain_delay).await;
+                }
                 let _ = stop_tx.send(true);
             });
             // Withdrawn as soon as the server stops taking new connections.

@@ -64,6 +64,8 @@ pub struct LoadContext<'a> {
     /// The voices the server has, when known: the pipeline's voice and its
     /// routes' voices and speakers are checked against them.
     pub voices: Option<&'a [VoiceEntry]>,
+    /// How `oci://` plugins are pulled; `None`: such plugins are refused.
+    pub oci: Option<&'a crate::oci::OciOptions>,
 }
 
 struct Reporter<'a> {
@@ -162,6 +164,31 @@ pub fn resolve_plugin(
         "plugin `{reference}` not found: no {file} in {} (build plugins with `voxpipe plugin build`)",
         looked.join(", ")
     ))
+}
+
+/// The local file of a plugin reference: an `oci://` reference is pulled
+/// (digest-verified, cached) first; anything else is [`resolve_plugin`].
+fn plugin_file(reference: &str, pipeline_dir: &Path, ctx: &LoadContext) -> Result<PathBuf, String> {
+    if !crate::oci::is_oci(reference) {
+        return resolve_plugin(reference, pipeline_dir, ctx.plugin_dirs);
+    }
+    let parsed = crate::oci::Reference::parse(reference).map_err(|e| e.to_string())?;
+    let Some(options) = ctx.oci else {
+        return Err(format!(
+            "plugin `{reference}`: OCI references are not enabled here"
+        ));
+    };
+    let pulled = crate::oci::pull(&parsed, options)
+        .map_err(|e| format!("plugin pull failed ({}): {e}", e.kind()))?;
+    tracing::info!(
+        plugin = %parsed,
+        layer = %pulled.layer_digest,
+        bytes = pulled.size,
+        from_cache = pulled.from_cache,
+        ms = pulled.elapsed.as_millis() as u64,
+        "plugin pulled from an OCI registry"
+    );
+    Ok(pulled.path)
 }
 
 /// The table in a stage's `config_file`.
@@ -312,6 +339,10 @@ pub fn load_pipeline(
         };
         let default_name = match (&s.plugin, kind) {
             (_, StageKind::Model) => "model".to_string(),
+            (Some(p), _) if crate::oci::is_oci(p.get_ref()) => {
+                crate::oci::Reference::parse(p.get_ref())
+                    .map_or("stage".to_string(), |r| r.name().to_string())
+            }
             (Some(p), _) => Path::new(p.get_ref())
                 .file_stem()
                 .and_then(|s| s.to_str())
@@ -416,7 +447,7 @@ pub fn load_pipeline(
             );
             continue;
         };
-        let path = match resolve_plugin(plugin_ref.get_ref(), pipeline_dir, ctx.plugin_dirs) {
+        let path = match plugin_file(plugin_ref.get_ref(), pipeline_dir, ctx) {
             Ok(p) => p,
             Err(reason) => {
                 r.at(plugin_ref.span().start, label, reason);

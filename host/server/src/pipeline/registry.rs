@@ -32,6 +32,8 @@ pub struct RegistryOptions {
     /// The voices folder, when pipelines are to be checked against it
     /// (their voice, their routes' voices and speakers).
     pub voices_dir: Option<PathBuf>,
+    /// How `oci://` plugins are pulled (`None`: such plugins are refused).
+    pub oci: Option<crate::oci::OciOptions>,
 }
 
 /// A pipeline file that failed to (re)load.
@@ -158,6 +160,11 @@ impl PipelineRegistry {
         let dir = file.parent().unwrap_or(Path::new("."));
         let refs = file_refs(text);
         for reference in refs.plugins {
+            // An `oci://` reference is in the text: pinned by digest, its
+            // content cannot change under the same text.
+            if crate::oci::is_oci(&reference) {
+                continue;
+            }
             if let Ok(path) = resolve_plugin(&reference, dir, &self.options.plugin_dirs) {
                 if let Ok(m) = std::fs::metadata(&path) {
                     h.update(path.to_string_lossy().as_bytes());
@@ -231,6 +238,7 @@ impl PipelineRegistry {
             runtime: &self.runtime,
             plugin_dirs: &self.options.plugin_dirs,
             voices: voices.as_deref(),
+            oci: self.options.oci.as_ref(),
         };
 
         for file in &files {
