@@ -615,18 +615,22 @@ fn three_replicas_behind_haproxy_drain_kill_and_swap() {
     for phase in ["warm-up", "swap", "drain"] {
         assert!(failed(phase).is_empty(), "{phase}: {:?}", failed(phase));
     }
-    // Only requests in flight on r2 when it died failed: sent before the kill,
-    // answered by haproxy for r2. At most one per client.
+    // Only requests that met r2 dead before haproxy had marked it down
+    // failed: in flight on it at the kill (haproxy answers 502/503 for r2),
+    // or sent in the detection window and cut off without a response (status
+    // 0; seen once in CI right after a 502 on the same client, despite
+    // `retry-on conn-failure`). None after r2 was marked down.
     let kill_failures = failed("kill");
     for o in &kill_failures {
-        assert_eq!(o.server, "r2", "{o:?}");
-        assert!(o.status == 502 || o.status == 503, "{o:?}");
+        let answered_for_r2 = o.server == "r2" && (o.status == 502 || o.status == 503);
+        let cut_off = o.status == 0 && o.server == "-";
+        assert!(answered_for_r2 || cut_off, "{o:?}");
         assert!(
-            o.sent_s <= kill_at + 0.05,
-            "sent after the kill and failed: {o:?}"
+            o.sent_s <= kill_at + r2_down.as_secs_f64() + 0.05,
+            "sent after haproxy marked r2 down, and failed: {o:?}"
         );
     }
-    assert!(kill_failures.len() <= CLIENTS, "{kill_failures:?}");
+    assert!(kill_failures.len() <= 2 * CLIENTS, "{kill_failures:?}");
     // Nothing was routed to r2 once haproxy had marked it down.
     for o in outcomes.iter().filter(|o| o.sent_s > r2_down_at + 0.05) {
         assert_ne!(o.server, "r2", "{o:?}");
