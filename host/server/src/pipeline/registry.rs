@@ -229,16 +229,15 @@ impl PipelineRegistry {
             }
         };
         let mut map: BTreeMap<String, Arc<Pipeline>> = (**self.current.load()).clone();
-        let voices = self.options.voices_dir.as_deref().map(|dir| {
-            voxpipe_engine::voice::scan(dir)
-                .map(|(v, _)| v)
-                .unwrap_or_default()
-        });
-        let ctx = LoadContext {
-            runtime: &self.runtime,
-            plugin_dirs: &self.options.plugin_dirs,
-            voices: voices.as_deref(),
-            oci: self.options.oci.as_ref(),
+        // The voices folder is read (every voice's JSON parsed) only when a
+        // file is actually (re)loaded, not on every poll.
+        let voices = std::cell::OnceCell::new();
+        let read_voices = || {
+            self.options.voices_dir.as_deref().map(|dir| {
+                voxpipe_engine::voice::scan(dir)
+                    .map(|(v, _)| v)
+                    .unwrap_or_default()
+            })
         };
 
         for file in &files {
@@ -255,6 +254,12 @@ impl PipelineRegistry {
                 continue;
             }
             let serving = previous.and_then(|p| p.serving.clone());
+            let ctx = LoadContext {
+                runtime: &self.runtime,
+                plugin_dirs: &self.options.plugin_dirs,
+                voices: voices.get_or_init(read_voices).as_deref(),
+                oci: self.options.oci.as_ref(),
+            };
             let result = load_pipeline(file, &text, &ctx).map_err(|e| e.to_string());
             let result = result.and_then(|p| {
                 let owner = scan
