@@ -62,8 +62,9 @@ fn default_pipeline_checks_out() {
     assert_eq!(v[0]["stages"][1]["plugin"]["name"], "instruct-style");
     // The style table comes from its config_file.
     assert!(v[0]["stages"][1]["plugin"]["config"]["dialects"]["sichuanese"].is_object());
-    assert_eq!(v[0]["stages"][4]["plugin"]["streamable"], true);
-    assert_eq!(v[0]["stages"][5]["plugin"]["streamable"], false);
+    assert_eq!(v[0]["stages"][3]["plugin"]["audio_mode"], "one-pass");
+    assert_eq!(v[0]["stages"][4]["plugin"]["audio_mode"], "two-pass");
+    assert_eq!(v[0]["stages"][5]["plugin"]["audio_mode"], "two-pass");
 }
 
 #[test]
@@ -108,8 +109,8 @@ fn inspect_shows_world_identity_and_imports() {
     let o = run(&["plugin", "inspect", &plugin("style-table"), "--json"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["world"], "voxpipe:stages/style-stage@0.2.0");
-    assert_eq!(v["wit"], "0.2.0");
+    assert_eq!(v["world"], "voxpipe:stages/style-stage@0.3.0");
+    assert_eq!(v["wit"], "0.3.0");
     assert_eq!(v["name"], "style-table");
     assert_eq!(v["version"], "0.1.0");
     assert_eq!(v["sha256"].as_str().unwrap().len(), 64);
@@ -117,15 +118,15 @@ fn inspect_shows_world_identity_and_imports() {
         .as_array()
         .unwrap()
         .iter()
-        .any(|i| i == "voxpipe:stages/log@0.2.0"));
+        .any(|i| i == "voxpipe:stages/log@0.3.0"));
 
     let o = run(&["plugin", "inspect", &plugin("audio-gain")]);
     let out = text(&o.stdout);
     assert!(
-        out.contains("world        voxpipe:stages/audio-stage@0.2.0"),
+        out.contains("world        voxpipe:stages/audio-stage@0.3.0"),
         "{out}"
     );
-    assert!(out.contains("streamable   yes"), "{out}");
+    assert!(out.contains("takes audio  one-pass"), "{out}");
     assert!(out.contains("applies      volume"), "{out}");
     // Built against the frozen 0.1.0 WIT: still loads, declares nothing.
     let o = run(&["plugin", "inspect", &plugin("legacy-gain")]);

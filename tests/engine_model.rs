@@ -51,6 +51,22 @@ fn snr_db(reference: &[f32], ours: &[f32]) -> f64 {
     10.0 * (signal / noise.max(1e-30)).log10()
 }
 
+/// The CPU kernels run at the instruction set `VOXPIPE_CPU_ISA` asks for whenever the
+/// CPU has it: `.ci/test` runs this file once per level, and a level that silently fell
+/// back would leave one of them untested.
+#[test]
+fn the_requested_instruction_set_is_the_one_in_use() {
+    let levels = voxpipe_engine::vits::cpu_isa_levels();
+    let in_use = voxpipe_engine::vits::cpu_isa();
+    eprintln!("CPU kernels at {in_use}; this CPU runs {levels:?}");
+    assert!(levels.contains(&in_use));
+    match std::env::var(voxpipe_engine::vits::ISA_ENV) {
+        Ok(asked) if levels.contains(&asked.as_str()) => assert_eq!(in_use, asked),
+        // Unset: the best level; a level the CPU lacks: the best, with a warning.
+        _ => assert_eq!(Some(&in_use), levels.last()),
+    }
+}
+
 #[test]
 fn candle_matches_onnx_runtime_on_five_sentences() {
     let voice = root().join("voices/en_US-joe-medium.onnx");
@@ -178,8 +194,9 @@ fn match_onnx_runtime(voice_onnx: &Path, sid: u32, kernels: Kernels) -> (Voice, 
             .map(|(a, b)| (a - b).abs())
             .fold(0f32, f32::max);
         eprintln!(
-            "{} ({kernels:?}) speaker {sid} sentence {i}: {} ids, {} samples, SNR {snr:.1} dB, max abs diff {max_diff:.2e}",
+            "{} ({kernels:?}, CPU kernels at {}) speaker {sid} sentence {i}: {} ids, {} samples, SNR {snr:.1} dB, max abs diff {max_diff:.2e}",
             voice_onnx.file_name().unwrap().to_string_lossy(),
+            voxpipe_engine::vits::cpu_isa(),
             ids.len(),
             reference.len()
         );

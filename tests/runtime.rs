@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use voxpipe::pipeline::{load_pipeline, LoadContext};
 use voxpipe_plugin::{LoadError, LoadedPlugin, PluginError, PluginLimits, StageConfig};
-use voxpipe_types::{Audio, ChunkPosition, StageKind, StyleOutcome};
+use voxpipe_types::{Audio, StageKind, StyleOutcome};
 
 use common::{config, ctx};
 
@@ -91,13 +91,11 @@ config = { gain_db = -6.0 }
         channels: 1,
         samples: vec![0.5; 100],
     };
-    let out = p
-        .run_audio(&c, audio.clone(), ChunkPosition::WHOLE)
-        .unwrap();
+    let out = p.run_audio(&c, audio.clone()).unwrap();
     assert!((out.samples[0] - 0.5).abs() < 1e-4, "{}", out.samples[0]);
-    let out = p.run_audio(&ctx(), audio, ChunkPosition::WHOLE).unwrap();
+    let out = p.run_audio(&ctx(), audio).unwrap();
     assert!((out.samples[0] - 0.5 * 10f32.powf(-6.0 / 20.0)).abs() < 1e-4);
-    assert!(p.audio_streamable());
+    assert!(p.audio_per_window());
 }
 
 fn hostile(runtime: &voxpipe_plugin::PluginRuntime) -> Arc<LoadedPlugin> {
@@ -494,7 +492,7 @@ fn js_style_component_maps_and_logs() {
     assert_eq!(p.id.name, "js-dialect");
     assert_eq!(p.id.version, "0.1.0");
     assert_eq!(p.kind, StageKind::Style);
-    assert!(!p.streamable);
+    assert_eq!(p.wit_version, "0.3.0");
     let l = PluginLimits::default();
 
     let logs = common::capture_logs(|| {

@@ -20,7 +20,7 @@ use voxpipe_plugin::{
     CompileOptions, LoadError, LoadedPlugin, PluginError, PluginLimits, PluginRuntime,
     RuntimeOptions,
 };
-use voxpipe_types::{Audio, ChunkPosition, StyleOutcome};
+use voxpipe_types::{Audio, BlockPosition, StyleOutcome};
 
 use common::{config, ctx};
 
@@ -227,13 +227,19 @@ fn plugin_results_are_validated_before_use() {
         samples: vec![0.25; 1000],
     };
     let process = |cfg: &str| {
-        audio_plugin.call_audio(
-            &l,
-            &ctx(),
-            &config(cfg),
-            speech.clone(),
-            ChunkPosition::WHOLE,
-        )
+        audio_plugin
+            .call_block(
+                &l,
+                &ctx(),
+                &config(cfg),
+                speech.clone(),
+                BlockPosition {
+                    last: true,
+                    ..BlockPosition::default()
+                },
+                &[],
+            )
+            .map(|(audio, _state)| audio)
     };
     for cfg in [
         r#"{"mode":"rate","rate":1}"#,
@@ -509,6 +515,10 @@ fn hostile_pipelines_never_stop_the_server() {
         ("channels", "{ mode = \"channels\", channels = 40000 }"),
         ("rate44", "{ mode = \"rate\", rate = 44100 }"),
         ("stereo", "{ mode = \"stereo\" }"),
+        // The rules of blocks (WIT 0.3) across calls.
+        ("statehuge", "{ mode = \"state-huge\" }"),
+        ("grow", "{ mode = \"grow\" }"),
+        ("rateflip", "{ mode = \"rate-flip\" }"),
     ] {
         pipeline(
             d,
@@ -517,6 +527,12 @@ fn hostile_pipelines_never_stop_the_server() {
             &format!("[[stages]]\nkind = \"audio\"\nplugin = \"hostile-audio\"\nconfig = {cfg}"),
         );
     }
+    pipeline(
+        d,
+        "leak",
+        "",
+        "[[stages]]\nkind = \"audio\"\nplugin = \"hostile-two-pass\"\nconfig = { mode = \"leak\" }",
+    );
     pipeline(
         d,
         "expand",
@@ -562,6 +578,18 @@ fn hostile_pipelines_never_stop_the_server() {
         ("rate1", json!({"sample_rate": 48000}), 502, "plugin_fault"),
         ("ratemax", json!({"sample_rate": 8000}), 502, "plugin_fault"),
         ("channels", json!({}), 502, "plugin_fault"),
+        ("statehuge", json!({}), 502, "plugin_fault"),
+        ("statehuge", json!({"stream": true}), 502, "plugin_fault"),
+        ("grow", json!({}), 502, "plugin_fault"),
+        // Two blocks: a sentence of more than one decoder window.
+        (
+            "rateflip",
+            json!({"text": "This sentence is long enough that the voice makes it in more than one window of the decoder, and so in more than one block"}),
+            502,
+            "plugin_fault",
+        ),
+        ("leak", json!({}), 502, "plugin_fault"),
+        ("leak", json!({"stream": true}), 502, "plugin_fault"),
         ("expand", json!({}), 502, "plugin_fault"),
         ("phonemes", json!({}), 413, "request_too_large"),
         (

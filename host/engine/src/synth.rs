@@ -306,6 +306,46 @@ impl LoadedVoice {
         })
     }
 
+    /// The model's parameters for `options`.
+    fn params(&self, options: &SynthOptions) -> Params {
+        let defaults = self.entry.config.inference;
+        let seconds = options
+            .max_seconds
+            .unwrap_or(DEFAULT_MAX_SENTENCE_SECONDS)
+            .max(0.0);
+        let max_frames = (seconds * self.frames_per_second()) as usize;
+        Params {
+            noise_scale: options.noise_scale.unwrap_or(defaults.noise_scale),
+            length_scale: options.length_scale.unwrap_or(defaults.length_scale),
+            noise_w: options.noise_w.unwrap_or(defaults.noise_w),
+            speaker: options.speaker,
+            seed: options.seed,
+            max_phonemes: options
+                .max_phonemes
+                .unwrap_or(DEFAULT_MAX_SENTENCE_PHONEMES),
+            max_frames,
+        }
+    }
+
+    fn frames_per_second(&self) -> f32 {
+        self.sample_rate() as f32 / self.model.hop_length().max(1) as f32
+    }
+
+    /// How long one sentence's audio will be, in seconds, without making
+    /// it: the text encoder and duration predictor only (a few per cent of
+    /// the synthesis), with the durations the synthesis will then use.
+    pub fn predict_seconds(
+        &self,
+        ids: &[i64],
+        options: &SynthOptions,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<f64, EngineError> {
+        let frames = self
+            .model
+            .predict_frames(ids, &self.params(options), stop)?;
+        Ok(frames as f64 / f64::from(self.frames_per_second()))
+    }
+
     /// Synthesizes one sentence's ids, handing the audio to `on_audio` window
     /// by window as the decoder makes it (see [`DEFAULT_DECODER_CHUNKS`]), with
     /// whether it is the sentence's last piece; `on_audio` returns false to
@@ -320,24 +360,7 @@ impl LoadedVoice {
         stop: &dyn Fn() -> bool,
         on_audio: &mut dyn FnMut(&[f32], bool) -> bool,
     ) -> Result<SentenceRun, EngineError> {
-        let defaults = self.entry.config.inference;
-        let seconds = options
-            .max_seconds
-            .unwrap_or(DEFAULT_MAX_SENTENCE_SECONDS)
-            .max(0.0);
-        let frames_per_second = self.sample_rate() as f32 / self.model.hop_length().max(1) as f32;
-        let max_frames = (seconds * frames_per_second) as usize;
-        let params = Params {
-            noise_scale: options.noise_scale.unwrap_or(defaults.noise_scale),
-            length_scale: options.length_scale.unwrap_or(defaults.length_scale),
-            noise_w: options.noise_w.unwrap_or(defaults.noise_w),
-            speaker: options.speaker,
-            seed: options.seed,
-            max_phonemes: options
-                .max_phonemes
-                .unwrap_or(DEFAULT_MAX_SENTENCE_PHONEMES),
-            max_frames,
-        };
+        let params = self.params(options);
         let _busy = crate::memory::Busy::enter();
         let started = Instant::now();
         // Time spent in `on_audio` (the caller's audio stages, a slow reader) is

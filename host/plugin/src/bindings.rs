@@ -2,10 +2,13 @@
 //! package the host loads, and conversions between the generated types and
 //! [`voxpipe_types`].
 //!
-//! - [`v2`]: `voxpipe:stages@0.2.0` (`wit/stages.wit`), what the SDK builds;
+//! - [`v3`]: `voxpipe:stages@0.3.0` (`wit/stages.wit`), what the SDK builds:
+//!   audio stages take bounded blocks with a carried state;
+//! - [`v2`]: `voxpipe:stages@0.2.0` (`wit/v0.2.0/stages.wit`, frozen) and
 //! - [`v1`]: `voxpipe:stages@0.1.0` (`wit/v0.1.0/stages.wit`, frozen), so
-//!   plugins built before 0.2.0 keep loading. Its plugins declare no
-//!   `applies`: they count as applying no style field.
+//!   plugins built against them keep loading. Their audio stages take chunks
+//!   (`streamable`) or whole utterances; 0.1 plugins declare no `applies`:
+//!   they count as applying no style field.
 //!
 //! Within a version, the text world's bindings own the shared `types` and
 //! `log` interfaces and the style and audio worlds reuse them (`with`), so
@@ -13,7 +16,7 @@
 //! versions' types are distinct Rust types; [`conversions!`] writes the
 //! same conversions for each.
 
-use voxpipe_types::StageKind;
+use voxpipe_types::{AudioMode, StageKind};
 
 use super::error::PluginError;
 use super::output;
@@ -24,7 +27,8 @@ pub(crate) struct Info {
     pub version: String,
     pub kind: StageKind,
     pub description: String,
-    pub streamable: bool,
+    /// How an audio stage takes an utterance (text and style stages: `OnePass`).
+    pub mode: AudioMode,
     pub applies: Vec<String>,
     /// The WIT package version the plugin was built against, e.g. `0.2.0`.
     pub wit: &'static str,
@@ -33,7 +37,7 @@ pub(crate) struct Info {
 /// Conversions between one version's generated types (`wit`) and the host's.
 macro_rules! conversions {
     () => {
-        use voxpipe_types::{Audio, ChunkPosition, RequestContext, Style, StyleOutcome};
+        use voxpipe_types::{Audio, RequestContext, Style, StyleOutcome};
 
         fn kind(k: wit::StageKind) -> StageKind {
             match k {
@@ -95,13 +99,6 @@ macro_rules! conversions {
             }
         }
 
-        pub(crate) fn position(p: ChunkPosition) -> wit::ChunkPosition {
-            wit::ChunkPosition {
-                index: p.index,
-                last: p.last,
-            }
-        }
-
         /// Moves the samples (no copy).
         pub(crate) fn audio_to_wit(a: Audio) -> wit::Audio {
             wit::Audio {
@@ -154,9 +151,9 @@ macro_rules! conversions {
     };
 }
 
-/// `voxpipe:stages@0.2.0`, the current version.
-pub mod v2 {
-    use super::{output, Info, PluginError, StageKind};
+/// `voxpipe:stages@0.3.0`, the current version.
+pub mod v3 {
+    use super::{output, AudioMode, Info, PluginError, StageKind};
 
     pub mod text {
         wasmtime::component::bindgen!({
@@ -198,16 +195,92 @@ pub mod v2 {
             version: i.version,
             kind: kind(i.kind),
             description: i.description,
-            streamable: i.streamable,
+            mode: match i.passes {
+                wit::Passes::One => AudioMode::OnePass,
+                wit::Passes::Two => AudioMode::TwoPass,
+            },
+            applies: i.applies,
+            wit: "0.3.0",
+        }
+    }
+
+    pub(crate) fn block_position(p: voxpipe_types::BlockPosition) -> wit::BlockPosition {
+        wit::BlockPosition {
+            utterance: p.utterance,
+            pass: p.pass,
+            index: p.index,
+            offset: p.offset,
+            last: p.last,
+            total_frames: p.total_frames,
+        }
+    }
+}
+
+/// `voxpipe:stages@0.2.0`, frozen: plugins built against the SDK 0.2.
+pub mod v2 {
+    use super::{output, AudioMode, Info, PluginError, StageKind};
+
+    pub mod text {
+        wasmtime::component::bindgen!({
+            path: "../../wit/v0.2.0/stages.wit",
+            world: "voxpipe:stages/text-stage",
+        });
+    }
+
+    pub mod style {
+        wasmtime::component::bindgen!({
+            path: "../../wit/v0.2.0/stages.wit",
+            world: "voxpipe:stages/style-stage",
+            with: {
+                "voxpipe:stages/types": super::text::voxpipe::stages::types,
+                "voxpipe:stages/log": super::text::voxpipe::stages::log,
+            },
+        });
+    }
+
+    pub mod audio {
+        wasmtime::component::bindgen!({
+            path: "../../wit/v0.2.0/stages.wit",
+            world: "voxpipe:stages/audio-stage",
+            with: {
+                "voxpipe:stages/types": super::text::voxpipe::stages::types,
+                "voxpipe:stages/log": super::text::voxpipe::stages::log,
+            },
+        });
+    }
+
+    use text::voxpipe::stages::log as wit_log;
+    use text::voxpipe::stages::types as wit;
+
+    conversions!();
+
+    pub(crate) fn info(i: wit::PluginInfo) -> Info {
+        Info {
+            name: i.name,
+            version: i.version,
+            kind: kind(i.kind),
+            description: i.description,
+            mode: if i.streamable {
+                AudioMode::Chunks
+            } else {
+                AudioMode::Whole
+            },
             applies: i.applies,
             wit: "0.2.0",
+        }
+    }
+
+    pub(crate) fn position(p: voxpipe_types::ChunkPosition) -> wit::ChunkPosition {
+        wit::ChunkPosition {
+            index: p.index,
+            last: p.last,
         }
     }
 }
 
 /// `voxpipe:stages@0.1.0`, frozen: plugins built before 0.2.0.
 pub mod v1 {
-    use super::{output, Info, PluginError, StageKind};
+    use super::{output, AudioMode, Info, PluginError, StageKind};
 
     pub mod text {
         wasmtime::component::bindgen!({
@@ -250,9 +323,20 @@ pub mod v1 {
             version: i.version,
             kind: kind(i.kind),
             description: i.description,
-            streamable: i.streamable,
+            mode: if i.streamable {
+                AudioMode::Chunks
+            } else {
+                AudioMode::Whole
+            },
             applies: Vec::new(),
             wit: "0.1.0",
+        }
+    }
+
+    pub(crate) fn position(p: voxpipe_types::ChunkPosition) -> wit::ChunkPosition {
+        wit::ChunkPosition {
+            index: p.index,
+            last: p.last,
         }
     }
 }

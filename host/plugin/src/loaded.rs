@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use wasmtime::{Engine, Store, Trap};
 
-use super::bindings::{v1, v2, Info};
+use super::bindings::{v1, v2, v3, Info};
 use super::config::StageConfig;
 use super::error::{LoadError, PluginError};
 use super::limits::PluginLimits;
@@ -15,26 +15,54 @@ use super::output;
 use super::runtime::EPOCH_TICK;
 use super::sanitize::{identifier_problem, one_line, MAX_DESCRIPTION, MAX_NAME};
 use super::store::CallState;
-use voxpipe_types::{Audio, ChunkPosition, RequestContext, StageKind, StyleOutcome};
+use voxpipe_types::{
+    Audio, AudioMode, BlockPosition, ChunkPosition, RequestContext, StageKind, StyleOutcome,
+    MAX_STATE_BYTES,
+};
 
 /// The typed pre-instance of a plugin, one variant per stage world and
-/// WIT version (`V1`: `voxpipe:stages@0.1.0`).
+/// WIT version (no suffix: the current `voxpipe:stages@0.3.0`; `V2`:
+/// 0.2.0; `V1`: 0.1.0).
 pub(crate) enum StagePre {
-    Text(v2::text::TextStagePre<CallState>),
-    Style(v2::style::StyleStagePre<CallState>),
-    Audio(v2::audio::AudioStagePre<CallState>),
+    Text(v3::text::TextStagePre<CallState>),
+    Style(v3::style::StyleStagePre<CallState>),
+    Audio(v3::audio::AudioStagePre<CallState>),
+    TextV2(v2::text::TextStagePre<CallState>),
+    StyleV2(v2::style::StyleStagePre<CallState>),
+    AudioV2(v2::audio::AudioStagePre<CallState>),
     TextV1(v1::text::TextStagePre<CallState>),
     StyleV1(v1::style::StyleStagePre<CallState>),
     AudioV1(v1::audio::AudioStagePre<CallState>),
+}
+
+/// `match` over every variant of a [`StagePre`] (or of the listed ones,
+/// the rest being unreachable), binding the typed pre-instance to `$p` and
+/// its version's bindings module to `$v`, so one body serves every version.
+macro_rules! each_pre {
+    ($pre:expr, $p:ident, $v:ident => $body:expr) => {
+        each_pre!($pre, $p, $v => $body;
+            Text v3, Style v3, Audio v3, TextV2 v2, StyleV2 v2, AudioV2 v2,
+            TextV1 v1, StyleV1 v1, AudioV1 v1)
+    };
+    ($pre:expr, $p:ident, $v:ident => $body:expr; $($variant:ident $module:ident),+) => {
+        match $pre {
+            $(StagePre::$variant($p) => {
+                use $module as $v;
+                $body
+            })+
+            #[allow(unreachable_patterns)]
+            _ => unreachable!("the caller checked the stage kind"),
+        }
+    };
 }
 
 impl StagePre {
     /// The stage world the component exports.
     fn kind(&self) -> StageKind {
         match self {
-            StagePre::Text(_) | StagePre::TextV1(_) => StageKind::Text,
-            StagePre::Style(_) | StagePre::StyleV1(_) => StageKind::Style,
-            StagePre::Audio(_) | StagePre::AudioV1(_) => StageKind::Audio,
+            StagePre::Text(_) | StagePre::TextV2(_) | StagePre::TextV1(_) => StageKind::Text,
+            StagePre::Style(_) | StagePre::StyleV2(_) | StagePre::StyleV1(_) => StageKind::Style,
+            StagePre::Audio(_) | StagePre::AudioV2(_) | StagePre::AudioV1(_) => StageKind::Audio,
         }
     }
 }
@@ -69,8 +97,9 @@ pub struct LoadedPlugin {
     pub id: PluginId,
     pub kind: StageKind,
     pub description: String,
-    /// Audio stages: chunk-by-chunk processing is allowed.
-    pub streamable: bool,
+    /// Audio stages: how the plugin takes an utterance (blocks with a
+    /// state in one or two passes; 0.1/0.2 plugins: chunks or whole).
+    pub mode: AudioMode,
     /// Audio stages: the style fields the plugin applies to the audio
     /// (`plugin-info.applies`, checked: see [`voxpipe_types::Applies`]).
     /// Empty for plugins built against `voxpipe:stages@0.1.0`.
@@ -119,7 +148,7 @@ impl LoadedPlugin {
             },
             kind: world,
             description: String::new(),
-            streamable: false,
+            mode: AudioMode::OnePass,
             applies: Vec::new(),
             wit_version: "",
             path,
@@ -135,31 +164,11 @@ impl LoadedPlugin {
             ..PluginLimits::default()
         };
         let info: Info = plugin
-            .call(&limits, |store, pre| match pre {
-                StagePre::Text(p) => p
+            .call(&limits, |store, pre| {
+                each_pre!(pre, p, v => p
                     .instantiate(&mut *store)?
                     .call_describe(store)
-                    .map(v2::info),
-                StagePre::Style(p) => p
-                    .instantiate(&mut *store)?
-                    .call_describe(store)
-                    .map(v2::info),
-                StagePre::Audio(p) => p
-                    .instantiate(&mut *store)?
-                    .call_describe(store)
-                    .map(v2::info),
-                StagePre::TextV1(p) => p
-                    .instantiate(&mut *store)?
-                    .call_describe(store)
-                    .map(v1::info),
-                StagePre::StyleV1(p) => p
-                    .instantiate(&mut *store)?
-                    .call_describe(store)
-                    .map(v1::info),
-                StagePre::AudioV1(p) => p
-                    .instantiate(&mut *store)?
-                    .call_describe(store)
-                    .map(v1::info),
+                    .map(v::info))
             })
             .map_err(|source| LoadError::Describe {
                 path: plugin.path.clone(),
@@ -188,7 +197,7 @@ impl LoadedPlugin {
         plugin.id.name = info.name;
         plugin.id.version = info.version;
         plugin.description = one_line(&info.description, MAX_DESCRIPTION);
-        plugin.streamable = info.streamable;
+        plugin.mode = info.mode;
         plugin.wit_version = info.wit;
         Ok(plugin)
     }
@@ -199,6 +208,16 @@ impl LoadedPlugin {
         limits: &PluginLimits,
         f: impl FnOnce(&mut Store<CallState>, &StagePre) -> wasmtime::Result<R>,
     ) -> Result<R, PluginError> {
+        self.call_peak(limits, f).0
+    }
+
+    /// [`LoadedPlugin::call`], also returning the most memory the call drew
+    /// (memories never shrink, so what the limiter granted in all).
+    fn call_peak<R>(
+        &self,
+        limits: &PluginLimits,
+        f: impl FnOnce(&mut Store<CallState>, &StagePre) -> wasmtime::Result<R>,
+    ) -> (Result<R, PluginError>, usize) {
         let mut store = Store::new(
             &self.engine,
             CallState::new(
@@ -214,7 +233,8 @@ impl LoadedPlugin {
         store.epoch_deadline_trap();
         let result = f(&mut store, &self.pre);
         store.data_mut().finish();
-        result.map_err(|e| classify(e, store.data(), limits))
+        let peak = store.data().limiter.used;
+        (result.map_err(|e| classify(e, store.data(), limits)), peak)
     }
 
     fn check_output(size: usize, limits: &PluginLimits) -> Result<(), PluginError> {
@@ -235,32 +255,10 @@ impl LoadedPlugin {
     ) -> Result<(), PluginError> {
         let c = config.wit();
         self.call(limits, |store, pre| {
-            Ok(match pre {
-                StagePre::Text(p) => p
-                    .instantiate(&mut *store)?
-                    .call_check_config(store, c)?
-                    .map_err(v2::stage_error),
-                StagePre::Style(p) => p
-                    .instantiate(&mut *store)?
-                    .call_check_config(store, c)?
-                    .map_err(v2::stage_error),
-                StagePre::Audio(p) => p
-                    .instantiate(&mut *store)?
-                    .call_check_config(store, c)?
-                    .map_err(v2::stage_error),
-                StagePre::TextV1(p) => p
-                    .instantiate(&mut *store)?
-                    .call_check_config(store, c)?
-                    .map_err(v1::stage_error),
-                StagePre::StyleV1(p) => p
-                    .instantiate(&mut *store)?
-                    .call_check_config(store, c)?
-                    .map_err(v1::stage_error),
-                StagePre::AudioV1(p) => p
-                    .instantiate(&mut *store)?
-                    .call_check_config(store, c)?
-                    .map_err(v1::stage_error),
-            })
+            Ok(each_pre!(pre, p, v => p
+                .instantiate(&mut *store)?
+                .call_check_config(store, c)?
+                .map_err(v::stage_error)))
         })?
     }
 
@@ -284,17 +282,11 @@ impl LoadedPlugin {
         }
         let c = config.wit();
         let out = self.call(limits, |store, pre| {
-            Ok(match pre {
-                StagePre::Text(p) => p
-                    .instantiate(&mut *store)?
-                    .call_normalize(store, &v2::context(ctx), c, input)?
-                    .map_err(v2::stage_error),
-                StagePre::TextV1(p) => p
-                    .instantiate(&mut *store)?
-                    .call_normalize(store, &v1::context(ctx), c, input)?
-                    .map_err(v1::stage_error),
-                _ => unreachable!("checked above"),
-            })
+            Ok(each_pre!(pre, p, v => p
+                .instantiate(&mut *store)?
+                .call_normalize(store, &v::context(ctx), c, input)?
+                .map_err(v::stage_error);
+                Text v3, TextV2 v2, TextV1 v1))
         })??;
         Self::check_output(out.len(), limits)?;
         if out.len() > limits.max_text_bytes {
@@ -324,19 +316,12 @@ impl LoadedPlugin {
         }
         let c = config.wit();
         let outcome = self.call(limits, |store, pre| {
-            Ok(match pre {
-                StagePre::Style(p) => p
-                    .instantiate(&mut *store)?
-                    .call_map_instruct(store, &v2::context(ctx), c, instruct)?
-                    .map(v2::outcome)
-                    .map_err(v2::stage_error),
-                StagePre::StyleV1(p) => p
-                    .instantiate(&mut *store)?
-                    .call_map_instruct(store, &v1::context(ctx), c, instruct)?
-                    .map(v1::outcome)
-                    .map_err(v1::stage_error),
-                _ => unreachable!("checked above"),
-            })
+            Ok(each_pre!(pre, p, v => p
+                .instantiate(&mut *store)?
+                .call_map_instruct(store, &v::context(ctx), c, instruct)?
+                .map(v::outcome)
+                .map_err(v::stage_error);
+                Style v3, StyleV2 v2, StyleV1 v1))
         })??;
         let size = match &outcome {
             StyleOutcome::Mapped { style, label } => label.len() + style_bytes(style),
@@ -346,9 +331,9 @@ impl LoadedPlugin {
         output::check_outcome(outcome)
     }
 
-    /// Call an audio stage on one chunk (the whole utterance unless
-    /// streamable). Takes the audio by value: the samples move into the call
-    /// instead of being copied.
+    /// Call a 0.1/0.2 audio stage on one chunk (the whole utterance unless
+    /// it is streamable: [`AudioMode::Chunks`]). Takes the audio by value:
+    /// the samples move into the call instead of being copied.
     pub fn call_audio(
         &self,
         limits: &PluginLimits,
@@ -357,40 +342,96 @@ impl LoadedPlugin {
         input: Audio,
         position: ChunkPosition,
     ) -> Result<Audio, PluginError> {
-        if self.kind != StageKind::Audio {
+        if self.kind != StageKind::Audio
+            || !matches!(self.mode, AudioMode::Chunks | AudioMode::Whole)
+        {
             return Err(self.wrong_kind(StageKind::Audio));
         }
         let c = config.wit();
         let audio = self.call(limits, |store, pre| {
-            Ok(match pre {
-                StagePre::Audio(p) => p
-                    .instantiate(&mut *store)?
-                    .call_process(
-                        store,
-                        &v2::context(ctx),
-                        c,
-                        &v2::audio_to_wit(input),
-                        v2::position(position),
-                    )?
-                    .map(v2::audio_from_wit)
-                    .map_err(v2::stage_error),
-                StagePre::AudioV1(p) => p
-                    .instantiate(&mut *store)?
-                    .call_process(
-                        store,
-                        &v1::context(ctx),
-                        c,
-                        &v1::audio_to_wit(input),
-                        v1::position(position),
-                    )?
-                    .map(v1::audio_from_wit)
-                    .map_err(v1::stage_error),
-                _ => unreachable!("checked above"),
-            })
+            Ok(each_pre!(pre, p, v => p
+                .instantiate(&mut *store)?
+                .call_process(store, &v::context(ctx), c, &v::audio_to_wit(input), v::position(position))?
+                .map(v::audio_from_wit)
+                .map_err(v::stage_error);
+                AudioV2 v2, AudioV1 v1))
         })??;
         Self::check_output(audio.samples.len() * 4, limits)?;
         output::check_audio(&audio)?;
         Ok(audio)
+    }
+
+    /// Call a 0.3 audio stage on one block ([`AudioMode::OnePass`] or
+    /// [`AudioMode::TwoPass`]) with the state its previous call returned;
+    /// returns the audio out and the state for the next call. The state is
+    /// capped at [`MAX_STATE_BYTES`]; audio out, when there is any, must be
+    /// a format the host supports. (Rules across blocks — no audio out of a
+    /// measuring pass, one format per utterance, bounded growth — are the
+    /// driver's: `pipeline/blocks.rs` in the server.)
+    pub fn call_block(
+        &self,
+        limits: &PluginLimits,
+        ctx: &RequestContext,
+        config: &StageConfig,
+        input: Audio,
+        position: BlockPosition,
+        state: &[u8],
+    ) -> Result<(Audio, Vec<u8>), PluginError> {
+        if !matches!(self.pre, StagePre::Audio(_)) {
+            return Err(self.wrong_kind(StageKind::Audio));
+        }
+        let c = config.wit();
+        let (audio, state) = self.call(limits, |store, pre| {
+            Ok(each_pre!(pre, p, v => p
+                .instantiate(&mut *store)?
+                .call_process_block(
+                    store,
+                    &v::context(ctx),
+                    c,
+                    &v::audio_to_wit(input),
+                    v::block_position(position),
+                    state,
+                )?
+                .map(|out| (v::audio_from_wit(out.audio), out.state))
+                .map_err(v::stage_error);
+                Audio v3))
+        })??;
+        Self::check_output(audio.samples.len() * 4 + state.len(), limits)?;
+        if state.len() > MAX_STATE_BYTES {
+            return Err(PluginError::BadOutput(format!(
+                "returned a state of {} bytes; at most {MAX_STATE_BYTES} may be carried between blocks",
+                state.len()
+            )));
+        }
+        if !audio.samples.is_empty() {
+            output::check_audio(&audio)?;
+        }
+        Ok((audio, state))
+    }
+
+    /// [`LoadedPlugin::call_audio`] on a whole utterance, also returning
+    /// the most memory the call drew (bytes): how the host learns what a
+    /// 0.1/0.2 whole-utterance stage needs per second of audio.
+    pub fn call_audio_measured(
+        &self,
+        limits: &PluginLimits,
+        ctx: &RequestContext,
+        config: &StageConfig,
+        input: Audio,
+    ) -> (Result<Audio, PluginError>, usize) {
+        if self.mode != AudioMode::Whole {
+            return (Err(self.wrong_kind(StageKind::Audio)), 0);
+        }
+        let c = config.wit();
+        let (out, peak) = self.call_peak(limits, |store, pre| {
+            Ok(each_pre!(pre, p, v => p
+                .instantiate(&mut *store)?
+                .call_process(store, &v::context(ctx), c, &v::audio_to_wit(input), v::position(ChunkPosition::WHOLE))?
+                .map(v::audio_from_wit)
+                .map_err(v::stage_error);
+                AudioV2 v2, AudioV1 v1))
+        });
+        (out.and_then(|r| r), peak)
     }
 }
 

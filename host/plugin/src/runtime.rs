@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use super::bindings::{v1, v2};
+use super::bindings::{v1, v2, v3};
 use super::cache::{default_cache_dir, CompileCache};
 use super::compile::{self, CompileOptions, Compiled};
 use super::error::LoadError;
@@ -137,6 +137,7 @@ impl PluginRuntime {
 
         let mut linker = Linker::new(&engine);
         // The `log` import of every WIT version the host loads.
+        v3::text::TextStage::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)?;
         v2::text::TextStage::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)?;
         v1::text::TextStage::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)?;
         // Components built for wasm32-wasip2 import WASI; link it, grant
@@ -297,6 +298,7 @@ impl PluginRuntime {
         let world = [
             ("normalize", StageKind::Text),
             ("map-instruct", StageKind::Style),
+            ("process-block", StageKind::Audio),
             ("process", StageKind::Audio),
         ]
         .into_iter()
@@ -326,25 +328,34 @@ impl PluginRuntime {
             reason: format!("{e:#}"),
         };
         let pre = match world {
-            StageKind::Text => v2::text::TextStagePre::new(instance_pre.clone())
+            StageKind::Text => v3::text::TextStagePre::new(instance_pre.clone())
                 .map(StagePre::Text)
                 .or_else(|e| {
-                    v1::text::TextStagePre::new(instance_pre)
-                        .map(StagePre::TextV1)
+                    v2::text::TextStagePre::new(instance_pre.clone())
+                        .map(StagePre::TextV2)
+                        .or_else(|_| {
+                            v1::text::TextStagePre::new(instance_pre).map(StagePre::TextV1)
+                        })
                         .map_err(|_| e)
                 }),
-            StageKind::Style => v2::style::StyleStagePre::new(instance_pre.clone())
+            StageKind::Style => v3::style::StyleStagePre::new(instance_pre.clone())
                 .map(StagePre::Style)
                 .or_else(|e| {
-                    v1::style::StyleStagePre::new(instance_pre)
-                        .map(StagePre::StyleV1)
+                    v2::style::StyleStagePre::new(instance_pre.clone())
+                        .map(StagePre::StyleV2)
+                        .or_else(|_| {
+                            v1::style::StyleStagePre::new(instance_pre).map(StagePre::StyleV1)
+                        })
                         .map_err(|_| e)
                 }),
-            _ => v2::audio::AudioStagePre::new(instance_pre.clone())
+            _ => v3::audio::AudioStagePre::new(instance_pre.clone())
                 .map(StagePre::Audio)
                 .or_else(|e| {
-                    v1::audio::AudioStagePre::new(instance_pre)
-                        .map(StagePre::AudioV1)
+                    v2::audio::AudioStagePre::new(instance_pre.clone())
+                        .map(StagePre::AudioV2)
+                        .or_else(|_| {
+                            v1::audio::AudioStagePre::new(instance_pre).map(StagePre::AudioV1)
+                        })
                         .map_err(|_| e)
                 }),
         }

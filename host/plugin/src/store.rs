@@ -37,7 +37,7 @@ const TABLE_ELEMENT_BYTES: usize = 8;
 /// is reported as a memory limit, not a generic failure.
 pub(crate) struct Limiter {
     budget: usize,
-    used: usize,
+    pub(crate) used: usize,
     pub(crate) memory_hit: bool,
 }
 

@@ -93,8 +93,12 @@ pub struct TelemetryConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
-    /// Longest text accepted, in characters (longer → 413).
+    /// Longest text of a whole response, in characters (longer → 413).
     pub max_text_chars: usize,
+    /// Longest text of a streamed response, in characters (longer → 413):
+    /// a stream goes a few sentences at a time, so its memory does not grow
+    /// with the text.
+    pub max_stream_chars: usize,
     /// Syntheses running at once (0: one per two CPU cores, at least 1).
     pub concurrency: usize,
     /// Requests allowed to wait for a slot; beyond that → 503 at once.
@@ -180,6 +184,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_text_chars: 5000,
+            max_stream_chars: 100_000,
             concurrency: 0,
             queue: 16,
             request_timeout_s: 60.0,
@@ -236,6 +241,10 @@ impl ServerConfig {
         anyhow::ensure!(
             l.shutdown_grace_s.is_finite() && l.shutdown_grace_s >= 0.0,
             "limits.shutdown_grace_s must be ≥ 0"
+        );
+        anyhow::ensure!(
+            (1..=10_000_000).contains(&l.max_stream_chars),
+            "limits.max_stream_chars must be 1..=10000000"
         );
         anyhow::ensure!(
             l.drain_delay_s.is_finite() && (0.0..=600.0).contains(&l.drain_delay_s),

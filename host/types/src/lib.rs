@@ -134,3 +134,60 @@ impl ChunkPosition {
         last: true,
     };
 }
+
+/// The most audio one `process-block` call gets, in seconds of its rate.
+pub const MAX_BLOCK_SECONDS: u32 = 10;
+/// The most state an audio stage may carry from one block to the next.
+pub const MAX_STATE_BYTES: usize = 1 << 20;
+
+/// Where a block sits in the utterance (see `block-position` in the WIT).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BlockPosition {
+    /// Which utterance of the response: 0 in a whole response and for
+    /// one-pass stages; in a stream, a two-pass stage's sentences count 0, 1, 2….
+    pub utterance: u32,
+    /// 0, or 1 for the applying pass of a two-pass stage.
+    pub pass: u8,
+    /// 0 for the first block of the pass.
+    pub index: u32,
+    /// Frames of the utterance (at the stage's input) before this block.
+    pub offset: u64,
+    /// True for the final block of the pass.
+    pub last: bool,
+    /// The utterance's frames at the stage's input, known in pass 1.
+    pub total_frames: Option<u64>,
+}
+
+/// How an audio stage takes an utterance: what its WIT version and its
+/// `plugin-info` say. The host drives each accordingly
+/// (`host/server/src/pipeline/blocks.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AudioMode {
+    /// 0.3+: blocks in order, once, with a carried state.
+    OnePass,
+    /// 0.3+: a measuring pass over every block, then an applying pass.
+    TwoPass,
+    /// 0.1/0.2, `streamable`: chunk by chunk, nothing carried.
+    Chunks,
+    /// 0.1/0.2, not streamable: the whole utterance in one call, so the
+    /// longest audio it takes is bounded by its memory.
+    Whole,
+}
+
+impl AudioMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AudioMode::OnePass => "one-pass",
+            AudioMode::TwoPass => "two-pass",
+            AudioMode::Chunks => "chunks",
+            AudioMode::Whole => "whole",
+        }
+    }
+
+    /// Whether the host holds back a whole utterance (in a stream: a
+    /// sentence) before this stage can return anything.
+    pub fn buffers(self) -> bool {
+        matches!(self, AudioMode::TwoPass | AudioMode::Whole)
+    }
+}

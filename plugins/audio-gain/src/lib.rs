@@ -1,6 +1,6 @@
 //! `audio-gain`: changes the volume by `gain_db` from the config plus the
-//! style's `volume`, clamping to [-1, 1]. Streamable: a gain applied chunk by
-//! chunk equals the gain applied to the whole.
+//! style's `volume`, clamping to [-1, 1]. One pass, nothing carried: a gain
+//! applied block by block equals the gain applied to the whole.
 //!
 //! ```toml
 //! [stages.config]
@@ -8,7 +8,7 @@
 //! ```
 
 use voxpipe_plugin_audio::{
-    Audio, AudioStage, ChunkPosition, Config, Context, PluginInfo, StageError,
+    AudioStage, Block, BlockOutput, Config, Context, PluginInfo, StageError,
 };
 
 fn gain_db(config: &Config) -> Result<f32, StageError> {
@@ -30,7 +30,6 @@ impl AudioStage for AudioGain {
             env!("CARGO_PKG_VERSION"),
             "Changes the volume by a configured gain plus the style's volume",
         )
-        .streamable()
         .applies(&["volume"])
     }
 
@@ -38,18 +37,18 @@ impl AudioStage for AudioGain {
         gain_db(config).map(|_| ())
     }
 
-    fn process(
+    fn process_block(
         ctx: &Context,
         config: &Config,
-        mut audio: Audio,
-        _position: ChunkPosition,
-    ) -> Result<Audio, StageError> {
+        block: Block,
+    ) -> Result<BlockOutput, StageError> {
+        let mut audio = block.audio;
         let style_db = ctx.style.as_ref().and_then(|s| s.volume).unwrap_or(0.0);
         let factor = 10f32.powf((gain_db(config)? + style_db) / 20.0);
         for s in &mut audio.samples {
             *s = (*s * factor).clamp(-1.0, 1.0);
         }
-        Ok(audio)
+        Ok(BlockOutput::audio(audio))
     }
 }
 
@@ -58,7 +57,7 @@ voxpipe_plugin_audio::export!(AudioGain);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use voxpipe_plugin_audio::Style;
+    use voxpipe_plugin_audio::{drive::run_blocks, Audio, Style};
 
     #[test]
     fn config_gain_and_style_volume_add_up() {
@@ -75,7 +74,7 @@ mod tests {
             channels: 1,
             samples: vec![0.5, -0.25, 2.0],
         };
-        let out = AudioGain::process(&ctx, &c, audio, ChunkPosition::WHOLE).unwrap();
+        let out = run_blocks::<AudioGain>(&ctx, &c, &audio, 2).unwrap();
         assert!((out.samples[0] - 0.5).abs() < 1e-6);
         assert_eq!(out.samples[2], 1.0);
     }

@@ -35,34 +35,36 @@ macro_rules! export {
                     <$plugin as $crate::AudioStage>::check_config(&glue::config(&config)?)
                         .map_err(glue::error)
                 }
-                fn process(
+                fn process_block(
                     ctx: w::RequestContext,
                     config: String,
                     audio: w::Audio,
-                    position: w::ChunkPosition,
-                ) -> Result<w::Audio, w::StageError> {
+                    position: w::BlockPosition,
+                    state: Vec<u8>,
+                ) -> Result<w::BlockOutput, w::StageError> {
                     glue::enter();
                     let config = glue::config(&config)?;
-                    let audio = $crate::Audio {
-                        sample_rate: audio.sample_rate,
-                        channels: audio.channels,
-                        samples: audio.samples,
+                    let block = $crate::Block {
+                        audio: glue::audio_in(audio),
+                        position: $crate::BlockPosition {
+                            utterance: position.utterance,
+                            pass: position.pass,
+                            index: position.index,
+                            offset: position.offset,
+                            last: position.last,
+                            total_frames: position.total_frames,
+                        },
+                        state,
                     };
-                    let position = $crate::ChunkPosition {
-                        index: position.index,
-                        last: position.last,
-                    };
-                    let out = <$plugin as $crate::AudioStage>::process(
+                    let out = <$plugin as $crate::AudioStage>::process_block(
                         &glue::context(ctx),
                         &config,
-                        audio,
-                        position,
+                        block,
                     )
                     .map_err(glue::error)?;
-                    Ok(w::Audio {
-                        sample_rate: out.sample_rate,
-                        channels: out.channels,
-                        samples: out.samples,
+                    Ok(w::BlockOutput {
+                        audio: glue::audio_out(out.audio),
+                        state: out.state,
                     })
                 }
             }

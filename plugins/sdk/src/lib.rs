@@ -7,12 +7,17 @@
 //! this one holds the plain Rust types, so plugin logic can be unit-tested
 //! natively with `cargo test`.
 //!
-//! Every call runs in a fresh instance: keep no state between calls.
+//! Every call runs in a fresh instance: keep no state between calls. An audio
+//! stage that must remember something from one block to the next returns it
+//! as the block's `state` ([`state`] has a small encoding for it); the host
+//! hands it to the next call.
 
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 mod alloc;
 mod config;
+pub mod drive;
 pub mod log;
+pub mod state;
 mod types;
 
 #[doc(hidden)]
@@ -49,21 +54,23 @@ pub trait StyleStage {
     ) -> Result<StyleOutcome, StageError>;
 }
 
-/// The trait of an `audio` stage: samples in, samples out.
+/// The trait of an `audio` stage: samples in, samples out, block by block.
 pub trait AudioStage {
-    /// Name, version and description of the plugin. Set
-    /// [`PluginInfo::streamable`] when processing chunks one by one gives
-    /// the same result as processing the whole utterance.
+    /// Name, version and description of the plugin. Call
+    /// [`PluginInfo::two_pass`] for a stage that measures the utterance
+    /// before it applies anything.
     fn info() -> PluginInfo;
     /// Check the stage's config table when a pipeline is loaded.
     fn check_config(_config: &Config) -> Result<(), StageError> {
         Ok(())
     }
-    /// Process one chunk of audio (the whole utterance unless streamable).
-    fn process(
+    /// Process one block of an utterance (`process-block` in the WIT):
+    /// `block.state` is what the previous call returned, empty at first.
+    /// [`drive::run_blocks`] runs a stage over a whole utterance as the host
+    /// does, for tests.
+    fn process_block(
         ctx: &Context,
         config: &Config,
-        audio: Audio,
-        position: ChunkPosition,
-    ) -> Result<Audio, StageError>;
+        block: Block,
+    ) -> Result<BlockOutput, StageError>;
 }

@@ -9,8 +9,9 @@ pub struct PluginInfo {
     pub name: String,
     pub version: String,
     pub description: String,
-    /// Audio stages: true when chunk-by-chunk processing equals whole-utterance processing.
-    pub streamable: bool,
+    /// Audio stages: one pass over an utterance's blocks, or a measuring
+    /// pass then an applying pass (see [`Passes`]).
+    pub passes: Passes,
     /// Audio stages: the style fields this stage applies to the audio
     /// (`pitch`, `volume`, `emotions`, `emotion:whisper`, `extra:KEY`, …; see
     /// `applies` in wit/stages.wit). The host reports fields a request set
@@ -25,7 +26,7 @@ impl PluginInfo {
             name: name.to_string(),
             version: version.to_string(),
             description: description.to_string(),
-            streamable: false,
+            passes: Passes::One,
             applies: Vec::new(),
         }
     }
@@ -37,11 +38,23 @@ impl PluginInfo {
         self
     }
 
-    /// Declare the (audio) stage streamable.
-    pub fn streamable(mut self) -> Self {
-        self.streamable = true;
+    /// Declare an (audio) stage that measures the utterance before it
+    /// applies anything ([`Passes::Two`]).
+    pub fn two_pass(mut self) -> Self {
+        self.passes = Passes::Two;
         self
     }
+}
+
+/// How an audio stage goes over an utterance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Passes {
+    /// Every block once, in order, carrying what it needs in the state.
+    #[default]
+    One,
+    /// A measuring pass (0) over every block, returning no audio, then an
+    /// applying pass (1) that starts from the state the first one ended with.
+    Two,
 }
 
 /// A concrete speaking style; `None` fields leave the pipeline's defaults.
@@ -114,17 +127,51 @@ pub struct Audio {
     pub samples: Vec<f32>,
 }
 
-/// Where a chunk sits in the utterance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ChunkPosition {
+/// The most audio one block holds, in seconds (10 × sample-rate frames).
+pub const MAX_BLOCK_SECONDS: u32 = 10;
+/// The most state a stage may carry between blocks, in bytes.
+pub const MAX_STATE_BYTES: usize = 1 << 20;
+
+/// Where a block sits in the utterance (see `block-position` in the WIT).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BlockPosition {
+    /// Which utterance of the response: 0 in a whole response and for
+    /// one-pass stages; in a stream, a two-pass stage's sentences count 0, 1, 2….
+    pub utterance: u32,
+    /// 0, or 1 for the applying pass of a two-pass stage.
+    pub pass: u8,
+    /// 0 for the first block of the pass.
     pub index: u32,
+    /// Frames of the utterance (at this stage's input) before this block.
+    pub offset: u64,
+    /// True for the final block of the pass.
     pub last: bool,
+    /// The utterance's frames at this stage's input: known in pass 1 only.
+    pub total_frames: Option<u64>,
 }
 
-impl ChunkPosition {
-    /// The position of a whole utterance processed at once.
-    pub const WHOLE: ChunkPosition = ChunkPosition {
-        index: 0,
-        last: true,
-    };
+/// One call's input: a block of audio, where it sits, and the state the
+/// previous call of this utterance returned (empty on the first call).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Block {
+    pub audio: Audio,
+    pub position: BlockPosition,
+    pub state: Vec<u8>,
+}
+
+/// One call's output: audio (empty in pass 0) and the state for the next call.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BlockOutput {
+    pub audio: Audio,
+    pub state: Vec<u8>,
+}
+
+impl BlockOutput {
+    /// Audio out, nothing to remember.
+    pub fn audio(audio: Audio) -> Self {
+        BlockOutput {
+            audio,
+            state: Vec::new(),
+        }
+    }
 }

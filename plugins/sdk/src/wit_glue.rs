@@ -41,7 +41,10 @@ macro_rules! __wit_glue {
                     version: info.version,
                     kind,
                     description: info.description,
-                    streamable: info.streamable,
+                    passes: match info.passes {
+                        sdk::Passes::One => w::Passes::One,
+                        sdk::Passes::Two => w::Passes::Two,
+                    },
                     applies: info.applies,
                 }
             }
@@ -83,6 +86,22 @@ macro_rules! __wit_glue {
                     noise_w: s.noise_w,
                     emotions: s.emotions,
                     extra: s.extra,
+                }
+            }
+
+            pub fn audio_in(a: w::Audio) -> sdk::Audio {
+                sdk::Audio {
+                    sample_rate: a.sample_rate,
+                    channels: a.channels,
+                    samples: a.samples,
+                }
+            }
+
+            pub fn audio_out(a: sdk::Audio) -> w::Audio {
+                w::Audio {
+                    sample_rate: a.sample_rate,
+                    channels: a.channels,
+                    samples: a.samples,
                 }
             }
 

@@ -22,7 +22,7 @@
 // adds dialects to the built-in table, or replaces the keywords of a
 // built-in one. Keywords match anywhere in the instruction, ignoring case.
 
-import { log } from 'voxpipe:stages/log@0.2.0';
+import { log } from 'voxpipe:stages/log@0.3.0';
 
 const BUILT_IN = {
   shanghainese: { keywords: ['上海话', '沪语', 'Shanghainese'], language: 'zh-CN' },
@@ -75,7 +75,7 @@ export function describe() {
     version: '0.1.0',
     kind: 'style',
     description: 'Maps instructions naming a Chinese dialect (上海话, 粤语, …) to a style (JavaScript, componentize-js)',
-    streamable: false,
+    passes: 'one',
     applies: [],
   };
 }

@@ -24,7 +24,7 @@ class WitWorld(wit_world.WitWorld):
             version="0.1.0",
             kind=types.StageKind.TEXT,
             description="Title-cases text (a Python plugin)",
-            streamable=False,
+            passes=types.Passes.ONE,
             applies=[],
         )
 

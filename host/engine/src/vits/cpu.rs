@@ -10,7 +10,7 @@
 //! [`super::attention`].
 
 use super::conv::DirectConv1d;
-use super::isa::with_avx2;
+use super::isa::vectorized;
 use super::math::{sigmoid, tanh};
 use super::parallel::{run_items, threads_for, SendPtr, ELEMENTWISE_MIN_ELEMS};
 use super::VitsError;
@@ -46,7 +46,7 @@ pub(crate) fn gated_tanh(x: &[f32], h: usize, len: usize, offset: Option<&[f32]>
 }
 
 fn gate_row(a: &[f32], g: &[f32], ba: f32, bb: f32, out: &mut [f32]) {
-    with_avx2(
+    vectorized(
         #[inline(always)]
         || {
             for ((o, &a), &g) in out.iter_mut().zip(a).zip(g) {
@@ -59,7 +59,7 @@ fn gate_row(a: &[f32], g: &[f32], ba: f32, bb: f32, out: &mut [f32]) {
 /// LayerNorm over the channels of a `[C, len]` buffer, in place (biased variance, as
 /// VITS' `modules.LayerNorm`): three vectorised row sweeps, no transposes.
 pub(crate) fn layer_norm(x: &mut [f32], len: usize, gamma: &[f32], beta: &[f32], eps: f32) {
-    with_avx2(
+    vectorized(
         #[inline(always)]
         || layer_norm_inner(x, len, gamma, beta, eps),
     )
@@ -140,7 +140,7 @@ impl Pointwise {
     /// `dst −= W · x + b`.
     pub(crate) fn subtract(&self, x: &[f32], len: usize, dst: &mut [f32]) {
         let y = self.forward(x, len);
-        with_avx2(
+        vectorized(
             #[inline(always)]
             || dst.iter_mut().zip(&y).for_each(|(d, &v)| *d -= v),
         );

@@ -2,10 +2,11 @@
 //! vectorisable sums and maxima.
 //!
 //! libm's transcendental functions are calls LLVM cannot vectorise; these are short
-//! polynomials written so that loops calling them vectorise (8 lanes wide inside
-//! [`with_avx2`]). The in-place passes over whole buffers are here too.
+//! polynomials written so that loops calling them vectorise (16 lanes wide with
+//! AVX-512, 8 with AVX2, inside [`vectorized`]). The in-place passes over whole buffers
+//! are here too.
 
-use super::isa::with_avx2;
+use super::isa::vectorized;
 
 /// `e^x` to about 2 ulp for |x| < 87 (Cephes' `expf` polynomial; saturates beyond),
 /// written so that LLVM vectorises loops calling it.
@@ -93,7 +94,7 @@ pub(crate) fn erf(x: f32) -> f32 {
 
 /// GELU (the erf form, as `torch.nn.functional.gelu`) in place.
 pub(crate) fn gelu(x: &mut [f32]) {
-    with_avx2(
+    vectorized(
         #[inline(always)]
         || {
             x.iter_mut()
@@ -104,7 +105,7 @@ pub(crate) fn gelu(x: &mut [f32]) {
 
 /// `tanh` in place.
 pub(crate) fn tanh_in_place(x: &mut [f32]) {
-    with_avx2(
+    vectorized(
         #[inline(always)]
         || x.iter_mut().for_each(|v| *v = tanh(*v)),
     );
@@ -113,7 +114,7 @@ pub(crate) fn tanh_in_place(x: &mut [f32]) {
 /// `x += y`, elementwise.
 pub(crate) fn add_assign(x: &mut [f32], y: &[f32]) {
     debug_assert_eq!(x.len(), y.len());
-    with_avx2(
+    vectorized(
         #[inline(always)]
         || x.iter_mut().zip(y).for_each(|(a, &b)| *a += b),
     );

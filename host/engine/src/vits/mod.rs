@@ -28,6 +28,7 @@ mod length;
 mod math;
 mod ops;
 mod parallel;
+mod roofline;
 mod text_encoder;
 mod weights;
 
@@ -35,7 +36,23 @@ use candle_core::{Device, Tensor};
 
 use crate::onnx::{self, DecoderHyper, DurationHyper, FlowHyper, Hyper, ResBlockKind};
 
+pub use isa::ISA_ENV;
 pub use weights::Weights;
+
+/// The CPU instruction set the native kernels use in this process: `"avx512"`,
+/// `"avx2"` or `"scalar"` (the best the CPU has, or lower when [`ISA_ENV`] asks).
+pub fn cpu_isa() -> &'static str {
+    isa::Isa::detect().name()
+}
+
+/// The instruction sets this CPU can run the native kernels with, lowest first: the
+/// values [`ISA_ENV`] takes effect with.
+pub fn cpu_isa_levels() -> Vec<&'static str> {
+    isa::Isa::available()
+        .into_iter()
+        .map(isa::Isa::name)
+        .collect()
+}
 
 /// Which implementation the layers use.
 ///
@@ -144,6 +161,19 @@ pub struct ModuleTimings {
     pub duration_predictor: std::time::Duration,
     pub flow: std::time::Duration,
     pub decoder: std::time::Duration,
+    /// The multiply-adds each part ran, for achieved-throughput figures.
+    pub macs: ModuleMacs,
+}
+
+/// Multiply-adds each part of the model ran in its convolutions and matrix products
+/// (the native CPU kernels count them; candle's ops do not, so they read 0 on a GPU
+/// and with [`Kernels::Candle`]). Elementwise passes are not counted.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ModuleMacs {
+    pub text_encoder: u64,
+    pub duration_predictor: u64,
+    pub flow: u64,
+    pub decoder: u64,
 }
 
 /// Knobs of one synthesis. The defaults are Piper's (0.667, 1.0, 0.8; speaker 0).
@@ -325,6 +355,28 @@ impl Voice {
         })
     }
 
+    /// The frames a sentence will last: the text encoder and the duration
+    /// predictor only — the durations `synthesize_chunked` will use with the
+    /// same `params` (the duration noise is the seeded generator's first
+    /// draw). It runs the synthesis with a frame limit of 0, which stops
+    /// right after the durations, before anything is allocated per frame.
+    pub fn predict_frames(
+        &self,
+        ids: &[i64],
+        params: &Params,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<u64, VitsError> {
+        let probe = Params {
+            max_frames: 0,
+            ..*params
+        };
+        match self.synthesize_chunked(ids, &probe, None, stop, &mut |_, _| true) {
+            Err(VitsError::TooManyFrames { frames, .. }) => Ok(frames),
+            Ok(_) => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Synthesizes one sentence of phoneme ids, handing its audio to `on_audio`
     /// as it is made: with `chunks`, the decoder runs over windows of latent
     /// frames (bounded working memory, early first audio); without, once over
@@ -370,9 +422,16 @@ impl Voice {
         let mut rng = NormalRng::new(seed);
         let mut timings = ModuleTimings::default();
 
+        // Multiply-adds since the last mark, from this thread's count.
+        let mut counted = roofline::macs_so_far();
+        let mut macs_since = || {
+            let now = roofline::macs_so_far();
+            now.wrapping_sub(std::mem::replace(&mut counted, now))
+        };
         let clock = std::time::Instant::now();
         let enc = self.enc_p.forward(ids)?;
         timings.text_encoder = clock.elapsed();
+        timings.macs.text_encoder = macs_since();
         stopped()?;
 
         let clock = std::time::Instant::now();
@@ -390,6 +449,7 @@ impl Voice {
             });
         }
         timings.duration_predictor = clock.elapsed();
+        timings.macs.duration_predictor = macs_since();
         stopped()?;
 
         let clock = std::time::Instant::now();
@@ -405,6 +465,7 @@ impl Voice {
         };
         let z = self.flow.reverse(&z_p, g)?;
         timings.flow = clock.elapsed();
+        timings.macs.flow = macs_since();
         stopped()?;
 
         // The decoder, whole or window by window. Each window decodes
@@ -433,6 +494,7 @@ impl Voice {
                 self.dec.forward(&z.narrow(2, lo, hi - lo)?, g)?
             };
             timings.decoder += clock.elapsed();
+            timings.macs.decoder += macs_since();
             let keep = &window[(start - lo) * hop..((end - lo) * hop).min(window.len())];
             if !on_audio(keep, end == total) {
                 return Err(VitsError::Stopped);

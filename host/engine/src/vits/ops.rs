@@ -5,7 +5,8 @@ use candle_core::{Tensor, D};
 
 use super::conv::DirectConv1d;
 use super::cpu;
-use super::isa::with_avx2;
+use super::isa::vectorized;
+use super::roofline::count_macs;
 use super::weights::Weights;
 use super::VitsError;
 
@@ -325,7 +326,8 @@ impl DepthwiseConv1d {
         if len == 0 {
             return out;
         }
-        with_avx2(
+        count_macs(x.len() * k);
+        vectorized(
             #[inline(always)]
             || {
                 for ((o, row), (w, &b)) in out

@@ -125,12 +125,7 @@ fn print_pipeline(p: &Pipeline) {
             ),
             Some(ps) => {
                 let id = &ps.plugin.id;
-                let plugin = format!(
-                    "{} {}{}",
-                    id.name,
-                    id.version,
-                    if ps.plugin.streamable { " ⇶" } else { "" }
-                );
+                let plugin = format!("{} {}", id.name, id.version);
                 let applies: Vec<String> =
                     ps.plugin.applies.iter().map(|a| a.to_string()).collect();
                 println!(
@@ -144,17 +139,25 @@ fn print_pipeline(p: &Pipeline) {
                     ps.limits.memory_bytes >> 20,
                     ps.limits.max_output_bytes >> 10,
                 );
+                if s.kind == voxpipe_types::StageKind::Audio {
+                    let mut how = format!("      takes audio: {}", ps.plugin.mode.as_str());
+                    if let Some(c) = ps.whole_capacity {
+                        how.push_str(&format!(
+                            " (WIT {}; measured to take at most {:.1} s{})",
+                            ps.plugin.wit_version,
+                            c.seconds,
+                            c.limit
+                                .map(|l| format!(", then its {l} limit"))
+                                .unwrap_or_default()
+                        ));
+                    }
+                    println!("{how}");
+                }
                 if !applies.is_empty() {
                     println!("      applies: {}", applies.join(", "));
                 }
             }
         }
-    }
-    if p.stages
-        .iter()
-        .any(|s| s.plugin.as_ref().is_some_and(|ps| ps.plugin.streamable))
-    {
-        println!("  (⇶ = streamable audio stage)");
     }
     for r in &p.routes {
         println!("  {r}");
@@ -177,7 +180,8 @@ fn describe_json(p: &Pipeline) -> serde_json::Value {
                 "version": ps.plugin.id.version,
                 "sha256": ps.plugin.id.sha256,
                 "file": ps.plugin.path,
-                "streamable": ps.plugin.streamable,
+                "audio_mode": (ps.plugin.kind == voxpipe_types::StageKind::Audio).then(|| ps.plugin.mode.as_str()),
+                "whole_capacity_s": ps.whole_capacity.map(|c| c.seconds),
                 "applies": ps.plugin.applies,
                 "wit": ps.plugin.wit_version,
                 "limits": ps.limits,

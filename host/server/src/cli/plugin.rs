@@ -389,8 +389,8 @@ fn print_inspect(p: &LoadedPlugin) {
     println!("name         {}", p.id.name);
     println!("version      {}", p.id.version);
     println!("kind         {}", p.kind);
-    println!("streamable   {}", if p.streamable { "yes" } else { "no" });
     if p.kind == StageKind::Audio {
+        println!("takes audio  {}", p.mode.as_str());
         let applies: Vec<String> = p.applies.iter().map(|a| a.to_string()).collect();
         println!(
             "applies      {}",
@@ -437,7 +437,7 @@ fn inspect_json(p: &LoadedPlugin) -> serde_json::Value {
         "name": p.id.name,
         "version": p.id.version,
         "kind": p.kind,
-        "streamable": p.streamable,
+        "audio_mode": (p.kind == StageKind::Audio).then(|| p.mode.as_str()),
         "description": p.description,
         "imports": p.imports,
         "exports": p.exports,

@@ -204,6 +204,7 @@ impl ServeArgs {
             ServiceOptions {
                 default_pipeline: config.default_pipeline.clone(),
                 max_text_chars: limits.max_text_chars,
+                max_stream_chars: limits.max_stream_chars,
                 request_timeout: Duration::from_secs_f64(limits.request_timeout_s),
                 max_call_phonemes: limits.max_call_phonemes,
                 max_request_phonemes: limits.max_request_phonemes,

@@ -44,8 +44,9 @@ pub(super) struct PipelineInfo {
     voice: String,
     language: Option<String>,
     loaded_at_unix: u64,
-    /// Every audio stage accepts chunk-by-chunk processing.
-    audio_streamable: bool,
+    /// No audio stage holds back a whole utterance (in a stream, a
+    /// sentence): a stream's audio goes out window by window.
+    audio_per_window: bool,
     stages: Vec<StageInfo>,
     /// Voice routes, first match wins (docs/pipelines.md).
     #[schema(value_type = Vec<Object>)]
@@ -76,7 +77,13 @@ pub(super) struct PluginInfo {
     name: String,
     version: String,
     sha256: String,
-    streamable: bool,
+    /// Audio plugins: how they take an utterance — `one-pass` or
+    /// `two-pass` (blocks, WIT 0.3+), `chunks` or `whole` (0.1/0.2).
+    #[schema(value_type = Option<String>)]
+    audio_mode: Option<&'static str>,
+    /// `whole` audio plugins: the longest utterance (seconds) they were
+    /// measured to take with this stage's limits.
+    whole_capacity_s: Option<f64>,
     /// The style fields an audio plugin applies.
     #[schema(value_type = Vec<String>)]
     applies: Vec<Applies>,
@@ -114,7 +121,7 @@ fn pipeline_info(p: &Pipeline) -> PipelineInfo {
             .loaded_at
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
-        audio_streamable: p.audio_streamable(),
+        audio_per_window: p.audio_per_window(),
         stages: p
             .stages
             .iter()
@@ -126,7 +133,9 @@ fn pipeline_info(p: &Pipeline) -> PipelineInfo {
                     name: ps.plugin.id.name.clone(),
                     version: ps.plugin.id.version.clone(),
                     sha256: ps.plugin.id.sha256.clone(),
-                    streamable: ps.plugin.streamable,
+                    audio_mode: (ps.plugin.kind == voxpipe_types::StageKind::Audio)
+                        .then(|| ps.plugin.mode.as_str()),
+                    whole_capacity_s: ps.whole_capacity.map(|c| c.seconds),
                     applies: ps.plugin.applies.clone(),
                     wit: ps.plugin.wit_version,
                 }),

@@ -329,7 +329,8 @@ pub(super) async fn deliver(
     delivery: Delivery,
 ) -> Response {
     let service = &state.service;
-    let job = match service.prepare(request, ex.trace.trace_id.clone()) {
+    let streamed = !matches!(delivery, Delivery::Whole);
+    let job = match service.prepare(request, ex.trace.trace_id.clone(), streamed) {
         Ok(j) => j,
         Err(e) => return ex.error(e, &Timings::default()),
     };
@@ -621,7 +622,10 @@ async fn next_chunk(mut st: St) -> Option<(Result<Bytes, std::io::Error>, St)> {
             }
             Some(StreamEvent::Failed(e, _)) => {
                 st.finished = true;
-                tracing::warn!(error.type = e.kind(), error = %e, "streamed synthesis failed after the first audio");
+                // The response's status went out with the first audio: the
+                // reason lives here, in the synthesis span, and (SSE) in an
+                // `error` event; a raw stream is cut without its last chunk.
+                tracing::warn!(trace_id = %st.trace_id, error.type = e.kind(), error = %e, "streamed synthesis failed after the first audio");
                 st.tally.count(match &e {
                     TtsError::Cancelled(_) => Outcome::Cancelled,
                     e => Outcome::Failed(e.kind()),

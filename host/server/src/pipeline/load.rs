@@ -504,6 +504,25 @@ pub fn load_pipeline(
             r.at(at, label, reason);
             continue;
         }
+        // A 0.1/0.2 stage that takes whole utterances is measured once
+        // here: requests longer than it takes are refused before their
+        // audio is made (blocks.rs).
+        let whole_capacity = (plugin.mode == voxpipe_types::AudioMode::Whole).then(|| {
+            let rate = ctx
+                .voices
+                .and_then(|v| v.iter().find(|e| &e.name == def.voice.get_ref()))
+                .map_or(22_050, |e| e.config.audio.sample_rate);
+            let capacity = super::WholeCapacity::measure(&plugin, &limits, &config, rate);
+            tracing::info!(
+                stage = %stage_name,
+                plugin = %plugin.id.name,
+                wit = plugin.wit_version,
+                seconds = capacity.seconds,
+                limit = capacity.limit.unwrap_or("none"),
+                "measured the longest utterance a whole-utterance audio stage takes"
+            );
+            capacity
+        });
         stages.push(Stage {
             index,
             name: stage_name,
@@ -512,6 +531,7 @@ pub fn load_pipeline(
                 plugin,
                 config,
                 limits,
+                whole_capacity,
             }),
         });
     }

@@ -1,11 +1,13 @@
 //! Pipelines: named, versioned TOML definitions of a voice and its ordered
 //! stages. This module loads and validates them ([`load`]), keeps the current
 //! version of each and swaps in edits atomically ([`registry`], [`watch`]),
-//! and runs their plugin stages ([`run`]).
+//! and runs their plugin stages ([`run`]; audio stages block by block,
+//! [`blocks`]).
 //!
 //! A request takes an `Arc<Pipeline>` once and runs entirely on it, so a
 //! reload never tears a request.
 
+pub mod blocks;
 mod definition;
 pub mod load;
 pub mod registry;
@@ -20,6 +22,7 @@ use std::time::SystemTime;
 use voxpipe_plugin::{LoadedPlugin, PluginLimits, StageConfig};
 use voxpipe_types::StageKind;
 
+pub use blocks::{AudioChain, ChainError, End, WholeCapacity};
 pub use load::{load_pipeline, resolve_plugin, LoadContext, PipelineError, PipelineErrors};
 pub use registry::{PipelineRegistry, RegistryOptions, ReloadError, ScanReport};
 pub use routes::{OnUnhonored, Route};
@@ -64,6 +67,9 @@ pub struct PluginStage {
     pub plugin: Arc<LoadedPlugin>,
     pub config: StageConfig,
     pub limits: PluginLimits,
+    /// A 0.1/0.2 audio stage that takes whole utterances: the longest one
+    /// it was measured to take with these limits and config (at load).
+    pub whole_capacity: Option<WholeCapacity>,
 }
 
 impl Pipeline {

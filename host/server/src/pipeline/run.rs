@@ -13,7 +13,7 @@ use tracing::field::Empty;
 
 use crate::telemetry::{metrics, privacy, truncate_chars};
 use voxpipe_plugin::PluginError;
-use voxpipe_types::{Audio, ChunkPosition, RequestContext, StageKind, StyleOutcome};
+use voxpipe_types::{RequestContext, StageKind, StyleOutcome};
 
 use super::{Pipeline, PluginStage, Stage};
 
@@ -40,7 +40,7 @@ impl std::error::Error for StageFailure {}
 
 /// A span per stage call, named `stage <name>` and tagged so a trace shows
 /// every plugin call, its sizes and its outcome (docs/observability.md).
-fn stage_span(stage: &Stage, p: &PluginStage, input_bytes: usize) -> tracing::Span {
+pub(super) fn stage_span(stage: &Stage, p: &PluginStage, input_bytes: usize) -> tracing::Span {
     tracing::info_span!(
         "stage",
         otel.name = %format!("stage {}", stage.name),
@@ -55,13 +55,15 @@ fn stage_span(stage: &Stage, p: &PluginStage, input_bytes: usize) -> tracing::Sp
         stage.outcome = Empty,
         instruct_raw = Empty,
         instruct_mapped = Empty,
+        audio.pass = Empty,
+        audio.block = Empty,
         error.type = Empty,
         otel.status_code = Empty,
     )
 }
 
 /// Records how a stage call ended on its span and in the metrics.
-fn finish<T>(
+pub(super) fn finish<T>(
     span: &tracing::Span,
     stage: &Arc<Stage>,
     p: &PluginStage,
@@ -169,53 +171,12 @@ impl Pipeline {
         Ok(Some(outcome))
     }
 
-    /// Run every audio stage in order on one chunk.
-    pub fn run_audio(
-        &self,
-        ctx: &RequestContext,
-        audio: Audio,
-        position: ChunkPosition,
-    ) -> Result<Audio, StageFailure> {
-        self.run_audio_observed(ctx, audio, position, false, &mut |_, _| {})
-    }
-
-    /// Run every audio stage on `audio`, telling `observe` how long each took.
-    ///
-    /// With `per_sentence`, `audio` is one sentence of a streamed response:
-    /// streamable stages see its real `position`, and the others see it as a
-    /// whole utterance ([`ChunkPosition::WHOLE`]) — a sentence is complete
-    /// speech, which is all a non-streamable stage needs (loudness is then
-    /// normalized per sentence).
-    pub fn run_audio_observed(
-        &self,
-        ctx: &RequestContext,
-        audio: Audio,
-        position: ChunkPosition,
-        per_sentence: bool,
-        observe: &mut dyn FnMut(&Stage, Duration),
-    ) -> Result<Audio, StageFailure> {
-        let mut audio = audio;
-        for (stage, p) in self.plugin_stages(StageKind::Audio) {
-            let span = stage_span(stage, p, audio.samples.len() * 4);
-            let position = if per_sentence && !p.plugin.streamable {
-                ChunkPosition::WHOLE
-            } else {
-                position
-            };
-            let started = Instant::now();
-            let out = span.in_scope(|| {
-                p.plugin
-                    .call_audio(&p.limits, ctx, &p.config, audio, position)
-            });
-            observe(stage, started.elapsed());
-            audio = finish(&span, stage, p, out, |a| a.samples.len() * 4)?;
-        }
-        Ok(audio)
-    }
-
-    /// True when every audio stage accepts chunk-by-chunk processing.
-    pub fn audio_streamable(&self) -> bool {
-        self.plugin_stages(StageKind::Audio)
-            .all(|(_, p)| p.plugin.streamable)
+    /// True when no audio stage needs a whole utterance (in a stream, a
+    /// sentence) before it answers, so a stream's audio can go out window
+    /// by window as the decoder makes it.
+    pub fn audio_per_window(&self) -> bool {
+        !self
+            .plugin_stages(StageKind::Audio)
+            .any(|(_, p)| p.plugin.mode.buffers())
     }
 }

@@ -81,6 +81,8 @@ pub const ALLOWED: &[&str] = &[
     "stage.name",
     "stage.input_bytes",
     "stage.output_bytes",
+    "audio.pass",
+    "audio.block",
     "stage.outcome",
     "plugin.name",
     "plugin.version",

@@ -16,8 +16,13 @@ pub enum TtsError {
     #[error("{0}")]
     InvalidInput(String),
     /// The text is longer than the server accepts.
-    #[error("text is {chars} characters; this server accepts at most {limit}")]
-    TextTooLong { chars: usize, limit: usize },
+    #[error("text is {chars} characters; this server accepts at most {limit}{}", if *streamed { " in a stream ([limits] max_stream_chars)" } else { " in a whole response ([limits] max_text_chars; streams take longer texts)" })]
+    TextTooLong {
+        chars: usize,
+        limit: usize,
+        /// Which limit: a stream's (`max_stream_chars`) or a whole response's.
+        streamed: bool,
+    },
     /// The request would need more memory or work than this server allows
     /// one request (names the limit).
     #[error("{0}")]
@@ -113,6 +118,17 @@ impl TtsError {
 impl From<StageFailure> for TtsError {
     fn from(f: StageFailure) -> Self {
         TtsError::Stage(Box::new(f))
+    }
+}
+
+impl From<crate::pipeline::ChainError> for TtsError {
+    fn from(e: crate::pipeline::ChainError) -> Self {
+        match e {
+            crate::pipeline::ChainError::Stage(f) => TtsError::from(f),
+            too_long @ crate::pipeline::ChainError::TooLong { .. } => {
+                TtsError::RequestTooLarge(too_long.to_string())
+            }
+        }
     }
 }
 

@@ -19,6 +19,10 @@ pub const MODEL_MIB: u32 = 96;
 const SECONDS_PER_CHAR: f64 = 0.1;
 /// Seconds of speech per phoneme id at speed 1 (joe: about 0.025; generous).
 const SECONDS_PER_ID: f64 = 0.04;
+/// Seconds of speech per phoneme id at speed 1, on the low side (joe's
+/// fastest prose is about 0.02): a text whose audio is longer than this
+/// says is certainly too long for a stage of bounded capacity.
+pub const LOW_SECONDS_PER_ID: f64 = 0.015;
 /// Copies of a whole response's audio alive at once.
 const COPIES: f64 = 3.0;
 

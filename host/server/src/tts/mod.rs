@@ -1,7 +1,8 @@
 //! The synthesis service, independent of any front end: request validation
 //! ([`request`]), admission (bounded queue + concurrency, [`admission`]),
 //! voices ([`voices`]), the run of one request through a pipeline's stages and
-//! the voice ([`run`]), and how it is observed ([`observe`], [`timings`]).
+//! the voice ([`run`]; long streamed texts a few sentences at a time,
+//! [`sentences`]), and how it is observed ([`observe`], [`timings`]).
 //! The HTTP API (`http/`) is one front end over [`TtsService`].
 
 pub mod admission;
@@ -12,6 +13,7 @@ mod mixed;
 mod observe;
 mod request;
 mod run;
+pub mod sentences;
 mod service;
 pub mod timings;
 mod voices;

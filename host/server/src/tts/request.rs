@@ -31,6 +31,11 @@ pub struct SynthesisRequest {
 pub struct ServiceOptions {
     pub default_pipeline: String,
     pub max_text_chars: usize,
+    /// Longest text of a streamed response (`[limits] max_stream_chars`).
+    pub max_stream_chars: usize,
+    /// A whole response's deadline from arrival; a stream's for its first
+    /// audio and then for each next piece of audio (it moves on as the
+    /// stream does).
     pub request_timeout: Duration,
     /// Most phoneme ids per model call (`[limits] max_call_phonemes`); longer
     /// sentences are cut into pieces.
@@ -75,7 +80,11 @@ pub const LANGUAGE_MAX_CHARS: usize = 35;
 
 /// The request's own fields, checked (no pipeline or voice lookups): the text,
 /// speed, sample rate and language tag. Returns the speed to use.
-pub(super) fn check_fields(req: &SynthesisRequest, max_text_chars: usize) -> Result<f32, TtsError> {
+pub(super) fn check_fields(
+    req: &SynthesisRequest,
+    max_text_chars: usize,
+    streamed: bool,
+) -> Result<f32, TtsError> {
     let text = &req.text;
     let blank = |c: char| c.is_whitespace() || c.is_control() && c != '\0';
     if text.chars().all(blank) {
@@ -95,6 +104,7 @@ pub(super) fn check_fields(req: &SynthesisRequest, max_text_chars: usize) -> Res
         return Err(TtsError::TextTooLong {
             chars,
             limit: max_text_chars,
+            streamed,
         });
     }
     let speed = req.speed.unwrap_or(1.0);
@@ -161,20 +171,20 @@ mod tests {
 
     #[test]
     fn fields_are_checked_with_typed_errors() {
-        assert_eq!(check_fields(&req("Hello."), 10).unwrap(), 1.0);
-        let kind = |r: SynthesisRequest| check_fields(&r, 10).unwrap_err().kind();
+        assert_eq!(check_fields(&req("Hello."), 10, false).unwrap(), 1.0);
+        let kind = |r: SynthesisRequest| check_fields(&r, 10, false).unwrap_err().kind();
         assert_eq!(kind(req("  ")), "invalid_input");
         assert_eq!(kind(req("a\0b")), "invalid_input");
         let r = SynthesisRequest {
             instruct: Some("slowly\0".into()),
             ..req("Hi.")
         };
-        assert!(check_fields(&r, 10)
+        assert!(check_fields(&r, 10, false)
             .unwrap_err()
             .to_string()
             .contains("`instruct`"));
         // Characters, not bytes: ten CJK characters fit a limit of 10.
-        assert!(check_fields(&req("用四川话说这句话好吗"), 10).is_ok());
+        assert!(check_fields(&req("用四川话说这句话好吗"), 10, false).is_ok());
         assert_eq!(kind(req("eleven char")), "text_too_long");
         for speed in [0.2, 4.5, f32::NAN] {
             let r = SynthesisRequest {
@@ -200,7 +210,7 @@ mod tests {
             speed: Some(0.25),
             ..req("Hi.")
         };
-        assert_eq!(check_fields(&r, 10).unwrap(), 0.25);
+        assert_eq!(check_fields(&r, 10, false).unwrap(), 0.25);
     }
 
     #[test]
@@ -212,7 +222,7 @@ mod tests {
         let plain = "nothing to remove, 说".to_string();
         assert_eq!(without_controls(plain.clone()), plain);
         // Only controls left: the text is empty afterwards.
-        assert!(check_fields(&req("\u{7}\u{8}"), 10).is_err());
+        assert!(check_fields(&req("\u{7}\u{8}"), 10, false).is_err());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! its audio stages see the whole utterance ([`ChunkPosition::WHOLE`]); a
 //! streamed one sends each sentence through them as it is made.
 
+use std::cell::Cell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,14 +12,18 @@ use tracing::field::Empty;
 use voxpipe_engine::phonemize::Phonemizer;
 use voxpipe_engine::synth::{LoadedVoice, SynthOptions};
 use voxpipe_plugin::PluginError;
-use voxpipe_types::{Audio, ChunkPosition, RequestContext, StageKind, Style, StyleOutcome};
+use voxpipe_types::{Audio, RequestContext, StageKind, Style, StyleOutcome};
 
 use super::admission::Admitted;
 use super::honored::{self, UnhonoredField};
 use super::observe::{fail_span, record_host, record_stage, record_unhonored};
 use super::{Job, ServiceOptions, StreamEvent, StyleReport, Timings, TtsError, VoiceStore};
 use crate::pipeline::routes;
-use crate::pipeline::{OnUnhonored, Stage, StageFailure};
+use crate::pipeline::{AudioChain, End, OnUnhonored, Stage, StageFailure};
+
+/// A stream longer than this (bytes) is spoken in pieces of about this many
+/// characters, a few sentences each (see `sentences::pieces`).
+const STREAM_PIECE_CHARS: usize = 1000;
 
 /// What a run needs from the service.
 pub(super) struct Runner<'a> {
@@ -29,7 +34,7 @@ pub(super) struct Runner<'a> {
 
 /// Stops a run between steps: the client went away, or the deadline passed.
 pub(super) struct Checkpoint<'a> {
-    pub deadline: Instant,
+    pub deadline: Cell<Instant>,
     pub timeout: Duration,
     pub cancelled: &'a dyn Fn() -> bool,
 }
@@ -39,10 +44,20 @@ impl Checkpoint<'_> {
         if (self.cancelled)() {
             return Err(TtsError::Cancelled("the client went away".into()));
         }
-        if Instant::now() > self.deadline {
+        if Instant::now() > self.deadline.get() {
             return Err(TtsError::Timeout(self.timeout));
         }
         Ok(())
+    }
+
+    /// A stream delivered audio: its deadline is now `timeout` from here at
+    /// the earliest. A long stream is bounded by its progress (no stall
+    /// longer than the timeout), not by its total length.
+    pub fn moved_on(&self) {
+        let next = Instant::now() + self.timeout;
+        if next > self.deadline.get() {
+            self.deadline.set(next);
+        }
     }
 }
 
@@ -110,7 +125,7 @@ impl Runner<'_> {
         job: &Job,
         checkpoint: &Checkpoint<'_>,
         streaming: bool,
-        memory: Option<&mut Admitted>,
+        mut memory: Option<&mut Admitted>,
         timings: &mut Timings,
         emit: &mut dyn FnMut(StreamEvent) -> bool,
     ) -> Result<(), TtsError> {
@@ -126,8 +141,25 @@ impl Runner<'_> {
             pipeline: pipeline.name.clone(),
             style: None,
         };
+        // A long streamed text goes a few sentences at a time: each piece
+        // through the text stages, the phonemizer and the voice as the stream
+        // reaches it, so the work in hand (and the memory) does not grow with
+        // the text. A whole response, or a short text, is one piece.
+        let mut pieces = if streaming && job.text.len() > STREAM_PIECE_CHARS {
+            super::sentences::pieces(&job.text, STREAM_PIECE_CHARS)
+        } else {
+            vec![job.text.clone()]
+        }
+        .into_iter();
+        let piece_count = pieces.len();
+        // Text stages run before the style stage: they never see a style.
+        let text_ctx = ctx.clone();
         let mut observe = |stage: &Stage, d: Duration| record_stage(timings, stage, d);
-        let text = pipeline.run_text_observed(&ctx, job.text.clone(), &mut observe)?;
+        let first_text = pipeline.run_text_observed(
+            &text_ctx,
+            pieces.next().unwrap_or_default(),
+            &mut observe,
+        )?;
         checkpoint.check()?;
 
         let mut report = self.run_style(job, &mut ctx, timings)?;
@@ -206,23 +238,14 @@ impl Runner<'_> {
         let speed = effective_speed(job.speed, &style);
         // Runs of another script go to the voice the routes give their
         // language (mixed.rs); one part, the main voice, otherwise.
-        let parts = super::mixed::parts(
-            &text,
-            &voice,
-            job.language.as_deref().or(pipeline.language.as_deref()),
-            &pipeline.routes,
-            &pipeline.voice,
-            self.voices,
-        )?;
-        let mut options = Vec::with_capacity(parts.len());
-        for part in &parts {
+        let synth_options = |part: &super::mixed::Part| -> Result<SynthOptions, TtsError> {
             let main = Arc::ptr_eq(&part.voice, &voice);
             let speaker = match (&part.route_speaker, main) {
                 (_, true) => speaker,
                 (Some(name), false) => speaker_id(&part.voice, name)?,
                 (None, false) => 0,
             };
-            options.push(SynthOptions {
+            Ok(SynthOptions {
                 noise_scale: style.noise_scale,
                 length_scale: Some(part.voice.entry.config.inference.length_scale / speed),
                 noise_w: style.noise_w,
@@ -231,11 +254,8 @@ impl Runner<'_> {
                 max_phonemes: Some(self.options.max_call_phonemes),
                 max_seconds: Some(self.options.max_sentence_seconds),
                 decoder_chunks: None,
-            });
-        }
-
-        let started = Instant::now();
-        let span = tracing::info_span!("phonemize", tts.sentences = Empty, tts.phonemes = Empty);
+            })
+        };
         // A check that stops the engine mid-way (between clauses, modules and
         // decoder windows): the same as `checkpoint`, which then says why.
         let stop = || checkpoint.check().is_err();
@@ -246,15 +266,270 @@ impl Runner<'_> {
                 .unwrap_or_else(|| TtsError::Cancelled("the synthesis was stopped".into())),
             e => e,
         };
-        // (part, ids) per model call, in order.
+        // A 0.1/0.2 stage that takes whole utterances bounds how long one can
+        // be (blocks.rs): a text certainly too long is refused before any
+        // audio is made; the exact check is each sentence's durations, before
+        // its decoder runs (`max_seconds` below).
+        let whole_limit = pipeline
+            .plugin_stages(StageKind::Audio)
+            .filter_map(|(stage, p)| p.whole_capacity.map(|c| (stage.clone(), c)))
+            .min_by(|a, b| a.1.seconds.total_cmp(&b.1.seconds));
+
+        // What the response announces: the asked rate, else the voice's; the
+        // channels of the first audio out of the audio stages.
+        let rate = job.sample_rate.unwrap_or(voice.sample_rate());
+        // A stream keeps one rate whatever the stages did; a whole response
+        // keeps the stages' rate unless the client asked for one.
+        let target_rate = if streaming {
+            Some(rate)
+        } else {
+            job.sample_rate
+        };
+        // How many model calls the response makes (announced with the first
+        // audio; 0 for a long stream, which phonemizes as it goes).
+        let announced = Cell::new(0usize);
+        let mut out = Output {
+            sentences: &announced,
+            started: Some(StreamEvent::Started {
+                sample_rate: rate,
+                channels: 1,
+                style: report,
+                voice: voice_name,
+                sentences: 0,
+                timings: Timings::default(),
+            }),
+            channels: None,
+            emit,
+        };
+        // The voice's audio goes through the audio stages as it is made, in
+        // bounded blocks (pipeline/blocks.rs). A stream sends what comes out
+        // at once; a whole response collects it and sends it at the end.
+        let mut chain = AudioChain::new(pipeline, &ctx, voice.sample_rate(), streaming);
+        let mut whole: Option<Audio> = None;
+        let mut deliver = |audio: Audio, timings: &mut Timings| -> Result<(), TtsError> {
+            if streaming {
+                let audio = resample_timed(audio, target_rate, timings);
+                out.send(audio, timings)?;
+                checkpoint.moved_on();
+                return Ok(());
+            }
+            match &mut whole {
+                None => whole = Some(audio),
+                Some(w) if (w.sample_rate, w.channels) == (audio.sample_rate, audio.channels) => {
+                    w.samples.extend_from_slice(&audio.samples)
+                }
+                // The chain keeps one format per utterance: never reached.
+                Some(_) => {
+                    return Err(TtsError::Encode(
+                        "the audio stages changed format within the response".into(),
+                    ))
+                }
+            }
+            Ok(())
+        };
+        // Seconds of the voice's audio in the current utterance of a whole
+        // stage (the response; in a stream, the sentence).
+        let mut made_seconds = 0.0f64;
+        let mut stream_ended = false;
+        let mut total_sentences = 0usize;
+        let mut first_text = Some(first_text);
+        for n in 0..piece_count {
+            let last_piece = n + 1 == piece_count;
+            let text = match first_text.take() {
+                Some(t) => t,
+                None => {
+                    checkpoint.check()?;
+                    let mut observe = |stage: &Stage, d: Duration| record_stage(timings, stage, d);
+                    let piece = pieces.next().unwrap_or_default();
+                    pipeline.run_text_observed(&text_ctx, piece, &mut observe)?
+                }
+            };
+            // Runs of another script go to the voice the routes give their
+            // language (mixed.rs); one part, the main voice, otherwise.
+            let parts = super::mixed::parts(
+                &text,
+                &voice,
+                job.language.as_deref().or(pipeline.language.as_deref()),
+                &pipeline.routes,
+                &pipeline.voice,
+                self.voices,
+            )?;
+            let options = parts
+                .iter()
+                .map(&synth_options)
+                .collect::<Result<Vec<_>, _>>()?;
+            // A stream's first audio waits for the first model call only: it
+            // is kept short when audio goes out sentence by sentence (window
+            // by window, the decoder already sends early).
+            let first_call = if n == 0 && streaming && !pipeline.audio_per_window() {
+                voxpipe_engine::synth::DEFAULT_FIRST_CALL_PHONEMES
+            } else {
+                self.options.max_call_phonemes
+            };
+            let sentences = match self.phonemize(&parts, first_call, &stop, timings) {
+                Ok(s) => s,
+                // A later piece with nothing to say (punctuation only) is
+                // skipped; a request with nothing to say at all fails.
+                Err(voxpipe_engine::synth::EngineError::NothingToSay) if n > 0 => continue,
+                Err(e) => return Err(why_stopped(e.into())),
+            };
+            total_sentences += sentences.len();
+            if n == 0 {
+                if piece_count == 1 {
+                    announced.set(sentences.len());
+                }
+                // The size is known now: bounded work per request, and the
+                // memory admitted for it (a text stage may have made the
+                // text longer). A long stream's pieces are each bounded.
+                let ids: usize = sentences.iter().map(|(_, ids)| ids.len()).sum();
+                if ids > self.options.max_request_phonemes {
+                    return Err(TtsError::RequestTooLarge(format!(
+                        "the text makes {ids} phoneme ids; this server synthesizes at most {} per \
+                         request ([limits] max_request_phonemes)",
+                        self.options.max_request_phonemes
+                    )));
+                }
+                if let Some(admitted) = memory.take() {
+                    let mib = super::estimate::from_ids(ids, speed, streaming, rate);
+                    admitted.grow_to(mib, &|| checkpoint.check())?;
+                }
+                if let (Some((stage, capacity)), false) = (&whole_limit, streaming) {
+                    // Certainly too long from the ids alone; else the
+                    // durations tell exactly (the encoder and duration
+                    // predictor of every sentence, a few per cent of the
+                    // work), still before any audio is made.
+                    let low = ids as f64 * super::estimate::LOW_SECONDS_PER_ID / f64::from(speed);
+                    let seconds = if low > capacity.seconds {
+                        low
+                    } else {
+                        let mut seconds = 0.0;
+                        for (p, ids) in &sentences {
+                            seconds += parts[*p]
+                                .voice
+                                .predict_seconds(ids, &options[*p], &stop)
+                                .map_err(|e| why_stopped(e.into()))?;
+                        }
+                        seconds
+                    };
+                    if seconds > capacity.seconds {
+                        return Err(TtsError::RequestTooLarge(format!(
+                            "the text makes {seconds:.0} s of audio; {}",
+                            capacity.describe(stage)
+                        )));
+                    }
+                }
+            }
+            let count = sentences.len();
+            for (i, (p, ids)) in sentences.iter().enumerate() {
+                checkpoint.check()?;
+                let part_voice = &parts[*p].voice;
+                // Another voice's audio joins the main voice's rate.
+                let convert = |samples: &[f32]| -> Vec<f32> {
+                    if part_voice.sample_rate() == voice.sample_rate() {
+                        return samples.to_vec();
+                    }
+                    voxpipe_codec::resample(
+                        &voice_audio(part_voice, samples.to_vec()),
+                        voice.sample_rate(),
+                    )
+                    .samples
+                };
+                let mut sentence_options = options[*p].clone();
+                let mut bounded_by_whole = false;
+                if let Some((_, capacity)) = &whole_limit {
+                    if streaming {
+                        made_seconds = 0.0;
+                    }
+                    let left = (capacity.seconds - made_seconds).max(0.0) as f32;
+                    let max = sentence_options.max_seconds.unwrap_or(f32::MAX);
+                    if left < max {
+                        sentence_options.max_seconds = Some(left);
+                        bounded_by_whole = true;
+                    }
+                }
+                let last_sentence = last_piece && i + 1 == count;
+                let mut failed = None;
+                let mut on_audio = |samples: &[f32], last_audio: bool, timings: &mut Timings| {
+                    let samples = convert(samples);
+                    made_seconds += samples.len() as f64 / f64::from(voice.sample_rate());
+                    let end = End {
+                        sentence: last_audio,
+                        stream: last_audio && last_sentence,
+                    };
+                    stream_ended |= end.stream;
+                    let pushed = chain
+                        .push(voice_audio(&voice, samples), end)
+                        .map_err(TtsError::from)
+                        .and_then(|outs| outs.into_iter().try_for_each(|a| deliver(a, timings)));
+                    match pushed {
+                        Ok(()) => true,
+                        Err(e) => {
+                            failed = Some(e);
+                            false
+                        }
+                    }
+                };
+                let result = self.sentence(
+                    part_voice,
+                    total_sentences - count + i,
+                    ids,
+                    &sentence_options,
+                    &stop,
+                    timings,
+                    &mut on_audio,
+                );
+                if let Some(e) = failed {
+                    return Err(e);
+                }
+                match result.map_err(why_stopped) {
+                    Err(TtsError::SentenceTooLong(_)) if bounded_by_whole => {
+                        let (stage, capacity) = whole_limit.as_ref().expect("bounded_by_whole");
+                        return Err(TtsError::RequestTooLarge(format!(
+                            "the audio would be longer than {:.1} s; {}",
+                            capacity.seconds,
+                            capacity.describe(stage)
+                        )));
+                    }
+                    r => r?,
+                }
+            }
+        }
+        // The last piece had nothing to say: the stages still hear the end.
+        if !stream_ended {
+            let outs = chain.push(voice_audio(&voice, Vec::new()), End::ALL)?;
+            for a in outs {
+                deliver(a, timings)?;
+            }
+        }
+        for (stage, d) in chain.stage_times() {
+            record_stage(timings, stage, d);
+        }
+        tracing::Span::current().record("tts.sentences", total_sentences as i64);
+        if !streaming {
+            checkpoint.check()?;
+            let audio = whole.unwrap_or_else(|| voice_audio(&voice, Vec::new()));
+            let audio = resample_timed(audio, target_rate, timings);
+            out.send(audio, timings)?;
+        }
+        Ok(())
+    }
+
+    /// Phonemizes one piece's parts, in a `phonemize` span: (part, ids) per
+    /// model call, in order. The first call is at most `first_call` ids.
+    fn phonemize(
+        &self,
+        parts: &[super::mixed::Part],
+        first_call: usize,
+        stop: &dyn Fn() -> bool,
+        timings: &mut Timings,
+    ) -> Result<Vec<(usize, Vec<i64>)>, voxpipe_engine::synth::EngineError> {
+        let started = Instant::now();
+        let span = tracing::info_span!("phonemize", tts.sentences = Empty, tts.phonemes = Empty);
         let mut sentences: Vec<(usize, Vec<i64>)> = Vec::new();
         span.in_scope(|| {
             for (p, part) in parts.iter().enumerate() {
-                // A stream's first audio waits for the first model call only:
-                // it is kept short when audio goes out sentence by sentence
-                // (window by window, the decoder already sends early).
-                let first = if sentences.is_empty() && streaming && !pipeline.audio_streamable() {
-                    voxpipe_engine::synth::DEFAULT_FIRST_CALL_PHONEMES
+                let first = if sentences.is_empty() {
+                    first_call
                 } else {
                     self.options.max_call_phonemes
                 };
@@ -265,12 +540,12 @@ impl Runner<'_> {
                     self.options.max_call_phonemes,
                     first,
                     self.options.max_request_phonemes.saturating_sub(used),
-                    &stop,
+                    stop,
                 );
                 let ids = match ids {
                     Ok(ids) => ids,
                     // A part with nothing to say (punctuation only) is skipped;
-                    // the request fails only if every part is empty.
+                    // the piece has nothing to say only if every part is empty.
                     Err(voxpipe_engine::synth::EngineError::NothingToSay) if parts.len() > 1 => {
                         continue
                     }
@@ -282,8 +557,7 @@ impl Runner<'_> {
                 return Err(voxpipe_engine::synth::EngineError::NothingToSay);
             }
             Ok(())
-        })
-        .map_err(|e| why_stopped(e.into()))?;
+        })?;
         span.record("tts.sentences", sentences.len() as i64);
         span.record(
             "tts.phonemes",
@@ -291,125 +565,7 @@ impl Runner<'_> {
         );
         drop(span);
         record_host(timings, "phonemize", None, started.elapsed());
-        // The size is known now: bounded work per request, and the memory
-        // admitted for it (a text stage may have made the text longer).
-        let ids: usize = sentences.iter().map(|(_, ids)| ids.len()).sum();
-        if ids > self.options.max_request_phonemes {
-            return Err(TtsError::RequestTooLarge(format!(
-                "the text makes {ids} phoneme ids; this server synthesizes at most {} per \
-                 request ([limits] max_request_phonemes)",
-                self.options.max_request_phonemes
-            )));
-        }
-        if let Some(admitted) = memory {
-            let rate = job.sample_rate.unwrap_or(voice.sample_rate());
-            let mib = super::estimate::from_ids(ids, speed, streaming, rate);
-            admitted.grow_to(mib, &|| checkpoint.check())?;
-        }
-
-        // What the response announces: the asked rate, else the voice's; the
-        // channels of the first audio out of the audio stages.
-        let rate = job.sample_rate.unwrap_or(voice.sample_rate());
-        let mut out = Output {
-            started: Some(StreamEvent::Started {
-                sample_rate: rate,
-                channels: 1,
-                style: report,
-                voice: voice_name,
-                sentences: sentences.len(),
-                timings: Timings::default(),
-            }),
-            channels: None,
-            emit,
-        };
-        // A stream keeps one rate whatever the stages did; a whole response
-        // keeps the stages' rate unless the client asked for one.
-        let target_rate = if streaming {
-            Some(rate)
-        } else {
-            job.sample_rate
-        };
-        let mut finish = |audio: Audio, position: ChunkPosition, timings: &mut Timings| {
-            let mut observe = |stage: &Stage, d: Duration| record_stage(timings, stage, d);
-            let audio =
-                pipeline.run_audio_observed(&ctx, audio, position, streaming, &mut observe)?;
-            let audio = resample_timed(audio, target_rate, timings);
-            out.send(audio, timings)
-        };
-
-        // Streamed, each decoder window goes through the audio stages as soon
-        // as it is made when they all take chunks (streamable); otherwise each
-        // sentence does, as a whole, once it is complete. Whole, the utterance
-        // goes through them once.
-        let per_window = streaming && pipeline.audio_streamable();
-        let mut whole = Vec::new();
-        let mut chunks = 0u32;
-        let count = sentences.len();
-        for (i, (p, ids)) in sentences.iter().enumerate() {
-            checkpoint.check()?;
-            let part_voice = &parts[*p].voice;
-            // Another voice's audio joins the main voice's rate.
-            let convert = |samples: &[f32]| -> Vec<f32> {
-                if part_voice.sample_rate() == voice.sample_rate() {
-                    return samples.to_vec();
-                }
-                voxpipe_codec::resample(
-                    &voice_audio(part_voice, samples.to_vec()),
-                    voice.sample_rate(),
-                )
-                .samples
-            };
-            let mut failed = None;
-            let mut sentence = Vec::new();
-            let mut on_audio = |samples: &[f32], last_piece: bool, timings: &mut Timings| {
-                let samples = convert(samples);
-                if !streaming {
-                    whole.extend_from_slice(&samples);
-                    return true;
-                }
-                if !per_window {
-                    sentence.extend_from_slice(&samples);
-                    if !last_piece {
-                        return true;
-                    }
-                }
-                let samples = if per_window {
-                    samples
-                } else {
-                    std::mem::take(&mut sentence)
-                };
-                let position = ChunkPosition {
-                    index: chunks,
-                    last: last_piece && i + 1 == count,
-                };
-                chunks += 1;
-                match finish(voice_audio(&voice, samples), position, timings) {
-                    Ok(()) => true,
-                    Err(e) => {
-                        failed = Some(e);
-                        false
-                    }
-                }
-            };
-            let result = self.sentence(
-                part_voice,
-                i,
-                ids,
-                &options[*p],
-                &stop,
-                timings,
-                &mut on_audio,
-            );
-            if let Some(e) = failed {
-                return Err(e);
-            }
-            result.map_err(why_stopped)?;
-        }
-        if !streaming {
-            checkpoint.check()?;
-            finish(voice_audio(&voice, whole), ChunkPosition::WHOLE, timings)?;
-        }
-        Ok(())
+        Ok(sentences)
     }
 
     /// The style fields nothing applies (see `honored.rs`), recorded on the
@@ -539,6 +695,8 @@ impl Runner<'_> {
 /// Sends `Started` (once, just before the first audio) and the audio.
 struct Output<'e> {
     started: Option<StreamEvent>,
+    /// The `sentences` that `Started` announces, known once phonemized.
+    sentences: &'e Cell<usize>,
     /// The channel count of the first audio: a stream keeps it.
     channels: Option<u16>,
     emit: &'e mut dyn FnMut(StreamEvent) -> bool,
@@ -557,7 +715,6 @@ impl Output<'_> {
             sample_rate,
             style,
             voice,
-            sentences,
             ..
         }) = self.started.take()
         {
@@ -566,7 +723,7 @@ impl Output<'_> {
                 channels: expected,
                 style,
                 voice,
-                sentences,
+                sentences: self.sentences.get(),
                 timings: timings.clone(),
             };
             if !(self.emit)(first) {
@@ -671,13 +828,13 @@ mod tests {
     fn a_checkpoint_stops_on_cancel_first_then_on_the_deadline() {
         let cancel = AtomicBool::new(false);
         let cancelled = || cancel.load(Ordering::Relaxed);
-        let mut cp = Checkpoint {
-            deadline: Instant::now() + Duration::from_secs(60),
+        let cp = Checkpoint {
+            deadline: Cell::new(Instant::now() + Duration::from_secs(60)),
             timeout: Duration::from_secs(60),
             cancelled: &cancelled,
         };
         assert!(cp.check().is_ok());
-        cp.deadline = Instant::now() - Duration::from_millis(1);
+        cp.deadline.set(Instant::now() - Duration::from_millis(1));
         assert_eq!(cp.check().unwrap_err().kind(), "timeout");
         cancel.store(true, Ordering::Relaxed);
         assert_eq!(cp.check().unwrap_err().kind(), "cancelled");
@@ -761,7 +918,7 @@ mod tests {
         };
         let never = || false;
         let checkpoint = Checkpoint {
-            deadline: Instant::now() + deadline,
+            deadline: Cell::new(Instant::now() + deadline),
             timeout: deadline,
             cancelled: &never,
         };
@@ -831,7 +988,7 @@ mod tests {
         };
         let never = || false;
         let checkpoint = Checkpoint {
-            deadline: Instant::now() + Duration::from_secs(60),
+            deadline: Cell::new(Instant::now() + Duration::from_secs(60)),
             timeout: Duration::from_secs(60),
             cancelled: &never,
         };

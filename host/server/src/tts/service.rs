@@ -97,9 +97,20 @@ impl TtsService {
     }
 
     /// Checks a request and binds it to the current version of its pipeline.
-    pub fn prepare(&self, req: SynthesisRequest, trace_id: String) -> Result<Job, TtsError> {
+    /// `streamed`: it will be streamed (a longer text is allowed).
+    pub fn prepare(
+        &self,
+        req: SynthesisRequest,
+        trace_id: String,
+        streamed: bool,
+    ) -> Result<Job, TtsError> {
         let started = tokio::time::Instant::now();
-        let speed = check_fields(&req, self.options.max_text_chars)?;
+        let max = if streamed {
+            self.options.max_stream_chars
+        } else {
+            self.options.max_text_chars
+        };
+        let speed = check_fields(&req, max, streamed)?;
         let name = req
             .pipeline
             .filter(|p| !p.is_empty())
@@ -220,7 +231,7 @@ impl TtsService {
         let closed = tx.clone();
         let cancelled = move || closed.is_closed();
         let checkpoint = Checkpoint {
-            deadline: job.deadline(self.options.request_timeout),
+            deadline: std::cell::Cell::new(job.deadline(self.options.request_timeout)),
             timeout: self.options.request_timeout,
             cancelled: &cancelled,
         };

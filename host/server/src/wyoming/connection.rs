@@ -36,9 +36,9 @@ use super::event::{read_event, write_event, Event, FrameError};
 use super::listen::Frontend;
 use super::observe::{synthesis_span, trace_id, Tally};
 use super::request::{self, VoiceWish};
-use super::sentences::SentenceSplitter;
 use crate::http::{job_key, CachedAudio};
 use crate::telemetry::metrics;
+use crate::tts::sentences::SentenceSplitter;
 use crate::tts::{StreamEvent, TtsError};
 
 /// Requests read while a synthesis runs wait here (then reading pauses).
@@ -352,7 +352,8 @@ impl<S: AsyncWrite> Connection<WriteHalf<S>> {
 
     /// `synthesize-chunk` or `synthesize-stop` of the open stream.
     async fn stream_input(&mut self, ev: Event) -> Result<(), Close> {
-        let limit = self.frontend.service.options.max_text_chars;
+        // A streamed text is spoken sentence by sentence: a stream's limit.
+        let limit = self.frontend.service.options.max_stream_chars;
         let Some(s) = self.synth.as_mut() else {
             return Ok(());
         };
@@ -370,6 +371,7 @@ impl<S: AsyncWrite> Connection<WriteHalf<S>> {
             let e = TtsError::TextTooLong {
                 chars: s.chars,
                 limit,
+                streamed: true,
             };
             return self.fail(e).await;
         }
@@ -453,7 +455,7 @@ impl<S: AsyncWrite> Connection<WriteHalf<S>> {
             return Ok(None);
         };
         let req = request::synthesis_request(&f.service, self.pipeline.as_deref(), text, &s.wish)?;
-        let job = f.service.prepare(req, s.trace_id.clone())?;
+        let job = f.service.prepare(req, s.trace_id.clone(), s.streaming)?;
         s.tally.label(&job);
         if !s.streaming && f.cache.enabled() {
             let key = job_key(&job, CACHE_FORMAT);

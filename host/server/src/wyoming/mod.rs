@@ -11,7 +11,6 @@
 //! - [`connection`]: one connection's events: describe, ping, synthesize and
 //!   the streaming `synthesize-start` / `-chunk` / `-stop`;
 //! - [`request`]: a `synthesize` event's fields → a [`crate::tts::SynthesisRequest`];
-//! - [`sentences`]: complete sentences out of streamed text;
 //! - [`info`]: the `info` event (program, voices, languages, speakers);
 //! - [`audio`]: audio → 16-bit `audio-chunk` events of bounded size;
 //! - [`observe`]: one trace and one request count per synthesis.
@@ -26,7 +25,6 @@ mod info;
 pub mod listen;
 mod observe;
 mod request;
-mod sentences;
 pub mod zeroconf;
 
 use std::net::{SocketAddr, ToSocketAddrs};

@@ -2,7 +2,10 @@
 //! (`wit/v0.1.0/stages.wit`) with wit-bindgen alone, as plugins were built
 //! before 0.2.0: the proof that the host keeps loading and running them.
 //! It applies `gain_db` from its config plus the style's volume, but 0.1.0
-//! has no way to say so: the host counts it as applying nothing.
+//! has no way to say so: the host counts it as applying nothing. Not
+//! streamable, so the host gives it whole utterances, in one call, as 0.1
+//! promises: the case of an old stage whose memory bounds the longest
+//! utterance it takes (measured when a pipeline loads it).
 
 wit_bindgen::generate!({
     path: "../../../wit/v0.1.0/stages.wit",
@@ -39,7 +42,7 @@ impl Guest for LegacyGain {
             version: env!("CARGO_PKG_VERSION").into(),
             kind: StageKind::Audio,
             description: "A gain built against voxpipe:stages@0.1.0 (tests only)".into(),
-            streamable: true,
+            streamable: false,
         }
     }
 

@@ -2,9 +2,10 @@
 //!
 //! One function per register tile, monomorphised over its shape (const generics), so
 //! every accumulator lives in a register; the callers in `mod.rs` and `transposed.rs`
-//! reach them through [`conv_blocks`] and [`tr_dispatch`] once
-//! [`Isa`](crate::vits::isa::Isa) says the CPU has the features. A kernel set for another instruction set sits in a
-//! file of its own beside this one, with the same two entry points.
+//! reach them through [`conv_blocks`] and [`tr_dispatch`] for a convolution built for
+//! [`Isa::Avx2Fma`](crate::vits::isa::Isa). The kernel set of another instruction set
+//! sits in a file of its own beside this one (`avx512.rs`), with the same two entry
+//! points.
 
 use std::arch::x86_64::*;
 
@@ -201,6 +202,7 @@ unsafe fn tr_chunk<const CB: usize, const NV: usize, const G: usize>(
         (ua * G) as isize - halo as isize,
         row,
         job.slope,
+        c.isa,
     );
     // Lane l of an accumulator holds frame offset l % G, phase l / G; output order
     // wants m-offset j = phase + s · frame, i.e. lane (j % s)·G + j / s.

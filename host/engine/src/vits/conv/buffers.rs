@@ -6,7 +6,7 @@ use std::mem::MaybeUninit;
 
 use candle_core::{Storage, Tensor};
 
-use crate::vits::isa::with_avx2;
+use crate::vits::isa::{with_isa, Isa};
 use crate::vits::VitsError;
 
 /// An output buffer of `n` floats, not yet initialised: the kernels write every element
@@ -60,7 +60,8 @@ pub(super) fn with_cpu_f32<R>(x: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result
 
 /// Fills `buf` (`ch` rows of `row` floats) with `act(x[c][start + j])` for
 /// `j in 0..row`, zero where `start + j` is outside `0..len`: the padding zeros stay
-/// zero, as in the reference.
+/// zero, as in the reference. The activation is compiled for `isa`.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn fill_window(
     buf: &mut Vec<f32>,
     input: &[f32],
@@ -69,6 +70,7 @@ pub(super) fn fill_window(
     start: isize,
     row: usize,
     slope: Option<f32>,
+    isa: Isa,
 ) {
     if buf.len() < ch * row {
         buf.resize(ch * row, 0.0);
@@ -89,7 +91,8 @@ pub(super) fn fill_window(
             let src = &src[t_lo..t_lo + (hi - lo)];
             match slope {
                 // A select rather than `f32::max` (whose NaN rule blocks vectorising).
-                Some(a) => with_avx2(
+                Some(a) => with_isa(
+                    isa,
                     #[inline(always)]
                     || {
                         dst.iter_mut()

@@ -21,11 +21,15 @@
 //!
 //! Files: this one has the forward convolution's API and work split; `plan.rs` the
 //! register tiles and blocking; `buffers.rs` the input window and output buffers;
-//! `avx2.rs` the AVX2 + FMA kernels and `scalar.rs` the portable ones. Which kernel set
-//! runs is decided in one place per convolution, a `match` on [`Isa::detect`].
+//! `avx512.rs` the AVX-512F kernels, `avx2.rs` the AVX2 + FMA ones and `scalar.rs` the
+//! portable ones. A convolution is built for one [`Isa`] (by default the level in use,
+//! [`Isa::detect`]): its weights are packed for that level's tiles, and one `match` per
+//! chunk on that level picks the kernel.
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 mod buffers;
 mod plan;
 mod scalar;
@@ -35,10 +39,11 @@ use candle_core::{Device, Tensor};
 
 use super::isa::Isa;
 use super::parallel::{run_items, threads_for, SendPtr, CONV_MIN_MACS};
+use super::roofline::count_macs;
 use super::VitsError;
 use buffers::{alloc_out, assume_init, fill_window, read_bias, with_cpu_f32};
-use plan::{channel_groups, plan, Block, MIN_TILES_PER_CHUNK, TB_LCM, WINDOW_FLOATS};
-pub(crate) use plan::{Tile, TILES};
+pub(crate) use plan::Tile;
+use plan::{channel_groups, chunk_unit, plan, tiles, Block, MIN_TILES_PER_CHUNK, WINDOW_FLOATS};
 pub(crate) use transposed::DirectConvTranspose1d;
 
 /// A dense 1-D convolution (`groups = 1`, stride 1) with "same" padding
@@ -55,6 +60,11 @@ pub(crate) struct DirectConv1d {
     out_ch: usize,
     kernel: usize,
     dilation: usize,
+    /// The instruction set the weights are packed for and the kernels run with.
+    isa: Isa,
+    /// The distinct sample widths of the blocks' tiles (a window covers whole tiles
+    /// of each).
+    widths: Vec<usize>,
 }
 
 impl DirectConv1d {
@@ -64,21 +74,27 @@ impl DirectConv1d {
         bias: Option<&Tensor>,
         dilation: usize,
     ) -> Result<Self, VitsError> {
-        Self::build(weight, bias, dilation, None)
+        Self::build(weight, bias, dilation, None, Isa::detect())
     }
 
-    /// [`Self::new`] with blocks of one explicit register tile (one of [`TILES`]).
-    #[allow(dead_code)]
+    /// [`Self::new`] for an explicit instruction set (which the CPU must have) and,
+    /// optionally, blocks of one explicit register tile (one of [`plan::tiles`]).
     pub(crate) fn with_tile(
         weight: &Tensor,
         bias: Option<&Tensor>,
         dilation: usize,
-        tile: Tile,
+        tile: Option<Tile>,
+        isa: Isa,
     ) -> Result<Self, VitsError> {
-        if !TILES.contains(&tile) {
-            return Err(VitsError::Internal(format!("no kernel for tile {tile:?}")));
+        if let Some(tile) = tile {
+            if !tiles(isa).contains(&tile) {
+                return Err(VitsError::Internal(format!(
+                    "no {} kernel for tile {tile:?}",
+                    isa.name()
+                )));
+            }
         }
-        Self::build(weight, bias, dilation, Some(tile))
+        Self::build(weight, bias, dilation, tile, isa)
     }
 
     fn build(
@@ -86,7 +102,11 @@ impl DirectConv1d {
         bias: Option<&Tensor>,
         dilation: usize,
         tile: Option<Tile>,
+        isa: Isa,
     ) -> Result<Self, VitsError> {
+        if !isa.supported() {
+            return Err(VitsError::Internal(format!("the CPU lacks {}", isa.name())));
+        }
         let (out_ch, in_ch, kernel) = weight.dims3()?;
         if kernel == 0 || kernel % 2 == 0 || dilation == 0 {
             return Err(VitsError::Unsupported(format!(
@@ -98,7 +118,7 @@ impl DirectConv1d {
         let mut packed = vec![0.0f32; out_ch * in_ch * kernel];
         let mut blocks = Vec::new();
         let (mut co0, mut offset) = (0, 0);
-        for tile in plan(out_ch, tile) {
+        for tile in plan(out_ch, tile, isa) {
             let cb = tile.co_block;
             for lane in 0..cb {
                 for ci in 0..in_ch {
@@ -112,6 +132,12 @@ impl DirectConv1d {
             co0 += cb;
             offset += cb * in_ch * kernel;
         }
+        let mut widths: Vec<usize> = blocks
+            .iter()
+            .map(|b| b.tile.nv * isa.lanes().max(8))
+            .collect();
+        widths.sort_unstable();
+        widths.dedup();
         Ok(Self {
             packed,
             blocks,
@@ -120,6 +146,8 @@ impl DirectConv1d {
             out_ch,
             kernel,
             dilation,
+            isa,
+            widths,
         })
     }
 
@@ -212,14 +240,22 @@ impl DirectConv1d {
             return;
         }
         let pad = self.dilation * (self.kernel - 1) / 2;
-        // Chunk width: a multiple of 48 samples (whole 16-, 24- and 48-sample tiles),
-        // the window plus halo within the budget.
-        let unit = 48;
-        let fit = (WINDOW_FLOATS / self.in_ch.max(1)).saturating_sub(2 * pad) / unit;
-        let width = fit.max(MIN_TILES_PER_CHUNK) * unit;
-        let chunks = len.div_ceil(width);
         let macs = self.out_ch * self.in_ch * self.kernel * len;
+        count_macs(macs);
         let threads = threads_for(macs, CONV_MIN_MACS);
+        // Chunk width: a multiple of whole main tiles, the window plus halo within the
+        // budget; narrower (down to one unit) when that gives each thread about 8
+        // chunks. More chunks, rather than more channel groups per chunk, is the cheaper
+        // way to balance the threads: a chunk stages its window once for all its
+        // channels, a group stages it again (in the flow and the text encoder, a few
+        // hundred frames wide, this was about 1 % of a sentence).
+        let unit = chunk_unit(self.isa);
+        let fit = (WINDOW_FLOATS / self.in_ch.max(1)).saturating_sub(2 * pad) / unit;
+        let mut width = fit.max(MIN_TILES_PER_CHUNK) * unit;
+        if threads > 1 {
+            width = width.min(len.div_ceil(8 * threads).div_ceil(unit).max(1) * unit);
+        }
+        let chunks = len.div_ceil(width);
         let groups = channel_groups(chunks, self.blocks.len(), threads);
         let job = ConvJob {
             conv: self,
@@ -269,7 +305,14 @@ impl ConvJob<'_> {
         let c = self.conv;
         let t0 = chunk * self.width;
         let n = self.width.min(self.len - t0);
-        let row = n.div_ceil(TB_LCM) * TB_LCM + 2 * self.pad;
+        // Whole tiles of every width the blocks use, plus the halo.
+        let cover = c
+            .widths
+            .iter()
+            .map(|&w| n.div_ceil(w) * w)
+            .max()
+            .unwrap_or(n);
+        let row = cover + 2 * self.pad;
         fill_window(
             buf,
             self.input,
@@ -278,12 +321,16 @@ impl ConvJob<'_> {
             t0 as isize - self.pad as isize,
             row,
             self.slope,
+            c.isa,
         );
-        match Isa::detect() {
+        // SAFETY (both SIMD arms): the CPU has the features (checked when the
+        // convolution was built for them); `buf` holds `in` rows of `row` floats
+        // covering whole tiles plus the halo; the output range is this chunk's samples
+        // of these blocks' channels.
+        match c.isa {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: the CPU has the features; `buf` holds `in` rows of `row` floats
-            // covering whole tiles plus the halo; the output range is this chunk's
-            // samples of these blocks' channels.
+            Isa::Avx512 => unsafe { avx512::conv_blocks(self, blocks, buf, row, t0, n) },
+            #[cfg(target_arch = "x86_64")]
             Isa::Avx2Fma => unsafe { avx2::conv_blocks(self, blocks, buf, row, t0, n) },
             Isa::Scalar => scalar::conv_blocks(self, blocks, buf, row, t0, n),
         }
@@ -348,21 +395,65 @@ mod tests {
         }
     }
 
+    /// Every level this CPU runs, every tile of that level and its default plan,
+    /// against candle's conv1d and against the portable kernel.
     fn check(cin: usize, cout: usize, k: usize, dil: usize, len: usize, slope: Option<f32>) {
         let dev = Device::Cpu;
         let x = Tensor::from_vec(noise(cin * len, 1), (1, cin, len), &dev).unwrap();
         let w = Tensor::from_vec(noise(cout * cin * k, 2), (cout, cin, k), &dev).unwrap();
         let b = Tensor::from_vec(noise(cout, 3), cout, &dev).unwrap();
         for residual in [false, cin == cout] {
-            for tile in TILES {
-                let conv = DirectConv1d::with_tile(&w, Some(&b), dil, tile).unwrap();
-                let got = conv.forward(&x, slope, residual).unwrap();
-                let want = reference(&x, &w, &b, dil, slope, residual);
-                let max = max_diff(&got, &want);
-                assert!(
-                    max < 1e-4,
-                    "cin {cin} cout {cout} k {k} d {dil} len {len} {tile:?}: max diff {max}"
-                );
+            let want = reference(&x, &w, &b, dil, slope, residual);
+            let scalar = DirectConv1d::with_tile(&w, Some(&b), dil, None, Isa::Scalar)
+                .unwrap()
+                .forward(&x, slope, residual)
+                .unwrap();
+            for isa in Isa::available() {
+                let plans = std::iter::once(None).chain(tiles(isa).iter().copied().map(Some));
+                for tile in plans {
+                    let conv = DirectConv1d::with_tile(&w, Some(&b), dil, tile, isa).unwrap();
+                    let got = conv.forward(&x, slope, residual).unwrap();
+                    let (max, vs_scalar) = (max_diff(&got, &want), max_diff(&got, &scalar));
+                    assert!(
+                        max < 1e-4 && vs_scalar < 1e-4,
+                        "cin {cin} cout {cout} k {k} d {dil} len {len} {isa:?} {tile:?}: \
+                         max diff {max} vs candle, {vs_scalar} vs scalar"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn accumulating_store_with_residual_at_every_level() {
+        // `out += conv(act(x)) + r` (the decoder's resblock sum), at lengths that end
+        // in a partial vector of each width.
+        let dev = Device::Cpu;
+        for len in [1, 7, 17, 33, 100, 250] {
+            let (cin, cout, k) = (5, 11, 3);
+            let x = noise(cin * len, 11);
+            let r = noise(cout * len, 12);
+            let start = noise(cout * len, 13);
+            let w = Tensor::from_vec(noise(cout * cin * k, 14), (cout, cin, k), &dev).unwrap();
+            let b = Tensor::from_vec(noise(cout, 15), cout, &dev).unwrap();
+            let xt = Tensor::from_vec(x.clone(), (1, cin, len), &dev).unwrap();
+            let want = reference(&xt, &w, &b, 1, Some(0.2), false)
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            for isa in Isa::available() {
+                let conv = DirectConv1d::with_tile(&w, Some(&b), 1, None, isa).unwrap();
+                let mut out = start.clone();
+                conv.run_into(&x, len, Some(0.2), Some(&r), &mut out, true);
+                for i in 0..cout * len {
+                    let expect = start[i] + want[i] + r[i];
+                    assert!(
+                        (out[i] - expect).abs() < 1e-4,
+                        "{isa:?} len {len} at {i}: {} vs {expect}",
+                        out[i]
+                    );
+                }
             }
         }
     }
@@ -372,6 +463,8 @@ mod tests {
         check(8, 8, 3, 1, 50, Some(0.1));
         check(8, 8, 5, 6, 97, Some(0.1));
         check(16, 16, 7, 12, 300, None);
+        // Pointwise (1×1), as the flow's and encoder's projections run.
+        check(12, 20, 1, 1, 77, None);
     }
 
     #[test]
@@ -399,10 +492,26 @@ mod tests {
         let x = x.transpose(1, 2).unwrap();
         let w = Tensor::from_vec(noise(8 * 8 * 3, 5), (8, 8, 3), &dev).unwrap();
         let b = Tensor::from_vec(noise(8, 6), 8, &dev).unwrap();
-        let conv = DirectConv1d::new(&w, Some(&b), 2).unwrap();
-        let got = conv.forward(&x, Some(0.1), true).unwrap();
         let want = reference(&x, &w, &b, 2, Some(0.1), true);
-        assert!(max_diff(&got, &want) < 1e-4);
+        for isa in Isa::available() {
+            let conv = DirectConv1d::with_tile(&w, Some(&b), 2, None, isa).unwrap();
+            let got = conv.forward(&x, Some(0.1), true).unwrap();
+            assert!(max_diff(&got, &want) < 1e-4, "{isa:?}");
+        }
+    }
+
+    #[test]
+    fn counts_its_multiply_adds_on_the_calling_thread() {
+        // Threaded (the items run on the workers too), counted once by the caller.
+        let (cin, cout, k, len) = (32, 40, 5, 5000);
+        let dev = Device::Cpu;
+        let w = Tensor::from_vec(noise(cout * cin * k, 2), (cout, cin, k), &dev).unwrap();
+        let conv = DirectConv1d::new(&w, None, 1).unwrap();
+        let x = noise(cin * len, 1);
+        let before = crate::vits::roofline::macs_so_far();
+        conv.run(&x, len, Some(0.1), false);
+        let counted = crate::vits::roofline::macs_so_far() - before;
+        assert_eq!(counted, (cout * cin * k * len) as u64);
     }
 
     #[test]

@@ -4,20 +4,22 @@
 //! candle's `conv_transpose1d` runs a gemm into a `T · out · k` column buffer and then
 //! overlap-adds it (col2im). Here the layer is evaluated in polyphase form: output
 //! sample `m = q·s + r` (before cropping the padding) only sees the taps `k = r + s·i`
-//! applied to inputs `q − i`. With `s | 8`, one 8-lane vector holds `G = 8 / s`
-//! consecutive frames × `s` phases, so the kernel broadcasts `G` input values and
-//! multiplies by a vector of `8` phase weights; a lane permutation at the end puts the
-//! phases back in time order. Other strides take the portable kernel.
+//! applied to inputs `q − i`. With `s | L` (`L` = 8 lanes for AVX2, 16 for AVX-512),
+//! one vector holds `G = L / s` consecutive frames × `s` phases, so the kernel
+//! broadcasts `G` input values and multiplies by a vector of `L` phase weights; a lane
+//! permutation at the end puts the phases back in time order. Other strides, and the
+//! portable level, take the portable kernel.
 
 use candle_core::{Device, Tensor};
 
-#[cfg(target_arch = "x86_64")]
-use super::avx2;
 use super::buffers::{alloc_out, assume_init, fill_window, read_bias, with_cpu_f32};
-use super::plan::{channel_groups, Tile, MIN_TILES_PER_CHUNK, TR_TILE, TR_TILES, WINDOW_FLOATS};
+use super::plan::{channel_groups, tr_tile, tr_tiles, Tile, MIN_TILES_PER_CHUNK, WINDOW_FLOATS};
 use super::scalar;
+#[cfg(target_arch = "x86_64")]
+use super::{avx2, avx512};
 use crate::vits::isa::Isa;
 use crate::vits::parallel::{run_items, threads_for, SendPtr, CONV_MIN_MACS};
+use crate::vits::roofline::count_macs;
 use crate::vits::VitsError;
 
 /// `[in, out, k]` transposed convolution (PyTorch `ConvTranspose1d`, `groups = 1`,
@@ -25,9 +27,10 @@ use crate::vits::VitsError;
 /// output has `T · s` samples.
 #[derive(Debug, Clone)]
 pub(crate) struct DirectConvTranspose1d {
-    /// For SIMD strides (`s | 8`): `[out_blocks, in, taps, co_block, 8]`, lane `l`
-    /// holding tap `k = l / G + s · i` (`G = 8 / s`), zero past `k` or `out`.
-    /// Otherwise the plain `[in, out, k]` weight.
+    /// For SIMD strides (`s | L`, `L` the level's lanes): `[out_blocks, in, taps,
+    /// co_block, L]`, lane `l` holding tap `k = l / G + s · i` (`G = L / s`), zero past
+    /// `k` or `out`. Otherwise (and for the portable level) the plain `[in, out, k]`
+    /// weight.
     pub(super) packed: Vec<f32>,
     pub(super) bias: Vec<f32>,
     pub(super) in_ch: usize,
@@ -37,8 +40,10 @@ pub(crate) struct DirectConvTranspose1d {
     pub(super) padding: usize,
     /// Taps per phase: `⌈k / s⌉`.
     pub(super) taps: usize,
-    /// Whether the stride divides 8 (the vector kernel's layout).
+    /// Whether the vector kernel runs it: a SIMD level whose lanes the stride divides.
     pub(super) simd: bool,
+    /// The instruction set the weights are packed for and the kernels run with.
+    pub(super) isa: Isa,
     /// Register tile: `co_block` channels × `nv` vectors of `8 / s` frames × `s` phases.
     pub(super) tile: Tile,
 }
@@ -50,18 +55,27 @@ impl DirectConvTranspose1d {
         bias: Option<&Tensor>,
         stride: usize,
     ) -> Result<Self, VitsError> {
-        Self::with_tile(weight, bias, stride, TR_TILE)
+        let isa = Isa::detect();
+        Self::with_tile(weight, bias, stride, tr_tile(isa), isa)
     }
 
-    /// [`Self::new`] with an explicit register tile (one of [`TR_TILES`]).
+    /// [`Self::new`] for an explicit instruction set (which the CPU must have) and
+    /// register tile (one of [`tr_tiles`]).
     pub(crate) fn with_tile(
         weight: &Tensor,
         bias: Option<&Tensor>,
         stride: usize,
         tile: Tile,
+        isa: Isa,
     ) -> Result<Self, VitsError> {
-        if !TR_TILES.contains(&tile) {
-            return Err(VitsError::Internal(format!("no kernel for tile {tile:?}")));
+        if !isa.supported() {
+            return Err(VitsError::Internal(format!("the CPU lacks {}", isa.name())));
+        }
+        if !tr_tiles(isa).contains(&tile) {
+            return Err(VitsError::Internal(format!(
+                "no {} kernel for tile {tile:?}",
+                isa.name()
+            )));
         }
         let (in_ch, out_ch, kernel) = weight.dims3()?;
         if stride == 0 || kernel < stride || !(kernel - stride).is_multiple_of(2) {
@@ -73,20 +87,21 @@ impl DirectConvTranspose1d {
         let w = weight.flatten_all()?.to_vec1::<f32>()?;
         let bias = read_bias(bias, out_ch)?;
         let taps = kernel.div_ceil(stride);
-        let simd = 8 % stride == 0;
+        let lanes = isa.lanes();
+        let simd = lanes > 1 && lanes.is_multiple_of(stride);
         let packed = if simd {
-            let g = 8 / stride;
+            let g = lanes / stride;
             let cb = tile.co_block;
             let blocks = out_ch.div_ceil(cb);
-            let mut p = vec![0.0f32; blocks * in_ch * taps * cb * 8];
+            let mut p = vec![0.0f32; blocks * in_ch * taps * cb * lanes];
             for co in 0..out_ch {
                 let (blk, c) = (co / cb, co % cb);
                 for ci in 0..in_ch {
                     for i in 0..taps {
-                        for l in 0..8 {
+                        for l in 0..lanes {
                             let k = l / g + stride * i;
                             if k < kernel {
-                                p[(((blk * in_ch + ci) * taps + i) * cb + c) * 8 + l] =
+                                p[(((blk * in_ch + ci) * taps + i) * cb + c) * lanes + l] =
                                     w[(ci * out_ch + co) * kernel + k];
                             }
                         }
@@ -107,6 +122,7 @@ impl DirectConvTranspose1d {
             padding: (kernel - stride) / 2,
             taps,
             simd,
+            isa,
             tile,
         })
     }
@@ -137,13 +153,14 @@ impl DirectConvTranspose1d {
             return unsafe { assume_init(out) };
         }
         let macs = self.in_ch * self.out_ch * self.kernel * len;
+        count_macs(macs);
         let threads = threads_for(macs, CONV_MIN_MACS);
         let out_ptr = SendPtr(out.as_mut_ptr().cast());
-        let isa = Isa::detect();
-        if !self.simd || isa == Isa::Scalar {
+        let isa = self.isa;
+        if !self.simd {
             // Groups of output channels, straight from the activated input.
             let mut act = Vec::new();
-            fill_window(&mut act, input, self.in_ch, len, 0, len, slope);
+            fill_window(&mut act, input, self.in_ch, len, 0, len, slope, isa);
             let per = 8;
             run_items(self.out_ch.div_ceil(per), threads, |chunk, _| {
                 let cos = chunk * per..(chunk * per + per).min(self.out_ch);
@@ -152,11 +169,12 @@ impl DirectConvTranspose1d {
             // SAFETY: every row is written whole by its group.
             return unsafe { assume_init(out) };
         }
-        // Vector slots `u` cover full-output samples `m ∈ [8u, 8u + 8)`; output sample
-        // `j = m − padding`.
-        let g = 8 / self.stride;
-        let u_lo = self.padding / 8;
-        let u_hi = (self.padding + olen).div_ceil(8);
+        // Vector slots `u` cover full-output samples `m ∈ [L·u, L·u + L)`; output
+        // sample `j = m − padding`.
+        let lanes = isa.lanes();
+        let g = lanes / self.stride;
+        let u_lo = self.padding / lanes;
+        let u_hi = (self.padding + olen).div_ceil(lanes);
         let nv = self.tile.nv;
         let halo = self.taps - 1;
         let fit = (WINDOW_FLOATS / self.in_ch.max(1)).saturating_sub(halo + g) / (nv * g);
@@ -177,9 +195,13 @@ impl DirectConvTranspose1d {
         run_items(chunks * groups, threads, |item, buf| {
             let (chunk, grp) = (item / groups, item % groups);
             let blks = grp * blocks / groups..(grp + 1) * blocks / groups;
+            // SAFETY (both SIMD arms): the CPU has the features (checked at
+            // construction), the weights are packed for its lanes, and the item's
+            // output range is its own.
             match isa {
                 #[cfg(target_arch = "x86_64")]
-                // SAFETY: the CPU has AVX2 and FMA; the item's output range is its own.
+                Isa::Avx512 => unsafe { avx512::tr_dispatch(&job, g, chunk, blks, buf) },
+                #[cfg(target_arch = "x86_64")]
                 Isa::Avx2Fma => unsafe { avx2::tr_dispatch(&job, g, chunk, blks, buf) },
                 Isa::Scalar => {
                     unreachable!("CPUs without SIMD kernels took the portable path above")
@@ -231,15 +253,23 @@ mod tests {
         let w = Tensor::from_vec(noise(cin * cout * k, 8), (cin, cout, k), &dev).unwrap();
         let b = Tensor::from_vec(noise(cout, 9), cout, &dev).unwrap();
         let want = reference_tr(&x, &w, &b, s, slope);
-        for tile in TR_TILES {
-            let conv = DirectConvTranspose1d::with_tile(&w, Some(&b), s, tile).unwrap();
-            let got = conv.forward(&x, slope).unwrap();
-            assert_eq!(got.dims(), &[1, cout, len * s]);
-            let max = max_diff(&got, &want);
-            assert!(
-                max < 1e-4,
-                "tr cin {cin} cout {cout} k {k} s {s} len {len} {tile:?}: max diff {max}"
-            );
+        let scalar =
+            DirectConvTranspose1d::with_tile(&w, Some(&b), s, tr_tile(Isa::Scalar), Isa::Scalar)
+                .unwrap()
+                .forward(&x, slope)
+                .unwrap();
+        for isa in Isa::available() {
+            for &tile in tr_tiles(isa) {
+                let conv = DirectConvTranspose1d::with_tile(&w, Some(&b), s, tile, isa).unwrap();
+                let got = conv.forward(&x, slope).unwrap();
+                assert_eq!(got.dims(), &[1, cout, len * s]);
+                let (max, vs_scalar) = (max_diff(&got, &want), max_diff(&got, &scalar));
+                assert!(
+                    max < 1e-4 && vs_scalar < 1e-4,
+                    "tr cin {cin} cout {cout} k {k} s {s} len {len} {isa:?} {tile:?}: \
+                     max diff {max} vs candle, {vs_scalar} vs scalar"
+                );
+            }
         }
     }
 
@@ -260,16 +290,19 @@ mod tests {
             check_tr(4, 3, 4, 4, len, Some(0.1));
             check_tr(4, 3, 3, 1, len, Some(0.1));
             check_tr(4, 6, 20, 8, len, Some(0.1));
+            // Stride 16: the vector kernel at 16 lanes, the portable one at 8.
+            check_tr(3, 5, 16, 16, len, Some(0.1));
+            check_tr(3, 5, 32, 16, len, Some(0.1));
         }
     }
 
     #[test]
     fn transposed_matches_candle_other_strides() {
-        // Strides that do not divide 8 take the portable path.
+        // Strides that divide no vector width take the portable path.
         for len in [1, 4, 19] {
             check_tr(5, 6, 11, 3, len, Some(0.1));
             check_tr(5, 6, 10, 10, len, None);
-            check_tr(4, 4, 32, 16, len, Some(0.1));
+            check_tr(4, 4, 36, 32, len, Some(0.1));
         }
     }
 

@@ -17,7 +17,7 @@ use super::http::{call, start_with, Server};
 use super::{ms, stats};
 
 /// A field of the server process's `/proc/PID/status`, bytes.
-fn status_bytes(server: &Server, field: &str) -> anyhow::Result<u64> {
+pub(super) fn status_bytes(server: &Server, field: &str) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{}/status", server.0.id()))?;
     let kb: u64 = status
         .lines()
@@ -29,7 +29,7 @@ fn status_bytes(server: &Server, field: &str) -> anyhow::Result<u64> {
 
 /// Resets the process's peak RSS to its current RSS (Linux: `clear_refs` 5), so
 /// the peak of the voice's load does not hide the synthesis's.
-fn reset_peak(server: &Server) -> anyhow::Result<()> {
+pub(super) fn reset_peak(server: &Server) -> anyhow::Result<()> {
     std::fs::write(format!("/proc/{}/clear_refs", server.0.id()), "5")
         .context("resetting VmHWM (needs Linux ≥ 4.0 and owning the process)")
 }

@@ -5,6 +5,7 @@
 
 use std::time::Instant;
 
+use anyhow::Context;
 use candle_core::{DType, Device, Tensor};
 
 use voxpipe_engine::vits::bench::{set_max_threads, DirectConv};
@@ -36,16 +37,28 @@ fn median(reps: usize, mut f: impl FnMut() -> anyhow::Result<()>) -> anyhow::Res
     Ok(v[v.len() / 2])
 }
 
-pub fn conv_bench(reps: usize) -> anyhow::Result<()> {
+pub fn conv_bench(reps: usize, tile: Option<&str>) -> anyhow::Result<()> {
     let reps = reps.max(1);
+    let tile = tile
+        .map(|t| -> anyhow::Result<(usize, usize)> {
+            let (cb, nv) = t.split_once('x').context("--tile takes CBxNV, e.g. 8x3")?;
+            Ok((cb.parse()?, nv.parse()?))
+        })
+        .transpose()?;
+    let tile_column = tile.map_or(String::new(), |(cb, nv)| {
+        format!(" direct, {cb}×{nv} tile, 1 thread |")
+    });
     let dev = Device::Cpu;
     println!(
-        "Direct convolution (LeakyReLU fused) vs candle's im2col conv1d, medians of {reps} runs:\n"
+        "Direct convolution (LeakyReLU fused, kernels at `{}`; {} picks another level) vs \
+         candle's im2col conv1d, medians of {reps} runs:\n",
+        voxpipe_engine::vits::cpu_isa(),
+        voxpipe_engine::vits::ISA_ENV,
     );
     println!(
-        "| shape | layer | direct, 1 thread | direct, 2 threads | candle im2col (its threads) |"
+        "| shape | layer | direct, 1 thread | direct, 2 threads |{tile_column} candle im2col (its threads) |"
     );
-    println!("|---|---|---:|---:|---:|");
+    println!("|---|---|---:|---:|{}---:|", tile.map_or("", |_| "---:|"));
     let cell = |s: f64, gmacs: f64| format!("{:.2} ms ({:.1} GMAC/s)", s * 1e3, gmacs / s);
     for (cin, cout, k, d, len, what) in SHAPES {
         let x = Tensor::zeros((1, cin, len), DType::F32, &dev)?;
@@ -55,6 +68,16 @@ pub fn conv_bench(reps: usize) -> anyhow::Result<()> {
         let mut cells = Vec::new();
         for threads in THREADS {
             set_max_threads(threads);
+            let s = median(reps, || {
+                conv.forward(&x, Some(0.1))?;
+                Ok(())
+            });
+            set_max_threads(usize::MAX);
+            cells.push(cell(s?, gmacs));
+        }
+        if let Some((cb, nv)) = tile {
+            let conv = DirectConv::with_tile(&w, d, cb, nv)?;
+            set_max_threads(1);
             let s = median(reps, || {
                 conv.forward(&x, Some(0.1))?;
                 Ok(())

@@ -10,7 +10,9 @@ use anyhow::Context;
 
 use voxpipe_engine::device::{device_label, gpu_memory, DeviceSpec};
 use voxpipe_engine::phonemize::Phonemizer;
-use voxpipe_engine::synth::{LoadedVoice, SynthOptions};
+use voxpipe_engine::synth::{LoadedVoice, SynthOptions, DEFAULT_DECODER_CHUNKS};
+use voxpipe_engine::vits::bench::{measure_peak, Peak};
+use voxpipe_engine::vits::DecoderChunks;
 
 use super::{repo_root, stats};
 
@@ -24,6 +26,12 @@ const TEXTS: [&str; 5] = [
 
 /// Pause before each timed call.
 const SETTLE: Duration = Duration::from_millis(50);
+
+/// How long each run of the peak loop takes (once before the rounds, once after).
+const PEAK_TIME: Duration = Duration::from_millis(300);
+
+/// The model's parts, in the order of [`voxpipe_engine::vits::ModuleTimings`].
+const MODULES: [&str; 4] = ["text encoder", "duration predictor", "flow", "decoder"];
 
 /// `tests/engine/ort_bench.py` running the same voice, answering one call at a time.
 struct Reference {
@@ -99,6 +107,7 @@ pub fn engine_bench(
     device: DeviceSpec,
     voices: &Path,
     voice_name: &str,
+    one_decode: bool,
 ) -> anyhow::Result<()> {
     let root = repo_root();
     let device = device.open()?;
@@ -121,9 +130,22 @@ pub fn engine_bench(
         &sentences,
         serde_json::json!({ "sentences": json }).to_string(),
     )?;
+    // The roofline's peak, before the rounds and again after them (a shared machine's
+    // clock and load drift; the higher of the two is the ceiling reported).
+    let on_cpu = device_label(&device).starts_with("cpu");
+    let peak_before = on_cpu.then(|| measure_peak(PEAK_TIME));
     let mut reference = Reference::start(&voice.entry.model, &sentences, ort_threads)?;
     let piper = reference.piper.clone();
-    let options = SynthOptions::default();
+    // The decoder of one sentence in one piece: no window is smaller than it.
+    let whole = DecoderChunks {
+        first: usize::MAX,
+        frames: usize::MAX,
+        overlap: 0,
+    };
+    let options = SynthOptions {
+        decoder_chunks: one_decode.then_some(whole),
+        ..SynthOptions::default()
+    };
     let rate = f64::from(voice.sample_rate());
 
     // Per sentence: our times, ONNX Runtime's, Piper's; one warm-up call each first,
@@ -135,6 +157,8 @@ pub fn engine_bench(
     let mut samples = vec![0usize; n];
     // Per sentence, per module: the times of each round.
     let mut module_times: Vec<[Vec<f64>; 4]> = vec![Default::default(); n];
+    // Per module: multiply-adds and seconds summed over every sentence and round.
+    let mut module_work = [(0u64, 0f64); 4];
     // A pause before each call lets the other side's worker threads (ONNX Runtime's and
     // rayon's spin after their work) go idle, so that no call pays for the previous one.
     let settle = || std::thread::sleep(SETTLE);
@@ -159,17 +183,22 @@ pub fn engine_bench(
             piper_times[i].extend(p);
             samples[i] = s.samples.len();
             let t = s.timings;
-            for (m, d) in module_times[i].iter_mut().zip([
-                t.text_encoder,
-                t.duration_predictor,
-                t.flow,
-                t.decoder,
-            ]) {
-                m.push(d.as_secs_f64());
+            let times = [t.text_encoder, t.duration_predictor, t.flow, t.decoder];
+            let macs = [
+                t.macs.text_encoder,
+                t.macs.duration_predictor,
+                t.macs.flow,
+                t.macs.decoder,
+            ];
+            for m in 0..4 {
+                module_times[i][m].push(times[m].as_secs_f64());
+                module_work[m].0 += macs[m];
+                module_work[m].1 += times[m].as_secs_f64();
             }
         }
     }
     drop(reference);
+    let peak_after = on_cpu.then(|| measure_peak(PEAK_TIME));
 
     println!(
         "## Native voice (candle, {}) vs ONNX Runtime (CPU, {ort_threads} threads), {voice_name}\n",
@@ -177,8 +206,18 @@ pub fn engine_bench(
     );
     println!(
         "Medians of {reps} rounds; in each round every sentence runs once on each side in turn, \
-         {} ms apart.\n",
-        SETTLE.as_millis()
+         {} ms apart. voxpipe's decoder runs {}.\n",
+        SETTLE.as_millis(),
+        if one_decode {
+            "once over each sentence, as ONNX Runtime's does (--one-decode)".to_string()
+        } else {
+            let c = DEFAULT_DECODER_CHUNKS;
+            format!(
+                "as the server runs it: in windows of {} frames, doubling up to {}, each with \
+                 {} frames of context on both sides (--one-decode: in one piece)",
+                c.first, c.frames, c.overlap
+            )
+        }
     );
     match &piper {
         Some(v) => {
@@ -260,6 +299,9 @@ pub fn engine_bench(
             whole - m.iter().sum::<f64>()
         );
     }
+    if let (Some(before), Some(after)) = (peak_before, peak_after) {
+        print_roofline(&module_work, reps, before, after);
+    }
     let (_, peak) = memory_mib();
     println!(
         "Memory: voice loaded +{:.0} MiB RSS ({:.0} → {:.0} MiB); peak RSS during synthesis {:.0} MiB, \
@@ -302,7 +344,73 @@ pub fn engine_bench(
             after.total_bytes as f64 / 1048576.0
         );
     }
+    if on_cpu && !one_decode {
+        // What the windows' context costs: each sentence once more in one piece,
+        // its decoder's multiply-adds against the windowed runs'. Last, since a whole
+        // decode would raise the peak memory reported above.
+        let mut once = 0u64;
+        for ids in &cases {
+            let run = voice.synthesize(
+                ids,
+                &SynthOptions {
+                    decoder_chunks: Some(whole),
+                    ..options
+                },
+            )?;
+            once += run.timings.macs.decoder;
+        }
+        let windowed = module_work[3].0 as f64 / reps.max(1) as f64;
+        println!(
+            "\nOf the decoder's {:.2} GMAC per round, {:.0} % recompute the windows' context: \
+             one decode of each sentence takes {:.2} GMAC (`--one-decode` times that).",
+            windowed / 1e9,
+            100.0 * (1.0 - once as f64 / windowed),
+            once as f64 / 1e9
+        );
+    }
     Ok(())
+}
+
+/// Achieved multiply-add rate per module against the measured peak.
+fn print_roofline(work: &[(u64, f64); 4], reps: usize, before: Peak, after: Peak) {
+    let (peak, one) = if after.macs_per_s > before.macs_per_s {
+        (after.macs_per_s, after.macs_per_s_one_thread)
+    } else {
+        (before.macs_per_s, before.macs_per_s_one_thread)
+    };
+    println!(
+        "\nRoofline: kernels at `{}` ({} to change it). Peak = a register-only loop of \
+         independent {} multiply-adds on {} threads at once, measured before and after the \
+         rounds: {:.1} and {:.1} GMAC/s ({:.1} GMAC/s on one thread alone); the higher is the \
+         ceiling below. Achieved = the multiply-adds of the module's convolutions and matrix \
+         products (counted by the kernels; elementwise passes not counted) over its wall \
+         time; per round = the five sentences once.\n",
+        before.isa,
+        voxpipe_engine::vits::ISA_ENV,
+        match before.isa {
+            "avx512" => "512-bit FMA",
+            "avx2" => "256-bit FMA",
+            _ => "4-lane mul + add (SSE2)",
+        },
+        before.threads,
+        before.macs_per_s / 1e9,
+        after.macs_per_s / 1e9,
+        one / 1e9,
+    );
+    println!("| module | GMAC per round | time per round | achieved | of peak |");
+    println!("|---|---:|---:|---:|---:|");
+    let total: (u64, f64) = work.iter().fold((0, 0.0), |a, w| (a.0 + w.0, a.1 + w.1));
+    for (&name, &(macs, secs)) in MODULES.iter().zip(work).chain([(&"model", &total)]) {
+        let rate = if secs > 0.0 { macs as f64 / secs } else { 0.0 };
+        let rounds = reps.max(1) as f64;
+        println!(
+            "| {name} | {:.2} | {:.1} ms | {:.1} GMAC/s | {:.0} % |",
+            macs as f64 / 1e9 / rounds,
+            secs * 1e3 / rounds,
+            rate / 1e9,
+            100.0 * rate / peak
+        );
+    }
 }
 
 /// Resident and peak resident memory of this process, in MiB.

@@ -26,6 +26,7 @@
 //! listener next to wyoming-piper in one wyoming-bench run (see wyoming.rs).
 
 mod bounded;
+mod longform;
 mod conv;
 mod engine;
 mod http;
@@ -40,9 +41,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use voxpipe::pipeline::blocks::run_alone;
 use voxpipe::plugin_build::{build_workspace, Route};
 use voxpipe_plugin::{LoadedPlugin, PluginLimits, PluginRuntime, RuntimeOptions, StageConfig};
-use voxpipe_types::{Audio, ChunkPosition, RequestContext};
+use voxpipe_types::{Audio, RequestContext};
 
 #[derive(Parser)]
 #[command(about = "voxpipe benchmarks: each prints a Markdown table of medians and percentiles")]
@@ -82,12 +84,20 @@ enum Bench {
         /// Folder of Piper voices.
         #[arg(long, default_value = "voices", value_name = "DIR")]
         voices: PathBuf,
+        /// Decode each sentence in one piece, as ONNX Runtime does, instead of the
+        /// server's windows with their recomputed context (DEFAULT_DECODER_CHUNKS).
+        #[arg(long)]
+        one_decode: bool,
     },
     /// The engine's direct convolution vs candle's im2col conv1d, per model shape.
     Conv {
         /// Timed runs per cell (medians are reported).
         #[arg(long, default_value_t = 9)]
         reps: usize,
+        /// Also time blocks of this register tile of the level in use (`8x3`: 8 output
+        /// channels × 3 vectors), on one thread, beside the default plan.
+        #[arg(long, value_name = "CBxNV")]
+        tile: Option<String>,
     },
     /// The HTTP server under load: throughput, latency, saturation, first byte.
     Http {
@@ -111,6 +121,17 @@ enum Bench {
         /// Run one table only: `memory`, `first-audio` or `stop`.
         #[arg(long)]
         only: Option<String>,
+    },
+    /// Long texts, whole and streamed, through the default pipeline: text
+    /// length → status, audio, wall time, RTF, first audio, peak memory.
+    Longform {
+        /// Whole-response lengths, characters (each at speed 1 and 0.5; the
+        /// longest also at 0.25).
+        #[arg(long, value_delimiter = ',', default_values_t = [500usize, 2000, 5000])]
+        whole: Vec<usize>,
+        /// Stream lengths, characters (e.g. `--streams 5000,20000,100000`).
+        #[arg(long, value_delimiter = ',', default_values_t = [5000usize, 20000])]
+        streams: Vec<usize>,
     },
     /// The Wyoming front end next to wyoming-piper (same voice and texts),
     /// in one wyoming-bench run: time to first audio, total time, ratios.
@@ -151,7 +172,8 @@ fn main() -> anyhow::Result<()> {
         Bench::Plugins { calls, audio_calls } => plugins_bench(calls, audio_calls),
         Bench::Sandbox => sandbox::sandbox_bench(),
         Bench::Bounded { only } => bounded::bounded_bench(only.as_deref()),
-        Bench::Conv { reps } => conv::conv_bench(reps),
+        Bench::Longform { whole, streams } => longform::longform_bench(&whole, &streams),
+        Bench::Conv { reps, tile } => conv::conv_bench(reps, tile.as_deref()),
         Bench::Wyoming {
             rounds,
             warmup,
@@ -166,7 +188,8 @@ fn main() -> anyhow::Result<()> {
             device,
             voice,
             voices,
-        } => engine::engine_bench(reps, ort_threads, device, &voices, &voice),
+            one_decode,
+        } => engine::engine_bench(reps, ort_threads, device, &voices, &voice, one_decode),
     }
 }
 
@@ -354,8 +377,7 @@ in 1999) for 3 km of cable on Elm St.; call 555-123-4567 or mail jo.smith@mail.o
     ] {
         let p = load(name)?;
         let s = measure(audio_calls, || {
-            p.call_audio(&limits, c, &empty, audio.clone(), ChunkPosition::WHOLE)
-                .unwrap();
+            run_alone(p.clone(), &limits, &empty, c, audio.clone()).unwrap();
         });
         let input = if name == "pitch-shift" {
             "10 s @ 22.05 kHz, +3 semitones"
@@ -515,14 +537,7 @@ fn runtime_bench(calls: usize, audio_calls: usize, loads: usize) -> anyhow::Resu
             .collect(),
     };
     let s = measure(audio_calls, || {
-        gain.call_audio(
-            &limits,
-            &ctx,
-            &gain_cfg,
-            audio.clone(),
-            ChunkPosition::WHOLE,
-        )
-        .unwrap();
+        run_alone(gain.clone(), &limits, &gain_cfg, &ctx, audio.clone()).unwrap();
     });
     row("audio, audio-gain", "10 s @ 22.05 kHz", audio_calls, s);
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use voxpipe_plugin::{
     CompileOptions, PluginError, PluginLimits, PluginRuntime, RuntimeOptions, StageConfig,
 };
-use voxpipe_types::{Audio, ChunkPosition};
+use voxpipe_types::{Audio, BlockPosition};
 
 #[path = "../../../../../tests/common/components.rs"]
 mod components;
@@ -132,12 +132,16 @@ pub fn sandbox_bench() -> anyhow::Result<()> {
         ("NaN sample", r#"{"mode":"nan"}"#),
     ] {
         row("4 audio output", what, || {
-            kind(audio.call_audio(
+            kind(audio.call_block(
                 &limits,
                 &ctx,
                 &cfg(json),
                 speech.clone(),
-                ChunkPosition::WHOLE,
+                BlockPosition {
+                    last: true,
+                    ..BlockPosition::default()
+                },
+                &[],
             ))
         });
     }

@@ -1,7 +1,9 @@
 //! Sentences out of streamed text. A language model's tokens arrive as
-//! `synthesize-chunk` pieces that split words and sentences anywhere; a
-//! sentence is handed on as soon as it is known to be complete, so its audio
-//! can start while the rest is still being written.
+//! Wyoming `synthesize-chunk` pieces that split words and sentences anywhere;
+//! a sentence is handed on as soon as it is known to be complete, so its
+//! audio can start while the rest is still being written. [`pieces`] uses
+//! the same rules to cut a long text into pieces of a few sentences, which a
+//! stream speaks one after the other.
 //!
 //! A sentence ends at `.`, `!`, `?`, `…` or `;` (and closing quotes or
 //! brackets after them) once whitespace follows, so "3.5" and "e.g." inside a
@@ -82,6 +84,69 @@ impl SentenceSplitter {
     }
 }
 
+/// `text` cut into pieces of at least `target` characters (the last may be
+/// shorter) at sentence ends; a run of more than `2 × target` characters
+/// without one is cut at its last whitespace before that (or anywhere, if
+/// it has none), so every piece is at most about `2 × target` characters.
+/// Whitespace between sentences becomes one space; the text is otherwise
+/// unchanged.
+pub fn pieces(text: &str, target: usize) -> Vec<String> {
+    let target = target.max(1);
+    let mut splitter = SentenceSplitter::default();
+    let mut out = Vec::new();
+    let mut piece = String::new();
+    let add = |sentence: String, piece: &mut String, out: &mut Vec<String>| {
+        if !piece.is_empty() {
+            piece.push(' ');
+        }
+        piece.push_str(&sentence);
+        if piece.chars().count() >= target {
+            out.push(std::mem::take(piece));
+        }
+    };
+    // Fed in slices, so the splitter's pending text (which it rescans)
+    // stays short.
+    let mut rest = text;
+    while !rest.is_empty() {
+        let mut at = rest.len().min(256);
+        while !rest.is_char_boundary(at) {
+            at += 1;
+        }
+        let (slice, tail) = rest.split_at(at);
+        rest = tail;
+        for sentence in splitter.push(slice) {
+            add(sentence, &mut piece, &mut out);
+        }
+        while let Some(head) = splitter.cut_longer_than(2 * target) {
+            add(head, &mut piece, &mut out);
+        }
+    }
+    if let Some(last) = splitter.finish() {
+        add(last, &mut piece, &mut out);
+    }
+    if !piece.is_empty() {
+        out.push(piece);
+    }
+    out
+}
+
+impl SentenceSplitter {
+    /// When the text waiting for a sentence end is longer than `max`
+    /// characters, its head up to the last whitespace before `max` (or the
+    /// first `max` characters if there is none), trimmed.
+    fn cut_longer_than(&mut self, max: usize) -> Option<String> {
+        let (end, _) = self.pending.char_indices().nth(max)?;
+        let at = self.pending[..end]
+            .rfind(char::is_whitespace)
+            .filter(|&i| i > 0)
+            .unwrap_or(end);
+        let rest = self.pending.split_off(at);
+        let head = std::mem::replace(&mut self.pending, rest);
+        let head = head.trim();
+        (!head.is_empty()).then(|| head.to_string())
+    }
+}
+
 fn is_closer(c: char) -> bool {
     "\"'”’)]}»」』）".contains(c)
 }
@@ -100,6 +165,33 @@ fn abbreviation_before(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_text_is_cut_at_sentence_ends_and_unpunctuated_runs_at_spaces() {
+        let sentence = "This is a sentence of about forty chars. ";
+        let text = sentence.repeat(100);
+        let p = pieces(&text, 200);
+        assert!(p.len() >= 15, "{}", p.len());
+        for piece in &p[..p.len() - 1] {
+            let n = piece.chars().count();
+            assert!((200..260).contains(&n), "{n}: {piece}");
+            assert!(piece.ends_with('.'), "{piece}");
+        }
+        assert_eq!(p.join(" "), text.trim_end());
+
+        // No sentence end at all: cut at spaces, at most 2 × target.
+        let zeros = "0 ".repeat(5000);
+        let p = pieces(&zeros, 100);
+        assert!(p.iter().all(|s| s.chars().count() <= 200), "{p:?}");
+        assert_eq!(p.join(" "), zeros.trim_end());
+        // No space either: cut anywhere, every character kept.
+        let solid = "字".repeat(1000);
+        let p = pieces(&solid, 100);
+        assert!(p.iter().all(|s| s.chars().count() <= 200));
+        assert_eq!(p.concat(), solid);
+        // A short text is one piece, as it was.
+        assert_eq!(pieces("Hello there. Bye.", 200), vec!["Hello there. Bye."]);
+    }
 
     /// Feeds `pieces` one by one; returns what each push yielded and the rest.
     fn run(pieces: &[&str]) -> (Vec<Vec<String>>, Option<String>) {
