@@ -220,7 +220,7 @@ impl Measure {
                 };
                 let n = self.frames.min(g.window);
                 let in_window = self.last_loud.is_some_and(|l| l + n >= self.frames);
-                if in_window && g.at_or_above(slide_sum.max(0.0) / (n as usize * c) as f64) {
+                if in_window && g.at_or_above(slide_sum / (n as usize * c) as f64) {
                     self.slide_end = self.last_loud.map(|l| l + 1);
                 }
             }
@@ -406,6 +406,20 @@ mod tests {
             Some(Span {
                 start: 100,
                 end: 1234
+            })
+        );
+    }
+
+    #[test]
+    fn nan_past_the_tail_is_still_sound() {
+        // The fallback's sliding sum counts NaN as loud too.
+        let mut s = vec![0.0f32; 5000];
+        s[1000] = f32::NAN;
+        assert_eq!(
+            sound(&s, 1, 10, 999),
+            Some(Span {
+                start: 1000,
+                end: 1001
             })
         );
     }

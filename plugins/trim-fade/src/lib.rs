@@ -44,7 +44,9 @@
 //! # Pauses between sentences
 //!
 //! A two-pass stage sees each sentence of a streamed response as its own
-//! utterance (`position.utterance` counts them), and trims and fades each.
+//! utterance (`position.utterance` counts them), and trims and fades each:
+//! the silence the engine leaves between sentences is cut to `keep_ms` on
+//! either side (0.2 trimmed only the stream's outer ends).
 //! For `utterance > 0`, `sentence_pause_ms` of digital silence is put
 //! *before* the sentence's audio: since every sentence is faded out at its
 //! end and in at its start, both sides of the pause are faded, and a jump to

@@ -28,7 +28,7 @@ pub struct Settings {
     pub fade_in_ms: f64,
     pub fade_out_ms: f64,
     pub fade_shape: FadeShape,
-    /// Silence appended after every chunk except the last.
+    /// Silence put before every sentence of a stream but the first.
     pub sentence_pause_ms: f64,
 }
 
