@@ -225,6 +225,12 @@ impl Histogram {
         }
     }
 
+    /// Number of bins in use.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.bins.len()
+    }
+
     /// Blocks louder than `threshold` LUFS once `loss` is taken off them:
     /// their count and Σ power.
     ///
@@ -355,6 +361,12 @@ impl Loss {
             }
             self.bins = merged;
         }
+    }
+
+    /// Number of bins in use.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.bins.len()
     }
 
     /// The key of histogram bin `b`.

@@ -329,3 +329,68 @@ pub(crate) fn apply(mut audio: Audio, last: bool, state: &[u8]) -> Result<BlockO
     };
     Ok(BlockOutput { audio, state })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::integrated::{lufs, BINS, BIN_LU, FLOOR_LUFS, LOSS_BINS};
+    use crate::limiter::lookahead_frames;
+    use crate::MAX_RATE;
+    use voxpipe_plugin_audio::MAX_STATE_BYTES;
+
+    /// Mean power of a block in the middle of histogram bin `b`.
+    fn power_of_bin(b: usize) -> f64 {
+        let l = FLOOR_LUFS + (b as f64 + 0.5) * BIN_LU;
+        let p = 10f64.powf((l - lufs(1.0)) / 10.0);
+        assert!((lufs(p) - l).abs() < 1e-9);
+        p
+    }
+
+    /// The largest state the stage can carry: pass 0 at 192 kHz, eight
+    /// channels, the widest probe grid (`max_gain_db` 60, ceiling −20
+    /// dBTP: 48 probes), every probe limiting (full envelope rings), the
+    /// detector holding its most frames with a decreasing peak list, every
+    /// histogram bin and every loss bin taken. Each of those has a fixed
+    /// cap, so nothing a longer utterance does can make it bigger.
+    #[test]
+    fn the_largest_possible_state_fits_the_limit() {
+        let c = voxpipe_plugin_audio::Config::parse(
+            r#"{"max_gain_db": 60, "true_peak_dbtp": -20, "target_lufs": -5}"#,
+        )
+        .unwrap();
+        let settings = Settings::from_config(&c).unwrap();
+        let (rate, channels) = (MAX_RATE, 8);
+        let mut m = Measuring::new(rate, channels, &settings);
+        // Peaks over +6 dBTP (out of range, but finite) engage every probe;
+        // falling ones keep every held frame a candidate maximum.
+        let frames = 3 * lookahead_frames(rate);
+        let samples: Vec<f32> = (0..frames)
+            .flat_map(|i| {
+                let v = 4.0 - 2.0 * i as f32 / frames as f32;
+                vec![if i % 2 == 0 { v } else { -v }; channels]
+            })
+            .collect();
+        m.take(&samples);
+        for b in 0..BINS {
+            m.histogram.add(power_of_bin(b));
+        }
+        assert_eq!(m.histogram.len(), BINS);
+        let probes = m.probes.as_mut().unwrap();
+        let mut count = 0;
+        for (loss, limiting) in probes.losses_mut() {
+            assert!(limiting);
+            for b in 0..LOSS_BINS {
+                loss.add(power_of_bin(b * 7), power_of_bin(b * 7) / 2.0);
+            }
+            assert_eq!(loss.len(), LOSS_BINS);
+            count += 1;
+        }
+        assert_eq!(count, crate::makeup::MAX_PROBES);
+        let size = m.write().len();
+        println!(
+            "largest state: {size} bytes ({:.1} % of {MAX_STATE_BYTES})",
+            100.0 * size as f64 / MAX_STATE_BYTES as f64
+        );
+        assert!(size <= MAX_STATE_BYTES);
+    }
+}

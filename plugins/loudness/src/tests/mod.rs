@@ -19,7 +19,7 @@
 use super::*;
 use serde_json::json;
 use std::f64::consts::PI;
-use voxpipe_plugin_audio::{drive::run_blocks, Audio};
+use voxpipe_plugin_audio::{drive::run_blocks, Audio, MAX_STATE_BYTES};
 
 mod blocks;
 mod reference;
