@@ -37,18 +37,16 @@ impl Biquad {
         10.0 * mag2.log10()
     }
 
-    /// Filter `x` in place (transposed direct form II, f64 state).
-    pub fn run(&self, x: &mut [f64]) {
+    /// Filter one sample (transposed direct form II); `state` is the
+    /// section's memory, zero before the first sample. Per sample so the
+    /// memory can be carried from one block of an utterance to the next.
+    pub fn step(&self, input: f64, state: &mut [f64; 2]) -> f64 {
         let [b0, b1, b2] = self.b;
         let [_, a1, a2] = self.a;
-        let (mut s1, mut s2) = (0.0f64, 0.0f64);
-        for v in x.iter_mut() {
-            let input = *v;
-            let y = b0 * input + s1;
-            s1 = b1 * input - a1 * y + s2;
-            s2 = b2 * input - a2 * y;
-            *v = y;
-        }
+        let y = b0 * input + state[0];
+        state[0] = b1 * input - a1 * y + state[1];
+        state[1] = b2 * input - a2 * y;
+        y
     }
 }
 

@@ -1,29 +1,44 @@
 //! `loudness`: normalizes an utterance to a target integrated loudness
-//! (ITU-R BS.1770-4 / EBU R128), under a true-peak ceiling.
+//! (ITU-R BS.1770-4 / EBU R128), under a true-peak ceiling. A two-pass
+//! block stage: pass 0 measures the utterance block by block, pass 1
+//! applies what the measurement decided.
 //!
-//! 1. Measure the gated integrated loudness (K-weighting derived for the
-//!    actual sample rate, 400 ms blocks every 100 ms, −70 LUFS absolute and
-//!    −10 LU relative gates, surround channels weighted 1.41).
+//! 1. Measure (pass 0) the gated integrated loudness (K-weighting derived
+//!    for the actual sample rate, 400 ms blocks every 100 ms, −70 LUFS
+//!    absolute and −10 LU relative gates, surround channels weighted 1.41)
+//!    and the true peak (4× oversampling, BS.1770 Annex 2). The gates need
+//!    every 400 ms block of the utterance, which a histogram of block
+//!    loudness in 0.01 LU bins holds in bounded space (see `integrated`).
 //! 2. Gain = target − measured, capped at `max_gain_db`. The target is
 //!    `target_lufs` plus the style's `volume` (dB), kept in −80..=−5 LUFS:
 //!    "speak softly" (volume −6) ends 6 LU below plain speech. The stage
 //!    declares that it applies `volume`.
-//! 3. Measure the true peak (4× oversampling, BS.1770 Annex 2). If the peak
-//!    after the gain stays under `true_peak_dbtp`, the output is the input
-//!    times that one gain (nothing else touches it).
-//! 4. Otherwise, with `limiter = true` (the default), apply the full gain
-//!    and run a look-ahead true-peak limiter (5 ms linear attack ramp, 80 ms
-//!    exponential release, all channels linked, no added latency), then
-//!    re-measure and add make-up gain until the output is within ±0.1 LU of
-//!    the target (see the `limiter` module). Needed because speech is peaky:
-//!    espeak-ng speech has a peak-to-loudness ratio of ~18.6 dB, so a single
-//!    gain under a −1 dBTP ceiling stops near −19.3 LUFS instead of −16.
+//! 3. If the true peak after the gain stays under `true_peak_dbtp`, pass 1
+//!    multiplies by that one gain (nothing else touches the audio).
+//! 4. Otherwise, with `limiter = true` (the default), pass 1 applies the
+//!    full gain plus a make-up gain and runs a look-ahead true-peak limiter
+//!    (5 ms linear attack ramp, 80 ms exponential release, all channels
+//!    linked; see the `limiter` module), which brings the output within
+//!    ±0.1 LU of the target. Needed because speech is peaky: espeak-ng
+//!    speech has a peak-to-loudness ratio of ~18.6 dB, so a single gain
+//!    under a −1 dBTP ceiling stops near −19.3 LUFS instead of −16. The
+//!    make-up gain is found in pass 0, which runs the limiter at a grid of
+//!    thresholds while it measures (see the `makeup` module). The limiter
+//!    holds back its look-ahead (5 ms and six frames) and returns it with
+//!    the last block: the output is as long as the input.
 //!    With `limiter = false` the gain is lowered until the true peak sits
 //!    exactly on the ceiling: quieter than the target, but a pure gain.
 //!
 //! Audio with undefined loudness — shorter than one 400 ms block, or digital
 //! silence / everything below −70 LUFS — is returned unchanged (logged at
-//! info level). Not streamable: the gain depends on the whole utterance.
+//! info level). The gain depends on the whole utterance, so in a streamed
+//! response each sentence is normalized on its own.
+//!
+//! What the stage carries from one block to the next depends on the rate,
+//! the channels and the config, never on the utterance's length: tens of
+//! KiB for speech at 22.05 kHz, well under the 1 MiB limit in the worst
+//! case (192 kHz, eight channels, `max_gain_db` = 60; measured in the
+//! tests).
 //!
 //! ```toml
 //! [stages.config]
@@ -44,7 +59,9 @@ mod input;
 mod integrated;
 mod kweight;
 mod limiter;
+mod makeup;
 mod settings;
+mod stage;
 mod true_peak;
 
 pub use input::{MAX_RATE, MIN_RATE};
@@ -52,7 +69,7 @@ pub use kweight::{k_weighting, Biquad};
 pub use settings::Settings;
 
 use voxpipe_plugin_audio::{
-    log, Audio, AudioStage, ChunkPosition, Config, Context, PluginInfo, StageError,
+    AudioStage, Block, BlockOutput, Config, Context, PluginInfo, StageError,
 };
 
 /// Gated integrated loudness in LUFS of interleaved `samples`, or `None`
@@ -122,6 +139,14 @@ pub fn plan_gain(loudness_lufs: f64, peak_dbtp: f64, settings: &Settings) -> Gai
     plan
 }
 
+/// The configured target moved by the style's volume (dB = LU), kept in
+/// −80..=−5 LUFS: louder than −5 LUFS cannot stay under a true-peak
+/// ceiling with speech's peak-to-loudness ratio.
+pub fn target_with_volume(target_lufs: f64, ctx: &Context) -> f64 {
+    let volume = ctx.style.as_ref().and_then(|s| s.volume).unwrap_or(0.0);
+    (target_lufs + f64::from(volume)).clamp(-80.0, -5.0)
+}
+
 pub struct Loudness;
 
 impl AudioStage for Loudness {
@@ -132,100 +157,36 @@ impl AudioStage for Loudness {
             "Normalizes integrated loudness (BS.1770-4 / EBU R128) plus the style's volume under a true-peak ceiling",
         )
         .applies(&["volume"])
+        .two_pass()
     }
 
     fn check_config(config: &Config) -> Result<(), StageError> {
         Settings::from_config(config).map(|_| ())
     }
 
-    fn process(
+    fn process_block(
         ctx: &Context,
         config: &Config,
-        mut audio: Audio,
-        _position: ChunkPosition,
-    ) -> Result<Audio, StageError> {
+        block: Block,
+    ) -> Result<BlockOutput, StageError> {
         let mut settings = Settings::from_config(config)?;
         settings.target_lufs = target_with_volume(settings.target_lufs, ctx);
+        let Block {
+            audio,
+            position,
+            state,
+        } = block;
         if let Some(why) = input::problem(&audio.samples, audio.channels, audio.sample_rate) {
             return Err(StageError::InvalidInput(why));
         }
-        let channels = usize::from(audio.channels);
-        let Some(loudness) = integrated::integrated(&audio.samples, channels, audio.sample_rate)
-        else {
-            log::info("loudness: undefined (shorter than 400 ms or silent); audio left unchanged");
-            return Ok(audio);
-        };
-        // With the limiter on, measure the per-frame peaks it needs right
-        // away: their maximum is exactly the true peak, so this saves a pass.
-        let frame_peaks = settings
-            .limiter
-            .then(|| true_peak::frame_peaks(&audio.samples, channels));
-        let peak = true_peak::to_db(match &frame_peaks {
-            Some(p) => p.iter().copied().fold(0.0, f64::max),
-            None => true_peak::true_peak_linear(&audio.samples, channels),
-        });
-        let plan = plan_gain(loudness, peak, &settings);
-        if let (Some(peaks), Limit::TruePeak) = (&frame_peaks, plan.limit) {
-            return Ok(limited(audio, peaks, loudness, peak, &settings));
+        match position.pass {
+            0 => stage::measure(audio, position.last, &state, &settings),
+            1 => stage::apply(audio, position.last, &state),
+            pass => Err(StageError::InvalidInput(format!(
+                "pass {pass} of a stage that has two (0 and 1)"
+            ))),
         }
-        log::info(&format!(
-            "loudness: measured {loudness:.2} LUFS, true peak {peak:.2} dBTP; gain {:+.2} dB ({:?})",
-            plan.gain_db, plan.limit
-        ));
-        let factor = 10f64.powf(plan.gain_db / 20.0);
-        for s in &mut audio.samples {
-            // The ceiling is at most 0 dBTP, so the clamp never engages; it
-            // only guards the [-1, 1] contract against rounding.
-            *s = ((f64::from(*s) * factor) as f32).clamp(-1.0, 1.0);
-        }
-        Ok(audio)
     }
-}
-
-/// The configured target moved by the style's volume (dB = LU), kept in
-/// −80..=−5 LUFS: louder than −5 LUFS cannot stay under a true-peak
-/// ceiling with speech's peak-to-loudness ratio.
-pub fn target_with_volume(target_lufs: f64, ctx: &Context) -> f64 {
-    let volume = ctx.style.as_ref().and_then(|s| s.volume).unwrap_or(0.0);
-    (target_lufs + f64::from(volume)).clamp(-80.0, -5.0)
-}
-
-/// The limiter path of `process`: the gain the ceiling would have cut
-/// (target, or `max_gain_db`), then the limiter and make-up rounds.
-fn limited(
-    mut audio: Audio,
-    peaks: &[f64],
-    loudness: f64,
-    peak: f64,
-    settings: &Settings,
-) -> Audio {
-    // The plan without the ceiling: peak −inf never exceeds it.
-    let free = plan_gain(loudness, f64::NEG_INFINITY, settings);
-    let channels = usize::from(audio.channels);
-    let (samples, out) = limiter::limit(
-        &audio.samples,
-        peaks,
-        channels,
-        audio.sample_rate,
-        free.gain_db,
-        loudness + free.gain_db,
-        settings,
-    );
-    log::info(&format!(
-        "loudness: measured {loudness:.2} LUFS, true peak {peak:.2} dBTP; gain {:+.2} dB ({:?}) \
-         with limiter: max gain reduction {:.2} dB, {} pass(es), trim {:+.3} dB; \
-         output {} LUFS, {:.2} dBTP",
-        out.gain_db,
-        free.limit,
-        out.max_reduction_db,
-        out.passes,
-        out.trim_db,
-        out.loudness_lufs
-            .map_or_else(|| "undefined".to_string(), |l| format!("{l:.2}")),
-        out.peak_dbtp,
-    ));
-    audio.samples = samples;
-    audio
 }
 
 voxpipe_plugin_audio::export!(Loudness);

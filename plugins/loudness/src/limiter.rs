@@ -1,5 +1,4 @@
-//! Look-ahead true-peak limiter: the gain envelope and the loop that brings
-//! the limited signal back onto the loudness target.
+//! Look-ahead true-peak limiter, run frame by frame.
 //!
 //! Why a limiter: speech is peaky. espeak-ng speech has a peak-to-loudness
 //! ratio of ~18.6 dB, so at −16 LUFS its true peak would be near +2.6 dBTP;
@@ -8,16 +7,13 @@
 //! so turning just them down costs almost no loudness and is inaudible when
 //! the gain moves smoothly.
 //!
-//! The whole utterance is in memory, so the envelope is computed with
-//! look-ahead over the buffer and applied *aligned* to the signal: no
-//! latency, output length unchanged.
-//!
 //! Envelope (per frame, all channels linked so the stereo image holds):
 //! 1. required gain `r[n] = min(1, threshold / peak[n])`, `peak` being the
-//!    frame's 4× oversampled true peak (see `true_peak::frame_peaks`);
+//!    frame's 4× oversampled true peak ([`Lookahead`]);
 //! 2. forward moving minimum over `L + 1` frames (`L` = look-ahead, 5 ms):
 //!    `m[n] = min(r[n ..= n + L])`, so the gain is already down `L` frames
-//!    before a peak;
+//!    before a peak. `r` falls as the peak rises, so this is the required
+//!    gain of the largest peak in the window, which [`Lookahead`] tracks;
 //! 3. release: `h[n] = min(m[n], 1 − (1 − h[n−1])·a)`, an exponential
 //!    return towards unity (time constant [`RELEASE_SECONDS`]);
 //! 4. moving average over `L + 1` frames: `g[n] = mean(h[n − L ..= n])`.
@@ -29,8 +25,20 @@
 //!
 //! A consequence of (4) worth testing: one frame to the next the gain moves
 //! by at most `(1 − min g) / (L + 1)`, i.e. there is never a gain step.
+//!
+//! The gain of frame `n` needs the peaks up to frame `n + L`, and the peak
+//! of a frame needs the interpolator's window six frames later, so the
+//! limiter holds back `L + 6` frames (5 ms and a few samples): it returns
+//! them with the utterance's last block, which keeps the output as long as
+//! the input. What it carries from block to block (the frames held back,
+//! their peaks, the interpolator's and the envelope's memory) is bounded by
+//! the look-ahead, not by the length of the utterance.
 
-use crate::Settings;
+use crate::integrated::{bounded_len, malformed, sized};
+use crate::true_peak::{Interpolator, TAPS};
+use std::collections::VecDeque;
+use voxpipe_plugin_audio::state::{Reader, Writer};
+use voxpipe_plugin_audio::StageError;
 
 /// Look-ahead (and attack ramp) length. 5 ms is below the ~10 ms where
 /// pre-echo of the gain ramp becomes audible, and long enough that the ramp
@@ -44,15 +52,10 @@ pub(crate) const RELEASE_SECONDS: f64 = 0.08;
 /// Detector threshold below the ceiling. The envelope is computed from the
 /// true peak of the *unlimited* signal; multiplying by a slowly varying
 /// gain shifts the interpolated peaks very slightly, so aim a hair low.
-/// The final true-peak check catches whatever is left.
 pub(crate) const MARGIN_DB: f64 = 0.1;
-/// Make-up rounds after the first limiting pass.
-pub(crate) const MAX_ROUNDS: usize = 4;
-/// Least loudness (dB) a make-up round must gain per dB of extra gain to
-/// be kept; also the smallest slope the secant step assumes.
-pub(crate) const MIN_SLOPE: f64 = 0.3;
-/// Accept the result once this close to the target (LU).
-pub(crate) const TOLERANCE_LU: f64 = 0.1;
+/// Frames between an input frame and the interpolator window that settles
+/// its true peak (the window's largest taps weigh the frames 5 and 6 back).
+const SETTLE: u64 = 6;
 
 /// Look-ahead in frames for `rate` (at least 1).
 pub(crate) fn lookahead_frames(rate: u32) -> usize {
@@ -64,211 +67,273 @@ pub(crate) fn release_coefficient(rate: u32) -> f64 {
     (-1.0 / (RELEASE_SECONDS * f64::from(rate))).exp()
 }
 
-/// Gain envelope (linear, in (0, 1]) that keeps every `peaks[n]` at or below
-/// `threshold` (see the module comment for the four steps). `peaks` are
-/// linear per-frame peaks, `threshold > 0`, `lookahead ≥ 1`,
-/// `0 ≤ release < 1`. All ones when nothing exceeds the threshold.
-pub(crate) fn gain_envelope(
-    peaks: &[f64],
-    threshold: f64,
-    lookahead: usize,
-    release: f64,
-) -> Vec<f64> {
-    let n = peaks.len();
-    if n == 0 {
-        return Vec::new();
+/// Gain that brings a peak of `peak` down to `threshold` (1 if it is not
+/// above it).
+pub(crate) fn required(peak: f64, threshold: f64) -> f64 {
+    if peak > threshold {
+        threshold / peak
+    } else {
+        1.0
     }
-    let required: Vec<f64> = peaks
-        .iter()
-        .map(|&p| if p > threshold { threshold / p } else { 1.0 })
-        .collect();
-
-    // (2) Forward moving minimum with a monotonic deque (O(n)), scanning
-    // backwards so the window [i, i + L] is "what comes next".
-    let mut held = vec![1.0f64; n];
-    let mut deque = std::collections::VecDeque::with_capacity(lookahead + 1);
-    for i in (0..n).rev() {
-        while deque
-            .back()
-            .is_some_and(|&j: &usize| required[j] >= required[i])
-        {
-            deque.pop_back();
-        }
-        deque.push_back(i);
-        while deque.front().is_some_and(|&j| j > i + lookahead) {
-            deque.pop_front();
-        }
-        held[i] = deque.front().map_or(1.0, |&j| required[j]);
-    }
-
-    // (3) Exponential release towards 1.
-    let mut prev = 1.0f64;
-    for h in held.iter_mut() {
-        let released = 1.0 - (1.0 - prev) * release;
-        *h = h.min(released);
-        prev = *h;
-    }
-
-    // (4) Moving average over [i − L, i]; frames before 0 count as held[0].
-    let width = (lookahead + 1) as f64;
-    let mut sum = held[0] * width;
-    let mut out = Vec::with_capacity(n);
-    for i in 0..n {
-        let leaving = if i > lookahead {
-            held[i - lookahead - 1]
-        } else {
-            held[0]
-        };
-        // i = 0: the window is held[0] (L + 1 times), already summed.
-        if i > 0 {
-            sum += held[i] - leaving;
-        }
-        // Never above 1 (rounding of the running sum) nor above the
-        // required gain's bound by more than rounding.
-        out.push((sum / width).min(1.0));
-    }
-    out
 }
 
-/// The limiter's result, for the log line and the tests.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Outcome {
-    /// Static gain applied before the limiter, dB (make-up included).
-    pub gain_db: f64,
-    /// Largest gain reduction of the envelope, dB (≥ 0).
-    pub max_reduction_db: f64,
-    /// Final trim applied after the true-peak check, dB (≤ 0; usually 0).
-    pub trim_db: f64,
-    /// Limiting passes run (1 + make-up rounds).
-    pub passes: usize,
-    /// Loudness of the output, LUFS (`None` cannot happen for audio whose
-    /// loudness was defined, but is not unwrapped).
-    pub loudness_lufs: Option<f64>,
-    /// True peak of the output, dBTP.
-    pub peak_dbtp: f64,
-}
-
-/// Apply `gain_db` to validated interleaved `samples` (whose per-frame
-/// true peaks, from `true_peak::frame_peaks`, are `peaks`), limit the true
-/// peak to `settings.true_peak_dbtp`, and re-apply make-up gain until the output loudness
-/// is within [`TOLERANCE_LU`] of `goal_lufs` (the loudness the plain gain
-/// would have given: the target, or less when `max_gain_db` capped it).
+/// The limiter's detector: takes frames one at a time and gives each one
+/// back, once the peaks of the `L` frames after it are known, with the
+/// largest true peak of the window `[n, n + L]` (all channels linked).
 ///
-/// Make-up: the limiter costs a little loudness, so after each pass the
-/// static gain is raised by the shortfall divided by the observed slope
-/// (loudness gained per dB of gain, a secant over the last two passes,
-/// clamped to [`MIN_SLOPE`]..=1), never above `settings.max_gain_db`. At
-/// most [`MAX_ROUNDS`] make-up rounds. A round is kept only if it is closer
-/// to the goal and, if it raised the gain, the loudness rose by at least
-/// [`MIN_SLOPE`] dB per dB; otherwise the loop stops with the previous pass
-/// (so a signal whose loudness *is* its peaks ends up at the ceiling, below
-/// the target, as without the limiter, instead of being crushed).
-///
-/// The final word is the true-peak meter on the output: should the margin
-/// not have covered the interpolation error, the output is scaled down by
-/// the excess (a hair: it lowers the loudness by the same amount, which is
-/// reported in [`Outcome::loudness_lufs`]).
-pub(crate) fn limit(
-    samples: &[f32],
-    peaks: &[f64],
+/// A frame's peak is the largest of |sample| over its channels and the
+/// interpolated values on either side of it (between frames `n − 1` and
+/// `n`, and `n` and `n + 1`): each interpolator window credits the two
+/// frames its largest taps weigh, so the largest peak is the true peak.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Lookahead {
     channels: usize,
-    rate: u32,
-    gain_db: f64,
-    goal_lufs: f64,
-    settings: &Settings,
-) -> (Vec<f32>, Outcome) {
-    use crate::{integrated::integrated, true_peak};
+    lookahead: usize,
+    interpolator: Interpolator,
+    /// Frames taken so far.
+    taken: u64,
+    /// Frames given back so far.
+    given: u64,
+    /// Samples of the frames taken and not yet given back, frame-major.
+    samples: VecDeque<f32>,
+    /// Peaks of the same frames; the last [`SETTLE`] may still grow.
+    peaks: VecDeque<f64>,
+    /// Settled frames whose peak may still be the largest of a later
+    /// window: (frame, peak), peaks decreasing from the front.
+    maxima: VecDeque<(u64, f64)>,
+    /// The largest settled peak: the true peak so far.
+    peak: f64,
+}
 
-    let (ceiling_dbtp, max_gain_db) = (settings.true_peak_dbtp, settings.max_gain_db);
-    let lookahead = lookahead_frames(rate);
-    let release = release_coefficient(rate);
-    let threshold = 10f64.powf((ceiling_dbtp - MARGIN_DB) / 20.0);
-
-    // One limiting pass at static gain `g` dB: output and max reduction.
-    let render = |g: f64| -> (Vec<f32>, f64) {
-        let factor = 10f64.powf(g / 20.0);
-        // factor·peak > threshold  ⇔  peak > threshold / factor.
-        let env = gain_envelope(peaks, threshold / factor, lookahead, release);
-        let out = samples
-            .chunks_exact(channels)
-            .zip(&env)
-            .flat_map(|(frame, &e)| {
-                frame
-                    .iter()
-                    .map(move |&s| ((f64::from(s) * factor * e) as f32).clamp(-1.0, 1.0))
-            })
-            .collect();
-        let min = env.iter().copied().fold(1.0f64, f64::min);
-        (out, -true_peak::to_db(min).min(0.0))
-    };
-
-    let mut g = gain_db;
-    let mut prev: Option<(f64, f64)> = None; // (gain, loudness) of the last pass
-                                             // (error, output, gain, reduction, loudness) of the pass kept so far.
-    let mut best: Option<(f64, Vec<f32>, f64, f64, f64)> = None;
-    let mut passes = 0;
-    for _ in 0..=MAX_ROUNDS {
-        passes += 1;
-        let (out, reduction) = render(g);
-        let Some(l) = integrated(&out, channels, rate) else {
-            break;
-        };
-        let err = (l - goal_lufs).abs();
-        if let Some((b_err, _, b_g, _, b_l)) = &best {
-            // Keep a pass only if it is closer to the goal and, when it
-            // raised the gain, bought at least MIN_SLOPE dB of loudness per
-            // dB: past that the gain only feeds the limiter (audio whose
-            // loudness *is* its peaks, like a click train or a full-scale
-            // square), which would turn it into a brick-wall compressor
-            // for nothing.
-            let worth = g <= *b_g || l - b_l >= MIN_SLOPE * (g - b_g);
-            if err >= *b_err || !worth {
-                break;
-            }
+impl Lookahead {
+    pub(crate) fn new(channels: usize, rate: u32) -> Self {
+        Lookahead {
+            channels,
+            lookahead: lookahead_frames(rate),
+            interpolator: Interpolator::new(channels),
+            taken: 0,
+            given: 0,
+            samples: VecDeque::new(),
+            peaks: VecDeque::new(),
+            maxima: VecDeque::new(),
+            peak: 0.0,
         }
-        best = Some((err, out, g, reduction, l));
-        if err <= TOLERANCE_LU {
-            break;
-        }
-        let slope = match prev {
-            Some((pg, pl)) if (g - pg).abs() > 1e-9 => ((l - pl) / (g - pg)).clamp(MIN_SLOPE, 1.0),
-            _ => 1.0,
-        };
-        let next = (g + (goal_lufs - l) / slope).min(max_gain_db);
-        if (next - g).abs() < 1e-6 {
-            break; // capped by max_gain_db: no further progress possible
-        }
-        prev = Some((g, l));
-        g = next;
     }
-    // `best` is None only if the loudness of the output were undefined,
-    // which a gain cannot cause for audio that had one; render anyway.
-    let (_, mut out, g, reduction, loudness) = best.unwrap_or_else(|| {
-        let (out, r) = render(gain_db);
-        (0.0, out, gain_db, r, f64::NAN)
-    });
 
-    let mut peak = true_peak::to_db(true_peak::true_peak_linear(&out, channels));
-    let mut trim_db = 0.0;
-    if peak > ceiling_dbtp {
-        trim_db = ceiling_dbtp - peak;
-        let factor = 10f64.powf(trim_db / 20.0);
-        for s in &mut out {
-            *s = (f64::from(*s) * factor) as f32;
-        }
-        peak = true_peak::to_db(true_peak::true_peak_linear(&out, channels));
+    /// The true peak (linear) of the frames settled so far: of the whole
+    /// signal after [`Lookahead::finish`].
+    pub(crate) fn peak(&self) -> f64 {
+        self.peak
     }
-    // A static trim shifts the loudness by exactly its gain: no re-measure.
-    let loudness_lufs = Some(loudness + trim_db).filter(|l| l.is_finite());
-    (
-        out,
-        Outcome {
-            gain_db: g,
-            max_reduction_db: reduction,
-            trim_db,
-            passes,
-            loudness_lufs,
-            peak_dbtp: peak,
-        },
-    )
+
+    /// Frames given back so far.
+    pub(crate) fn given(&self) -> u64 {
+        self.given
+    }
+
+    /// Take one frame; `give` gets every frame that this one lets go, with
+    /// its window's largest peak.
+    pub(crate) fn take(&mut self, frame: &[f32], give: &mut impl FnMut(&[f32], f64)) {
+        let sample_peak = frame.iter().fold(0.0f64, |m, &s| m.max(f64::from(s).abs()));
+        self.samples.extend(frame);
+        self.peaks.push_back(sample_peak);
+        let window = self.taken;
+        self.taken += 1;
+        let v = self.interpolator.push(frame);
+        self.credit(window, v);
+        if window >= SETTLE {
+            self.settle(window - SETTLE, give);
+        }
+    }
+
+    /// The signal has ended: run the interpolator past its end and give
+    /// back every frame still held, the windows cut at the last frame.
+    pub(crate) fn finish(&mut self, give: &mut impl FnMut(&[f32], f64)) {
+        if self.taken == 0 {
+            return;
+        }
+        for window in self.taken..self.taken + TAPS as u64 - 1 {
+            let v = self.interpolator.push_silence();
+            self.credit(window, v);
+        }
+        for frame in self.taken.saturating_sub(SETTLE)..self.taken {
+            self.settle(frame, give);
+        }
+        while self.given < self.taken {
+            self.give(give);
+        }
+    }
+
+    /// Credit the value `v` of interpolator window `window` (its newest
+    /// input frame) to the frames its largest taps weigh; windows past the
+    /// end credit the last frame.
+    fn credit(&mut self, window: u64, v: f64) {
+        for frame in [
+            window.saturating_sub(SETTLE),
+            window.saturating_sub(SETTLE - 1),
+        ] {
+            let i = (frame.min(self.taken - 1) - self.given) as usize;
+            self.peaks[i] = self.peaks[i].max(v);
+        }
+    }
+
+    /// Frame `frame`'s peak is final: it may be the largest of the windows
+    /// of the frames `frame − L ..= frame`, and completes the first one.
+    fn settle(&mut self, frame: u64, give: &mut impl FnMut(&[f32], f64)) {
+        let p = self.peaks[(frame - self.given) as usize];
+        self.peak = self.peak.max(p);
+        while self.maxima.back().is_some_and(|&(_, q)| q <= p) {
+            self.maxima.pop_back();
+        }
+        self.maxima.push_back((frame, p));
+        if frame >= self.lookahead as u64 {
+            self.give(give);
+        }
+    }
+
+    /// Give back the oldest frame held, with the largest settled peak of
+    /// its window.
+    fn give(&mut self, give: &mut impl FnMut(&[f32], f64)) {
+        let n = self.given;
+        while self.maxima.front().is_some_and(|&(f, _)| f < n) {
+            self.maxima.pop_front();
+        }
+        let largest = self.maxima.front().map_or(0.0, |&(_, p)| p);
+        let frame: Vec<f32> = self.samples.drain(..self.channels).collect();
+        self.peaks.pop_front();
+        self.given += 1;
+        give(&frame, largest);
+    }
+
+    pub(crate) fn write(&self, mut w: Writer) -> Writer {
+        let samples: Vec<f32> = self.samples.iter().copied().collect();
+        let peaks: Vec<f64> = self.peaks.iter().copied().collect();
+        w = w
+            .u64(self.taken)
+            .u64(self.given)
+            .f64(self.peak)
+            .f64s(self.interpolator.history())
+            .f32s(&samples)
+            .f64s(&peaks)
+            .u64(self.maxima.len() as u64);
+        for &(frame, p) in &self.maxima {
+            w = w.u64(frame).f64(p);
+        }
+        w
+    }
+
+    pub(crate) fn read(r: &mut Reader, channels: usize, rate: u32) -> Result<Self, StageError> {
+        let mut l = Lookahead::new(channels, rate);
+        l.taken = r.u64()?;
+        l.given = r.u64()?;
+        l.peak = r.f64()?;
+        l.interpolator = Interpolator::with_history(channels, r.f64s()?)?;
+        // Held back: at most the look-ahead and the frames not yet settled.
+        let held = l
+            .taken
+            .checked_sub(l.given)
+            .ok_or_else(|| malformed("limiter"))?;
+        if held > (l.lookahead as u64 + SETTLE) {
+            return Err(malformed("limiter"));
+        }
+        l.samples = sized(r.f32s()?, held as usize * channels, "held samples")?.into();
+        l.peaks = sized(r.f64s()?, held as usize, "held peaks")?.into();
+        for _ in 0..bounded_len(r, l.lookahead + SETTLE as usize + 1, "limiter")? {
+            l.maxima.push_back((r.u64()?, r.f64()?));
+        }
+        Ok(l)
+    }
+}
+
+/// Steps 3 and 4 of the envelope: release and moving average, one frame at
+/// a time.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Envelope {
+    release: f64,
+    /// `L + 1`.
+    width: usize,
+    /// `h` of the previous frame.
+    prev: f64,
+    /// The last `L + 1` values of `h`, a ring; empty before the first frame.
+    held: Vec<f64>,
+    /// Where the ring's oldest value is.
+    next: usize,
+    /// Σ of the ring, kept running as a whole-buffer moving average would
+    /// (same additions in the same order, so the same roundings).
+    sum: f64,
+}
+
+impl Envelope {
+    pub(crate) fn new(rate: u32) -> Self {
+        Envelope {
+            release: release_coefficient(rate),
+            width: lookahead_frames(rate) + 1,
+            prev: 1.0,
+            held: Vec::new(),
+            next: 0,
+            sum: 0.0,
+        }
+    }
+
+    /// An envelope that has seen only frames needing no reduction.
+    pub(crate) fn at_rest(rate: u32) -> Self {
+        let new = Envelope::new(rate);
+        Envelope {
+            held: vec![1.0; new.width],
+            sum: new.width as f64,
+            ..new
+        }
+    }
+
+    /// Whether any frame so far needed a reduction (else the envelope is
+    /// [`Envelope::at_rest`], or new).
+    pub(crate) fn moved(&self) -> bool {
+        self.prev < 1.0
+    }
+
+    /// Whether it has seen a frame.
+    pub(crate) fn started(&self) -> bool {
+        !self.held.is_empty()
+    }
+
+    /// The gain of the next frame, whose window's largest required gain
+    /// (step 2) is `m`.
+    pub(crate) fn gain(&mut self, m: f64) -> f64 {
+        let width = self.width;
+        let h = m.min(1.0 - (1.0 - self.prev) * self.release);
+        self.prev = h;
+        if self.held.is_empty() {
+            // The frames before the first count as the first.
+            self.held = vec![h; width];
+            self.sum = h * width as f64;
+        } else {
+            self.sum += h - self.held[self.next];
+            self.held[self.next] = h;
+        }
+        self.next += 1;
+        if self.next == width {
+            self.next = 0;
+        }
+        // Never above 1 (rounding of the running sum).
+        (self.sum / width as f64).min(1.0)
+    }
+
+    pub(crate) fn write(&self, w: Writer) -> Writer {
+        w.f64(self.prev)
+            .f64(self.sum)
+            .u64(self.next as u64)
+            .f64s(&self.held)
+    }
+
+    pub(crate) fn read(r: &mut Reader, rate: u32) -> Result<Self, StageError> {
+        let mut e = Envelope::new(rate);
+        e.prev = r.f64()?;
+        e.sum = r.f64()?;
+        e.next = r.u64()? as usize;
+        e.held = r.f64s()?;
+        if !(e.held.is_empty() || e.held.len() == e.width) || e.next >= e.width {
+            return Err(malformed("limiter envelope"));
+        }
+        Ok(e)
+    }
 }

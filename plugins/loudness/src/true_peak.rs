@@ -2,15 +2,22 @@
 //! the published 48-tap (4 phases × 12 taps) polyphase interpolator, then
 //! the largest absolute value.
 //!
+//! The interpolator runs frame by frame with its last `TAPS − 1` inputs
+//! per channel carried along, so a signal cut into blocks gives exactly the
+//! values the whole signal would.
+//!
 //! The Annex designs the filter for 48 kHz; we use it at every rate (its
 //! response is defined relative to the sample rate, and 4× is at least what
 //! the Annex asks for below 96 kHz). The result is additionally never below
 //! the sample peak, so it can only over-read, never under-read, which is the
 //! safe side for a ceiling.
 
+use crate::integrated::sized;
+use voxpipe_plugin_audio::StageError;
+
 /// The Annex 2 coefficients, phase by phase. Phase `p` interpolates the
 /// point `p/4` of a sample period; tap `k` multiplies the input `x[n - k]`.
-const PHASES: [[f64; 12]; 4] = [
+pub(crate) const PHASES: [[f64; 12]; 4] = [
     [
         0.0017089843750,
         0.0109863281250,
@@ -69,69 +76,80 @@ const PHASES: [[f64; 12]; 4] = [
     ],
 ];
 
-const TAPS: usize = 12;
+pub(crate) const TAPS: usize = 12;
 
 /// Linear true peak of interleaved `samples` with `channels` channels
 /// (validated by the caller: `channels > 0`, all samples finite). 0.0 for
 /// empty input.
 pub(crate) fn true_peak_linear(samples: &[f32], channels: usize) -> f64 {
+    let mut interpolator = Interpolator::new(channels);
     let mut peak = samples
         .iter()
         .fold(0.0f64, |m, &s| m.max(f64::from(s).abs()));
-    interpolate(samples, channels, |_, v| peak = peak.max(v));
+    for frame in samples.chunks_exact(channels) {
+        peak = peak.max(interpolator.push(frame));
+    }
+    for _ in 0..TAPS - 1 {
+        peak = peak.max(interpolator.push_silence());
+    }
     peak
 }
 
-/// Per-frame true peak, all channels linked: entry `m` is the largest of
-/// |sample| over the channels of frame `m` and the interpolated values on
-/// either side of it (between frames `m − 1` and `m`, and `m` and `m + 1`).
-/// The limiter uses it as its detector; its maximum equals
-/// [`true_peak_linear`] (every interpolated value lands on some frame).
-pub(crate) fn frame_peaks(samples: &[f32], channels: usize) -> Vec<f64> {
-    let mut peaks: Vec<f64> = samples
-        .chunks_exact(channels)
-        .map(|f| f.iter().fold(0.0f64, |m, &s| m.max(f64::from(s).abs())))
-        .collect();
-    let frames = peaks.len();
-    if frames == 0 {
-        return peaks;
-    }
-    interpolate(samples, channels, |w, v| {
-        // Window `w` ends at frame w; its four phases interpolate between
-        // frames w − 6 and w − 5 (the largest taps sit at k = 6 and k = 5).
-        // Credit both neighbours, clamped to the signal.
-        for m in [w.saturating_sub(6), w.saturating_sub(5)] {
-            let slot = &mut peaks[m.min(frames - 1)];
-            *slot = slot.max(v);
-        }
-    });
-    peaks
+/// The 4× interpolator over an interleaved signal fed one frame at a time.
+/// Before the first frame it has seen silence; after the last one, feed it
+/// `TAPS − 1` frames of silence ([`Interpolator::push_silence`]) so that
+/// the values around the last samples are seen too.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Interpolator {
+    channels: usize,
+    /// The last `TAPS − 1` inputs, per channel, oldest first.
+    history: Vec<f64>,
 }
 
-/// Run the 4× interpolator over every channel and call `sink(w, |y|)` for
-/// each interpolated value, `w` being the index of the newest input frame
-/// of the filter window (0 ..= frames + TAPS − 2).
-fn interpolate(samples: &[f32], channels: usize, mut sink: impl FnMut(usize, f64)) {
-    let frames = samples.len() / channels;
-    // One channel at a time, zero-padded on both sides by TAPS - 1 so the
-    // interpolated values around the first and last samples are seen too.
-    let mut padded = vec![0.0f64; frames + 2 * (TAPS - 1)];
-    for ch in 0..channels {
-        for (i, slot) in padded[TAPS - 1..TAPS - 1 + frames].iter_mut().enumerate() {
-            *slot = f64::from(samples[i * channels + ch]);
+impl Interpolator {
+    pub(crate) fn new(channels: usize) -> Self {
+        Interpolator {
+            channels,
+            history: vec![0.0; channels * (TAPS - 1)],
         }
-        for (w, window) in padded.windows(TAPS).enumerate() {
-            // window[TAPS - 1] is the newest input x[n], window[0] is x[n - 11].
-            let mut best = 0.0f64;
+    }
+
+    /// Take the next frame; returns the largest |interpolated value| over
+    /// the channels and the four phases of the window it completes, whose
+    /// largest taps weigh the frames 5 and 6 frames back.
+    pub(crate) fn push(&mut self, frame: &[f32]) -> f64 {
+        let mut best = 0.0f64;
+        for (&s, history) in frame.iter().zip(self.history.chunks_exact_mut(TAPS - 1)) {
+            let newest = f64::from(s);
+            // Tap `k` multiplies x[n − k]: the newest input, then the
+            // history from the newest end.
             for phase in &PHASES {
-                let mut acc = 0.0;
-                for (k, c) in phase.iter().enumerate() {
-                    acc += c * window[TAPS - 1 - k];
+                let mut acc = phase[0] * newest;
+                for (c, x) in phase[1..].iter().zip(history.iter().rev()) {
+                    acc += c * x;
                 }
                 best = best.max(acc.abs());
             }
-            sink(w, best);
+            history.copy_within(1.., 0);
+            history[TAPS - 2] = newest;
         }
+        best
+    }
+
+    /// Take a frame of silence past the end of the signal.
+    pub(crate) fn push_silence(&mut self) -> f64 {
+        self.push(&vec![0.0; self.channels])
+    }
+
+    pub(crate) fn history(&self) -> &[f64] {
+        &self.history
+    }
+
+    pub(crate) fn with_history(channels: usize, history: Vec<f64>) -> Result<Self, StageError> {
+        Ok(Interpolator {
+            channels,
+            history: sized(history, channels * (TAPS - 1), "interpolator history")?,
+        })
     }
 }
 

@@ -19,6 +19,10 @@
 use super::*;
 use serde_json::json;
 use std::f64::consts::PI;
+use voxpipe_plugin_audio::{drive::run_blocks, Audio, MAX_STATE_BYTES};
+
+mod blocks;
+mod reference;
 
 fn db(x: f64) -> f64 {
     10f64.powf(x / 20.0)
@@ -68,10 +72,17 @@ fn audio(rate: u32, channels: u16, samples: Vec<f32>) -> Audio {
     }
 }
 
+/// The stage over `a` the way the host runs it: blocks of ten seconds.
 fn run(config: serde_json::Value, a: Audio) -> Result<Audio, StageError> {
+    let frames = a.sample_rate as usize * 10;
+    run_at(config, a, frames)
+}
+
+/// The stage over `a` in blocks of `block_frames` frames.
+fn run_at(config: serde_json::Value, a: Audio, block_frames: usize) -> Result<Audio, StageError> {
     let c = Config::from_value(config).unwrap();
     Loudness::check_config(&c)?;
-    Loudness::process(&Context::default(), &c, a, ChunkPosition::WHOLE)
+    run_blocks::<Loudness>(&Context::default(), &c, &a, block_frames)
 }
 
 /// K-weighting power gain (dB) at `freq` for `rate`.
@@ -552,14 +563,14 @@ fn config_is_checked_key_by_key() {
     // process refuses a bad config too (it may be called without a check).
     let c = Config::from_value(json!({"target_lufs": 100})).unwrap();
     let a = audio(22050, 1, vec![0.0; 10]);
-    assert!(Loudness::process(&Context::default(), &c, a, ChunkPosition::WHOLE).is_err());
+    assert!(run_blocks::<Loudness>(&Context::default(), &c, &a, 22050).is_err());
 }
 
 #[test]
-fn info_says_not_streamable_and_applies_volume() {
+fn info_says_two_passes_and_applies_volume() {
     let info = Loudness::info();
     assert_eq!(info.name, "loudness");
-    assert!(!info.streamable);
+    assert_eq!(info.passes, voxpipe_plugin_audio::Passes::Two);
     assert_eq!(info.applies, vec!["volume".to_string()]);
 }
 
@@ -578,7 +589,7 @@ fn style_volume_moves_the_target() {
             ..Default::default()
         };
         let a = audio(rate, 1, speechy(rate, 4.0, 0.3));
-        let out = Loudness::process(&ctx, &c, a, ChunkPosition::WHOLE).unwrap();
+        let out = run_blocks::<Loudness>(&ctx, &c, &a, 22050 * 10).unwrap();
         integrated_lufs(&out.samples, 1, rate).unwrap()
     };
     let plain = with(None);
@@ -798,17 +809,38 @@ fn extreme_inputs_stay_finite_in_range_and_under_the_ceiling() {
     }
 }
 
+/// The limiter's envelope for per-frame `peaks` at `rate` (which sets the
+/// look-ahead and release), run frame by frame as the stage runs it: the
+/// window maxima by brute force, then [`limiter::Envelope`].
+fn envelope(peaks: &[f64], threshold: f64, rate: u32) -> Vec<f64> {
+    let lookahead = limiter::lookahead_frames(rate);
+    let mut e = limiter::Envelope::new(rate);
+    (0..peaks.len())
+        .map(|n| {
+            let window = &peaks[n..(n + lookahead + 1).min(peaks.len())];
+            let largest = window.iter().copied().fold(0.0, f64::max);
+            e.gain(limiter::required(largest, threshold))
+        })
+        .collect()
+}
+
 #[test]
 fn envelope_is_smooth_and_keeps_peaks_under_the_threshold() {
-    let (lookahead, release) = (110, limiter::release_coefficient(22050));
+    let rate = 22050;
+    let (lookahead, release) = (110, limiter::release_coefficient(rate));
+    assert_eq!(limiter::lookahead_frames(rate), lookahead);
     // Random peaks, some far above the threshold.
     let peaks: Vec<f64> = lcg(3)
         .take(20_000)
         .map(|r| if r > 0.995 { 4.0 * r } else { 0.5 * r })
         .collect();
     let threshold = 0.8;
-    let env = limiter::gain_envelope(&peaks, threshold, lookahead, release);
-    assert_eq!(env.len(), peaks.len());
+    let env = envelope(&peaks, threshold, rate);
+    // Exactly what the whole-utterance limiter computed.
+    assert_eq!(
+        env,
+        reference::gain_envelope(&peaks, threshold, lookahead, release)
+    );
     let min = env.iter().copied().fold(1.0, f64::min);
     let bound = (1.0 - min) / (lookahead + 1) as f64 + 1e-12;
     let step = env
@@ -825,7 +857,7 @@ fn envelope_is_smooth_and_keeps_peaks_under_the_threshold() {
     // before it, sits at threshold/peak on it, and recovers afterwards.
     let mut peaks = vec![0.1; 12_000];
     peaks[1000] = 1.6;
-    let env = limiter::gain_envelope(&peaks, threshold, lookahead, release);
+    let env = envelope(&peaks, threshold, rate);
     assert_eq!(env[1000 - lookahead - 1], 1.0);
     assert!((env[1000] - 0.5).abs() < 1e-12, "{}", env[1000]);
     assert!(env[1000 - lookahead / 2] < 1.0 && env[1000 - lookahead / 2] > 0.5);
@@ -844,19 +876,23 @@ fn envelope_is_smooth_and_keeps_peaks_under_the_threshold() {
         env[k]
     );
     assert!(env[11_999] > 0.99, "released: {}", env[11_999]);
-    // Nothing above the threshold: all ones; empty stays empty.
-    assert!(limiter::gain_envelope(&[0.5; 100], threshold, 5, release)
+    // Nothing above the threshold: all ones.
+    assert!(envelope(&[0.5; 100], threshold, rate)
         .iter()
         .all(|&g| g == 1.0));
-    assert!(limiter::gain_envelope(&[], threshold, 5, release).is_empty());
     // A peak on the very first frame is handled too (no ramp from 1).
-    let env = limiter::gain_envelope(&[2.0, 0.1, 0.1], 1.0, 5, release);
+    let env = envelope(&[2.0, 0.1, 0.1], 1.0, rate);
     assert!(env[0] <= 0.5 + 1e-12, "{env:?}");
 }
 
+/// The detector gives every frame back with the largest true peak of its
+/// look-ahead window, exactly as the whole-utterance limiter's per-frame
+/// peaks and forward window had it, whatever the block boundaries; and the
+/// largest of them is the true-peak meter's reading.
 #[test]
-fn frame_peaks_agree_with_the_true_peak_meter() {
+fn detector_agrees_with_the_whole_utterance_peaks() {
     let rate = 22050;
+    let lookahead = limiter::lookahead_frames(rate);
     for (s, ch) in [
         (peaky(rate, 1.0), 1usize),
         (
@@ -867,12 +903,33 @@ fn frame_peaks_agree_with_the_true_peak_meter() {
         ),
         (vec![0.0, 0.0, 0.9], 1),
     ] {
-        let frames = true_peak::frame_peaks(&s, ch);
-        assert_eq!(frames.len(), s.len() / ch);
-        let max = frames.iter().copied().fold(0.0, f64::max);
-        assert_eq!(max, true_peak::true_peak_linear(&s, ch));
+        let frames = reference::frame_peaks(&s, ch);
+        let want: Vec<f64> = (0..frames.len())
+            .map(|n| {
+                let window = &frames[n..(n + lookahead + 1).min(frames.len())];
+                window.iter().copied().fold(0.0, f64::max)
+            })
+            .collect();
+        for block in [1, 7, 4097, s.len()] {
+            let mut d = limiter::Lookahead::new(ch, rate);
+            let mut got = Vec::new();
+            let mut samples = Vec::new();
+            let mut give = |f: &[f32], p: f64| {
+                samples.extend_from_slice(f);
+                got.push(p);
+            };
+            for chunk in s.chunks(block * ch) {
+                for frame in chunk.chunks_exact(ch) {
+                    d.take(frame, &mut give);
+                }
+            }
+            d.finish(&mut give);
+            assert_eq!(got, want, "block {block}");
+            assert_eq!(samples, s, "block {block}");
+            assert_eq!(d.peak(), reference::true_peak_linear(&s, ch));
+            assert_eq!(d.peak(), true_peak::true_peak_linear(&s, ch));
+        }
     }
-    assert!(true_peak::frame_peaks(&[], 1).is_empty());
 }
 
 #[test]
