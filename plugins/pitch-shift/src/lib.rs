@@ -18,16 +18,20 @@
 //! independently. A total shift of 0 (below 1 cent) with tempo 1 returns
 //! every block untouched, bit for bit, carrying nothing.
 //!
-//! Blocks: one pass. Each block's output lags its input by the vocoder's
-//! frame and the resampler's reach (about one frame, 46 ms at 22.05 kHz);
-//! the held-back audio comes out with the `last` block, so the utterance's
-//! output has the same length, and the same samples bit for bit, as the
-//! whole-utterance algorithm of 0.2 gave. The state carries, per channel,
-//! the vocoder's previous spectra, the input its next frames read and the
-//! overlap-add sums still open (each under one frame), and the resampler's
-//! position and the input within its reach: about 20 KiB per channel at
-//! 22.05 kHz, 80 KiB at 96 kHz, whatever the utterance's length (the limit
-//! is 1 MiB; 8 channels at 96 kHz take about 660 KiB).
+//! Blocks: one pass. A block's output lags its input by about half a frame
+//! times `1 + tempo / pitch` plus a hop (the vocoder waits for the input
+//! its frames read, and for the frames that overlap a sample) and the
+//! resampler's reach: at 22.05 kHz 33 ms at +12 semitones, 63 ms at −12,
+//! 111 ms at −12 with tempo 2, 1.5 ms where pitch and tempo cancel (pure
+//! resampling). What is held back comes out with the `last` block, so the
+//! utterance's output has the same length, and the same samples bit for
+//! bit, as the whole-utterance algorithm before blocks gave. The state
+//! carries, per channel, the vocoder's previous analysis and synthesis
+//! spectra, the input its next frames read and the overlap-add sums still
+//! open (each under one frame), and the resampler's next position and the
+//! input within its reach: about 20 KB per channel at 22.05 kHz (frame
+//! 1024) and 80 KB at 96 kHz (frame 4096), whatever the utterance's length,
+//! so 8 channels at 96 kHz stay under 660 KB of the 1 MiB allowed.
 //!
 //! ```toml
 //! [stages.config]

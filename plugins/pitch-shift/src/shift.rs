@@ -49,7 +49,7 @@ impl Shifter {
         let pitch = shift.pitch_ratio();
         let tempo = shift.tempo;
         let alpha = pitch / tempo;
-        let pitch_only = (pitch - 1.0).abs() < 1e-12;
+        let tempo_only = (pitch - 1.0).abs() < 1e-12;
         let stretcher = if (alpha - 1.0).abs() < 1e-12 {
             None
         } else {
@@ -59,7 +59,7 @@ impl Shifter {
             pitch,
             tempo,
             stretcher,
-            resampler: (!pitch_only).then(|| Resampler::new(pitch)),
+            resampler: (!tempo_only).then(|| Resampler::new(pitch)),
         })
     }
 
@@ -73,8 +73,9 @@ impl Shifter {
         }
     }
 
-    /// Stretched samples the resampler is given for `frames` input frames:
-    /// it reads up to `reach` (< 64) samples past its last position.
+    /// Stretched samples for `frames` input frames: the output itself when
+    /// only the tempo changes, else what the resampler reads, which is up to
+    /// its `reach` (< 64) samples past its last position.
     fn stretched_len(&self, frames: u64) -> u64 {
         let out_len = self.out_len(frames);
         if self.resampler.is_none() {
@@ -108,35 +109,18 @@ impl Shifter {
         let start = out.len();
         let out_len = self.out_len(frames);
         let stretched_len = self.stretched_len(frames);
-        match (&mut self.stretcher, &self.resampler, state) {
-            (
-                Some(v),
-                Some(r),
-                ChannelState {
-                    stretch: Some(vs),
-                    resample: Some(rs),
-                },
-            ) => {
-                let mut stretched = Vec::new();
+        // `start` and `read` give a channel the parts its shifter has.
+        let mut stretched = Vec::new();
+        let input = match (&mut self.stretcher, &mut state.stretch) {
+            (Some(v), Some(vs)) => {
                 v.push(vs, input, stretched_len, last, &mut stretched);
-                r.push(rs, &stretched, out_len, last, out);
+                &stretched[..]
             }
-            (
-                Some(v),
-                None,
-                ChannelState {
-                    stretch: Some(vs), ..
-                },
-            ) => v.push(vs, input, out_len, last, out),
-            (
-                None,
-                Some(r),
-                ChannelState {
-                    resample: Some(rs), ..
-                },
-            ) => r.push(rs, input, out_len, last, out),
-            // `start` and `read` make the state match the shifter.
-            _ => unreachable!("a channel state of another shift"),
+            _ => input,
+        };
+        match (&self.resampler, &mut state.resample) {
+            (Some(r), Some(rs)) => r.push(rs, input, out_len, last, out),
+            _ => out.extend_from_slice(input),
         }
         // Overlap-add and the resampler's ripple can overshoot slightly; the
         // contract is samples in [-1, 1].

@@ -182,10 +182,10 @@ impl Stretcher {
             self.add_frame(state, &mut scratch);
         }
 
-        // The limit is a lower bound of the output's length before the last
-        // call; it never holds back a finished sample there (the frames lag
-        // the input by more than the resampler's margin), so `sum` stays
-        // under a frame.
+        // Before the last call the limit is the length the input so far
+        // would give, which the final samples never reach: they lag the
+        // input's stretch by about a frame. So nothing final is held back
+        // and `sum` stays under a frame.
         let done = self.complete(state).min(limit);
         let count = done.saturating_sub(state.pending_from) as usize;
         out.extend(

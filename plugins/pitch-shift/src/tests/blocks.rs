@@ -103,12 +103,15 @@ fn shifts() -> Vec<serde_json::Value> {
 #[test]
 fn matches_the_reference_at_host_and_odd_block_sizes() {
     let ctx = ctx_with_pitch(None);
-    for secs in [3.0, 21.5] {
-        let audio = speech(secs, SR, 1);
-        let host = (MAX_BLOCK_SECONDS * SR) as usize;
-        for cfg in shifts() {
-            check(&ctx, &cfg, &audio, &[host, SR as usize, 4097]);
-        }
+    let host = (MAX_BLOCK_SECONDS * SR) as usize;
+    let audio = speech(3.0, SR, 1);
+    for cfg in shifts() {
+        check(&ctx, &cfg, &audio, &[host, SR as usize, 4097]);
+    }
+    // Three host blocks, the last one short.
+    let audio = speech(21.5, SR, 1);
+    for cfg in [json!({ "semitones": 12 }), json!({ "tempo": 0.8 })] {
+        check(&ctx, &cfg, &audio, &[host, 4097]);
     }
 }
 
@@ -117,26 +120,19 @@ fn matches_the_reference_over_a_minute() {
     let ctx = ctx_with_pitch(None);
     let audio = speech(61.0, SR, 1);
     let host = (MAX_BLOCK_SECONDS * SR) as usize;
-    for cfg in [
-        json!({ "semitones": 12 }),
-        json!({ "semitones": -3 }),
-        json!({ "tempo": 1.25, "semitones": -3 }),
-    ] {
-        check(&ctx, &cfg, &audio, &[host, 4097]);
-    }
+    check(&ctx, &json!({ "semitones": -12 }), &audio, &[host, 4097]);
 }
 
 #[test]
 fn matches_the_reference_one_frame_at_a_time() {
     let ctx = ctx_with_pitch(None);
-    let audio = speech(0.3, SR, 1);
+    let audio = speech(0.1, SR, 1);
     for cfg in [
-        json!({ "semitones": 12 }),
         json!({ "semitones": -3 }),
         json!({ "tempo": 0.8 }),
         json!({ "tempo": 2.0, "semitones": 12 }),
     ] {
-        check(&ctx, &cfg, &audio, &[1, 2, 255]);
+        check(&ctx, &cfg, &audio, &[1, 255]);
     }
 }
 
@@ -150,7 +146,7 @@ fn matches_the_reference_with_a_style_channels_and_other_rates() {
         &[4097],
     );
     for (sr, channels) in [(44_100, 2), (8000, 1), (96_000, 3)] {
-        let audio = speech(2.5, sr, channels);
+        let audio = speech(1.0, sr, channels);
         for cfg in [json!({ "semitones": -12 }), json!({ "tempo": 1.5 })] {
             check(&ctx_with_pitch(None), &cfg, &audio, &[sr as usize, 4097]);
         }
@@ -223,14 +219,14 @@ fn the_state_stays_under_its_bound_with_8_channels_at_96_khz() {
     // the most: squeezing by 4 (the smallest synthesis hop, so the longest
     // open sums) and +12 (the resampler's longest reach).
     let sr = 96_000;
-    let audio = speech(3.0, sr, 8);
+    let audio = speech(0.6, sr, 8);
     for cfg in [
         json!({ "semitones": -12, "tempo": 2.0 }),
         json!({ "semitones": 12, "tempo": 0.5 }),
         json!({ "semitones": 12 }),
     ] {
         let total = (audio.samples.len() / 8) as u64;
-        let (out, sizes) = run_long(&cfg, sr, 8, total, sr as u64, |offset, frames| {
+        let (out, sizes) = run_long(&cfg, sr, 8, total, sr as u64 / 4, |offset, frames| {
             audio.samples[offset as usize * 8..(offset + frames) as usize * 8].to_vec()
         });
         let largest = sizes.into_iter().max().unwrap();
