@@ -1,4 +1,5 @@
-//! Band-limited resampling with a Kaiser-windowed sinc kernel.
+//! Band-limited resampling with a Kaiser-windowed sinc kernel, run as a
+//! stream.
 //!
 //! Reading a signal at positions `i·step` changes its playback rate by
 //! `step`, which is what turns the vocoder's time stretch into a pitch
@@ -7,6 +8,16 @@
 //! the band. The kernel is tabulated once per call and interpolated
 //! linearly, so each output sample costs ~`2·ZEROS/cutoff` multiply-adds and
 //! no transcendental functions.
+//!
+//! Streaming: output `i` reads the input within `reach` samples of
+//! `i·step`, so it is computed as soon as that input has arrived, and the
+//! input behind the next output's reach is dropped. The carried
+//! [`ResampleState`] is the next output's index and under `2·reach` input
+//! samples; pieces of any size give the same samples as the whole, bit for
+//! bit.
+
+use voxpipe_plugin_audio::state::{Reader, Writer};
+use voxpipe_plugin_audio::StageError;
 
 /// Zero crossings of the sinc on each side of the centre.
 const ZEROS: usize = 16;
@@ -55,45 +66,135 @@ fn kernel_table() -> Vec<f32> {
     table
 }
 
-/// `out[i] = Σ_j x[j]·h(i·step − j)` for `i < out_len`, with the input taken
-/// as zero outside its bounds. `step` must be finite and positive.
-pub fn resample(input: &[f32], step: f64, out_len: usize) -> Vec<f32> {
-    let table = kernel_table();
-    let cutoff = PASS * (1.0 / step).min(1.0);
-    // Kernel support in input samples on each side.
-    let reach = (ZEROS as f64 / cutoff).ceil() as i64;
-    // Table position per input sample of distance.
-    let scale = (cutoff * RES as f64) as f32;
-    let limit = (ZEROS * RES) as f32;
-    let gain = cutoff as f32;
-    let len = input.len() as i64;
+/// The fixed part of a resampling by `step`: the tabulated kernel and its
+/// scale, rebuilt on every call and shared by the channels. Computes
+/// `out[i] = Σ_j x[j]·h(i·step − j)`, the input taken as zero outside its
+/// bounds.
+pub struct Resampler {
+    step: f64,
+    table: Vec<f32>,
+    /// Kernel support in input samples on each side.
+    reach: i64,
+    /// Table position per input sample of distance.
+    scale: f32,
+    limit: f32,
+    gain: f32,
+}
 
-    (0..out_len)
-        .map(|i| {
-            let pos = i as f64 * step;
+/// What a resampling carries from one call to the next, per channel.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ResampleState {
+    /// Index of the next output sample.
+    next: u64,
+    /// Input from index `held_from` on: what the next outputs still read.
+    held_from: u64,
+    held: Vec<f32>,
+}
+
+impl Resampler {
+    /// Reading at `step` (finite and positive) input samples per output.
+    pub fn new(step: f64) -> Resampler {
+        let cutoff = PASS * (1.0 / step).min(1.0);
+        Resampler {
+            step,
+            table: kernel_table(),
+            reach: (ZEROS as f64 / cutoff).ceil() as i64,
+            scale: (cutoff * RES as f64) as f32,
+            limit: (ZEROS * RES) as f32,
+            gain: cutoff as f32,
+        }
+    }
+
+    /// Input samples the next outputs may still read, at most: the input
+    /// within `reach` of the next output, plus one step.
+    fn max_held(&self) -> usize {
+        2 * self.reach as usize + self.step.ceil() as usize
+    }
+
+    /// Feed the next `input` samples and append to `out` every output whose
+    /// input has arrived, up to `limit` outputs in all. On the `last` call
+    /// the input ends (zero beyond) and the output is completed to exactly
+    /// `limit` samples.
+    pub fn push(
+        &self,
+        state: &mut ResampleState,
+        input: &[f32],
+        limit: u64,
+        last: bool,
+        out: &mut Vec<f32>,
+    ) {
+        state.held.extend_from_slice(input);
+        let from = state.held_from as i64;
+        let end = from + state.held.len() as i64;
+        while state.next < limit {
+            let pos = state.next as f64 * self.step;
             let centre = pos.floor() as i64;
+            if !last && centre + self.reach >= end {
+                break;
+            }
             let frac = (pos - centre as f64) as f32;
-            let lo = (centre - reach + 1).max(0);
-            let hi = (centre + reach).min(len - 1);
+            let lo = (centre - self.reach + 1).max(0);
+            let hi = (centre + self.reach).min(end - 1);
             let mut acc = 0.0f32;
             for j in lo..=hi {
-                let d = ((j - centre) as f32 - frac).abs() * scale;
-                if d >= limit {
+                let d = ((j - centre) as f32 - frac).abs() * self.scale;
+                if d >= self.limit {
                     continue;
                 }
                 let m = d as usize;
                 let f = d - m as f32;
-                let h = table[m] + (table[m + 1] - table[m]) * f;
-                acc += input[j as usize] * h;
+                let h = self.table[m] + (self.table[m + 1] - self.table[m]) * f;
+                acc += state.held[(j - from) as usize] * h;
             }
-            acc * gain
-        })
-        .collect()
+            out.push(acc * self.gain);
+            state.next += 1;
+        }
+        // Input before the next output's reach is never read again.
+        let next_lo = (state.next as f64 * self.step).floor() as i64 - self.reach + 1;
+        let unused = (next_lo - from).clamp(0, state.held.len() as i64);
+        state.held.drain(..unused as usize);
+        state.held_from += unused as u64;
+    }
+}
+
+impl ResampleState {
+    /// Append the state to `w` (see [`ResampleState::read`]).
+    pub fn write(&self, w: Writer) -> Writer {
+        w.u64(self.next).u64(self.held_from).f32s(&self.held)
+    }
+
+    /// Read a state written by [`ResampleState::write`] for `resampler`.
+    pub fn read(r: &mut Reader, resampler: &Resampler) -> Result<ResampleState, StageError> {
+        let state = ResampleState {
+            next: r.u64()?,
+            held_from: r.u64()?,
+            held: r.f32s()?,
+        };
+        if state.held.len() > resampler.max_held() {
+            return Err(StageError::PluginFault(
+                "the carried resampler state holds more input than it reads".into(),
+            ));
+        }
+        Ok(state)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Resample `input` whole (one push, the last) to `out_len` samples.
+    fn resample(input: &[f32], step: f64, out_len: usize) -> Vec<f32> {
+        let mut out = Vec::new();
+        Resampler::new(step).push(
+            &mut ResampleState::default(),
+            input,
+            out_len as u64,
+            true,
+            &mut out,
+        );
+        out
+    }
 
     #[test]
     fn the_kernel_is_one_at_zero_and_zero_at_the_crossings() {
@@ -116,5 +217,37 @@ mod tests {
             let peak = mid.iter().fold(0.0f32, |m, v| m.max(v.abs()));
             assert!((peak - 1.0).abs() < 0.01, "step {step}: peak {peak}");
         }
+    }
+
+    #[test]
+    fn pieces_of_any_size_give_the_same_samples_and_a_bounded_state() {
+        let x: Vec<f32> = (0..5000).map(|i| (i as f32 * 0.37).sin() * 0.5).collect();
+        for step in [0.5, 1.189, 2.0] {
+            let r = Resampler::new(step);
+            let total = (x.len() as f64 / step) as u64;
+            let whole = resample(&x, step, total as usize);
+            for piece in [1, 3, 64, 1000] {
+                let mut state = ResampleState::default();
+                let mut out = Vec::new();
+                let chunks: Vec<&[f32]> = x.chunks(piece).collect();
+                for (i, c) in chunks.iter().enumerate() {
+                    let last = i + 1 == chunks.len();
+                    r.push(&mut state, c, total, last, &mut out);
+                    assert!(state.held.len() <= r.max_held());
+                }
+                assert_eq!(out, whole, "step {step}, pieces of {piece}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_state_reads_back_as_written() {
+        let r = Resampler::new(1.5);
+        let mut state = ResampleState::default();
+        r.push(&mut state, &[0.5; 100], 1000, false, &mut Vec::new());
+        let bytes = state.write(Writer::new()).finish();
+        let mut reader = Reader::new(&bytes);
+        assert_eq!(ResampleState::read(&mut reader, &r).unwrap(), state);
+        reader.end().unwrap();
     }
 }

@@ -1,10 +1,15 @@
-//! Behaviour tests of the whole stage: pitch measured before and after,
-//! duration, amplitude, passthrough, channels, config and input checks.
+//! Behaviour tests of the whole stage, driven block by block as the host
+//! does: pitch measured before and after, duration, amplitude, passthrough,
+//! channels, config and input checks. `blocks` compares the block-driven
+//! output with the whole-utterance algorithm kept in `reference`.
 
 use super::*;
 use serde_json::json;
 use std::f64::consts::TAU;
-use voxpipe_plugin_audio::Style;
+use voxpipe_plugin_audio::{drive::run_blocks, Passes, Style, MAX_BLOCK_SECONDS};
+
+mod blocks;
+mod reference;
 
 const SR: u32 = 22050;
 
@@ -21,6 +26,12 @@ fn ctx_with_pitch(pitch: Option<f32>) -> Context {
         }),
         ..Context::default()
     }
+}
+
+/// Runs the stage over `audio` as the host does, in blocks of 10 s.
+fn run(ctx: &Context, config: &Config, audio: Audio) -> Result<Audio, StageError> {
+    let block = (MAX_BLOCK_SECONDS * audio.sample_rate) as usize;
+    run_blocks::<PitchShift>(ctx, config, &audio, block)
 }
 
 fn mono(samples: Vec<f32>, sample_rate: u32) -> Audio {
@@ -100,14 +111,9 @@ fn inner_rms(x: &[f32]) -> f64 {
 
 fn shift(samples: Vec<f32>, sr: u32, semitones: f32) -> Vec<f32> {
     let c = config(json!({ "semitones": semitones }));
-    PitchShift::process(
-        &ctx_with_pitch(None),
-        &c,
-        mono(samples, sr),
-        ChunkPosition::WHOLE,
-    )
-    .unwrap()
-    .samples
+    run(&ctx_with_pitch(None), &c, mono(samples, sr))
+        .unwrap()
+        .samples
 }
 
 fn assert_pitch(x: &[f32], sr: u32, expected: f64) {
@@ -178,11 +184,10 @@ fn zero_shift_is_a_bit_exact_passthrough() {
         (Some(0.004), json!({ "tempo": 1.0 })),
     ];
     for (style, cfg) in cases {
-        let out = PitchShift::process(
+        let out = run(
             &ctx_with_pitch(style),
             &config(cfg.clone()),
             mono(x.clone(), SR),
-            ChunkPosition::WHOLE,
         )
         .unwrap();
         let got: Vec<u32> = out.samples.iter().map(|v| v.to_bits()).collect();
@@ -307,7 +312,7 @@ fn stereo_channels_are_shifted_independently() {
         samples,
     };
     let c = config(json!({ "semitones": 12 }));
-    let out = PitchShift::process(&ctx_with_pitch(None), &c, audio, ChunkPosition::WHOLE).unwrap();
+    let out = run(&ctx_with_pitch(None), &c, audio).unwrap();
     assert_eq!(out.channels, 2);
     assert_eq!(out.samples.len(), 2 * l.len());
     let left: Vec<f32> = out.samples.iter().step_by(2).copied().collect();
@@ -321,32 +326,36 @@ fn stereo_channels_are_shifted_independently() {
 
 #[test]
 fn style_pitch_and_config_semitones_add_up() {
-    let run = |style: Option<f32>, cfg: serde_json::Value| {
-        let out = PitchShift::process(
+    let pitch_with = |style: Option<f32>, cfg: serde_json::Value| {
+        let out = run(
             &ctx_with_pitch(style),
             &config(cfg),
             mono(sine(220.0, 1.0, SR, 0.5), SR),
-            ChunkPosition::WHOLE,
         )
         .unwrap();
         pitch_of(&out.samples, SR)
     };
     let close = |got: f64, want: f64| (got / want - 1.0).abs() < 0.01;
-    assert!(close(run(Some(5.0), json!({ "semitones": 7 })), 440.0));
-    assert!(close(run(Some(-12.0), json!({})), 110.0));
     assert!(close(
-        run(Some(4.0), json!({ "semitones": -11 })),
+        pitch_with(Some(5.0), json!({ "semitones": 7 })),
+        440.0
+    ));
+    assert!(close(pitch_with(Some(-12.0), json!({})), 110.0));
+    assert!(close(
+        pitch_with(Some(4.0), json!({ "semitones": -11 })),
         semis(220.0, -7.0)
     ));
     // Beyond ±12 the total is clamped, not refused.
-    assert!(close(run(Some(10.0), json!({ "semitones": 12 })), 440.0));
-    assert!(close(run(Some(-30.0), json!({})), 110.0));
+    assert!(close(
+        pitch_with(Some(10.0), json!({ "semitones": 12 })),
+        440.0
+    ));
+    assert!(close(pitch_with(Some(-30.0), json!({})), 110.0));
     // A broken style is refused.
-    let err = PitchShift::process(
+    let err = run(
         &ctx_with_pitch(Some(f32::NAN)),
         &config(json!({})),
         mono(vec![0.0; 10], SR),
-        ChunkPosition::WHOLE,
     )
     .unwrap_err();
     assert!(matches!(err, StageError::InvalidInput(m) if m.contains("pitch")));
@@ -379,14 +388,8 @@ fn config_is_validated_naming_the_key() {
             matches!(&err, StageError::InvalidConfig(m) if m.contains(key)),
             "{c}: {err}"
         );
-        // process refuses the same config.
-        let err = PitchShift::process(
-            &ctx_with_pitch(None),
-            &config(c),
-            mono(vec![0.0; 4], SR),
-            ChunkPosition::WHOLE,
-        )
-        .unwrap_err();
+        // Processing refuses the same config.
+        let err = run(&ctx_with_pitch(None), &config(c), mono(vec![0.0; 4], SR)).unwrap_err();
         assert!(matches!(err, StageError::InvalidConfig(_)));
     }
 }
@@ -403,14 +406,9 @@ fn tempo_changes_duration_but_not_pitch() {
         (2.0, 12.0, 440.0),
     ] {
         let c = config(json!({ "tempo": tempo, "semitones": semitones }));
-        let out = PitchShift::process(
-            &ctx_with_pitch(None),
-            &c,
-            mono(x.clone(), SR),
-            ChunkPosition::WHOLE,
-        )
-        .unwrap()
-        .samples;
+        let out = run(&ctx_with_pitch(None), &c, mono(x.clone(), SR))
+            .unwrap()
+            .samples;
         assert_eq!(out.len(), (x.len() as f64 / tempo).round() as usize);
         assert_pitch(&out, SR, want);
         let db = 20.0 * (inner_rms(&out) / inner_rms(&x)).log10();
@@ -453,31 +451,20 @@ fn malformed_audio_is_refused() {
         },
     ];
     for audio in bad {
-        let err = PitchShift::process(
-            &ctx_with_pitch(None),
-            &c,
-            audio.clone(),
-            ChunkPosition::WHOLE,
-        )
-        .unwrap_err();
+        let err = run(&ctx_with_pitch(None), &c, audio.clone()).unwrap_err();
         assert!(matches!(err, StageError::InvalidInput(_)), "{audio:?}");
     }
     // Empty audio is fine.
-    let out = PitchShift::process(
-        &ctx_with_pitch(None),
-        &c,
-        mono(vec![], SR),
-        ChunkPosition::WHOLE,
-    )
-    .unwrap();
+    let out = run(&ctx_with_pitch(None), &c, mono(vec![], SR)).unwrap();
     assert!(out.samples.is_empty());
 }
 
 #[test]
-fn output_is_deterministic_and_the_stage_is_not_streamable() {
+fn output_is_deterministic_and_the_stage_is_one_pass() {
     let x = saw(130.0, 0.5, SR, 0.5);
     assert_eq!(shift(x.clone(), SR, 3.3), shift(x, SR, 3.3));
     let info = PitchShift::info();
-    assert!(!info.streamable);
+    assert_eq!(info.passes, Passes::One);
+    assert_eq!(info.applies, vec!["pitch".to_string()]);
     assert_eq!(info.name, "pitch-shift");
 }
