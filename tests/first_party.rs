@@ -8,8 +8,9 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
+use voxpipe::pipeline::blocks::run_alone;
 use voxpipe_plugin::{LoadedPlugin, PluginLimits, PluginRuntime, StageConfig};
-use voxpipe_types::{Audio, ChunkPosition, RequestContext, Style, StyleOutcome};
+use voxpipe_types::{Audio, AudioMode, BlockPosition, RequestContext, Style, StyleOutcome};
 
 fn ctx() -> RequestContext {
     RequestContext {
@@ -35,16 +36,33 @@ fn text(p: &LoadedPlugin, cfg: &StageConfig, input: &str) -> String {
         .unwrap_or_else(|e| panic!("{input:?}: {e}"))
 }
 
-fn audio(p: &LoadedPlugin, cfg: &StageConfig, ctx: &RequestContext, a: &Audio) -> Audio {
+/// One whole utterance through an audio plugin, driven block by block as a
+/// pipeline stage is.
+fn audio(p: &Arc<LoadedPlugin>, cfg: &StageConfig, ctx: &RequestContext, a: &Audio) -> Audio {
     p.check_config(&PluginLimits::default(), cfg).unwrap();
-    p.call_audio(
-        &PluginLimits::default(),
-        ctx,
-        cfg,
-        a.clone(),
-        ChunkPosition::WHOLE,
-    )
-    .unwrap()
+    run_alone(p.clone(), &PluginLimits::default(), cfg, ctx, a.clone()).unwrap()
+}
+
+/// Utterance `utterance` of a stream through a two-pass plugin, as one block
+/// per pass (as a stream's sentence shorter than a block is).
+fn sentence(p: &LoadedPlugin, cfg: &StageConfig, a: &Audio, utterance: u32) -> Audio {
+    let limits = PluginLimits::default();
+    let frames = (a.samples.len() / usize::from(a.channels)) as u64;
+    let at = |pass| BlockPosition {
+        utterance,
+        pass,
+        index: 0,
+        offset: 0,
+        last: true,
+        total_frames: (pass == 1).then_some(frames),
+    };
+    let (measured, state) = p
+        .call_block(&limits, &ctx(), cfg, a.clone(), at(0), &[])
+        .unwrap();
+    assert!(measured.samples.is_empty(), "no audio out of pass 0");
+    p.call_block(&limits, &ctx(), cfg, a.clone(), at(1), &state)
+        .unwrap()
+        .0
 }
 
 /// Real speech from espeak-ng (22.05 kHz mono), installed by .ci/setup.
@@ -123,12 +141,12 @@ fn loudness_hits_target_as_measured_by_pyloudnorm() {
 
 /// trim-fade on real speech: leading/trailing silence goes (down to the
 /// configured margin), the ends fade to exactly zero, and sentence chunks
-/// get the configured pause.
+/// after the first get the configured pause before them.
 #[test]
 fn trim_fade_trims_speech_and_pauses_between_sentences() {
     let runtime = common::runtime();
     let p = load(&runtime, "trim-fade");
-    assert!(p.streamable);
+    assert_eq!(p.mode, AudioMode::TwoPass);
     let dir = tempfile::tempdir().unwrap();
     let s = speech(dir.path());
     // Pad with 0.5 s of silence on both sides.
@@ -151,35 +169,15 @@ fn trim_fade_trims_speech_and_pauses_between_sentences() {
     assert_eq!(out.samples[0], 0.0);
     assert_eq!(*out.samples.last().unwrap(), 0.0);
 
-    // A first sentence chunk gets a 200 ms pause appended, the last none.
+    // In a stream each sentence is an utterance to a two-pass stage: every
+    // one after the first starts with the 200 ms pause, the first with none.
     let cfg = config("sentence_pause_ms = 200");
-    let first = p
-        .call_audio(
-            &PluginLimits::default(),
-            &ctx(),
-            &cfg,
-            s.clone(),
-            ChunkPosition {
-                index: 0,
-                last: false,
-            },
-        )
-        .unwrap();
-    let last = p
-        .call_audio(
-            &PluginLimits::default(),
-            &ctx(),
-            &cfg,
-            s.clone(),
-            ChunkPosition {
-                index: 1,
-                last: true,
-            },
-        )
-        .unwrap();
-    let tail = &first.samples[first.samples.len() - 4410..];
-    assert!(tail.iter().all(|v| *v == 0.0), "pause is silent");
-    assert!(first.samples.len() > last.samples.len());
+    let first = sentence(&p, &cfg, &s, 0);
+    let second = sentence(&p, &cfg, &s, 1);
+    let head = &second.samples[..4410];
+    assert!(head.iter().all(|v| *v == 0.0), "pause is silent");
+    assert_eq!(second.samples.len(), first.samples.len() + 4410);
+    assert_eq!(&second.samples[4410..], &first.samples[..], "same sentence after it");
     let err = p
         .check_config(&PluginLimits::default(), &config("threshold_db = 5"))
         .unwrap_err();
