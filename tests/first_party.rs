@@ -177,7 +177,11 @@ fn trim_fade_trims_speech_and_pauses_between_sentences() {
     let head = &second.samples[..4410];
     assert!(head.iter().all(|v| *v == 0.0), "pause is silent");
     assert_eq!(second.samples.len(), first.samples.len() + 4410);
-    assert_eq!(&second.samples[4410..], &first.samples[..], "same sentence after it");
+    assert_eq!(
+        &second.samples[4410..],
+        &first.samples[..],
+        "same sentence after it"
+    );
     let err = p
         .check_config(&PluginLimits::default(), &config("threshold_db = 5"))
         .unwrap_err();

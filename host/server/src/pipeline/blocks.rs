@@ -222,7 +222,11 @@ fn probe_signal(rate: u32, frames: usize) -> Audio {
     let samples = (0..frames)
         .map(|n| {
             if n % click_every == 0 {
-                return if (n / click_every) % 2 == 0 { 0.98 } else { -0.98 };
+                return if (n / click_every) % 2 == 0 {
+                    0.98
+                } else {
+                    -0.98
+                };
             }
             let t = n as f64 / r;
             let envelope = 0.5 + 0.5 * (std::f64::consts::TAU * 4.0 * t).sin();

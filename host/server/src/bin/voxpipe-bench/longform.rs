@@ -33,8 +33,10 @@ fn prose(chars: usize) -> String {
 }
 
 pub fn longform_bench(whole: &[usize], streams: &[usize]) -> anyhow::Result<()> {
-    let roomy =
-        std::env::temp_dir().join(format!("voxpipe-bench-longform-{}.toml", std::process::id()));
+    let roomy = std::env::temp_dir().join(format!(
+        "voxpipe-bench-longform-{}.toml",
+        std::process::id()
+    ));
     // Room for the slowest whole responses; a stream's deadline moves with it.
     std::fs::write(&roomy, "[limits]\nrequest_timeout_s = 900.0\n")?;
     let server = start_with(
@@ -49,7 +51,9 @@ pub fn longform_bench(whole: &[usize], streams: &[usize]) -> anyhow::Result<()> 
         "## Long-form through the default pipeline (joe, 22.05 kHz WAV; idle RSS {} MiB)\n",
         idle >> 20
     );
-    println!("Peak: the server's VmHWM during the request (reset before it) minus its RSS before.\n");
+    println!(
+        "Peak: the server's VmHWM during the request (reset before it) minus its RSS before.\n"
+    );
     println!("| mode | characters | speed | status | audio | wall | RTF | first audio | peak RSS above idle |");
     println!("|---|---:|---:|---|---:|---:|---:|---:|---:|");
     let mut runs: Vec<(bool, usize, f32)> = Vec::new();
@@ -66,8 +70,7 @@ pub fn longform_bench(whole: &[usize], streams: &[usize]) -> anyhow::Result<()> 
     }
     for (stream, chars, speed) in runs {
         let text = prose(chars);
-        let body =
-            serde_json::json!({"text": text, "speed": speed, "stream": stream}).to_string();
+        let body = serde_json::json!({"text": text, "speed": speed, "stream": stream}).to_string();
         reset_peak(&server)?;
         let before = status_bytes(&server, "VmRSS:")?;
         let started = Instant::now();

@@ -26,10 +26,10 @@
 //! listener next to wyoming-piper in one wyoming-bench run (see wyoming.rs).
 
 mod bounded;
-mod longform;
 mod conv;
 mod engine;
 mod http;
+mod longform;
 mod sandbox;
 mod telemetry;
 mod wyoming;
