@@ -10,7 +10,7 @@ wit_bindgen::generate!({
     generate_all,
 });
 
-use voxpipe::stages::types::StageKind;
+use voxpipe::stages::types::{Passes, StageKind};
 use wasi::clocks::monotonic_clock;
 use wasi::io::poll;
 
@@ -54,7 +54,7 @@ impl Guest for HostileWasi {
             version: env!("CARGO_PKG_VERSION").to_string(),
             kind: StageKind::Text,
             description: "Waits in WASI calls on purpose (tests only)".to_string(),
-            streamable: false,
+            passes: Passes::One,
             applies: Vec::new(),
         }
     }
