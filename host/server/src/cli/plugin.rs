@@ -11,7 +11,7 @@ use clap::Subcommand;
 
 use voxpipe::plugin_build::{build_workspace, Route};
 use voxpipe_plugin::{LoadedPlugin, PluginError, PluginLimits, StageConfig};
-use voxpipe_types::{ChunkPosition, RequestContext, StageKind};
+use voxpipe_types::{RequestContext, StageKind};
 
 use super::Cli;
 
@@ -306,12 +306,14 @@ impl PluginCommand {
                             bail!("audio stages need --output FILE.wav");
                         };
                         let audio = voxpipe_codec::wav::read(Path::new(input))?;
-                        let out = plugin.call_audio(
+                        // Driven block by block, one or two passes, as a
+                        // pipeline stage is (any WIT version).
+                        let out = voxpipe::pipeline::blocks::run_alone(
+                            plugin.clone(),
                             &limits,
-                            &ctx,
                             &config,
+                            &ctx,
                             audio,
-                            ChunkPosition::WHOLE,
                         )?;
                         voxpipe_codec::wav::write(output, &out)?;
                         eprintln!("wrote {} ({:.2} s)", output.display(), out.seconds());

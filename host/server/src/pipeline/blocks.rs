@@ -81,6 +81,8 @@ impl From<StageFailure> for ChainError {
     }
 }
 
+impl std::error::Error for ChainError {}
+
 impl std::fmt::Display for ChainError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -4,7 +4,7 @@
 //! them with `channels`, e.g. 40000), `stereo` (a real 2-channel copy),
 //! `ragged` (drops one sample of a stereo copy), `nan` (a NaN sample); and
 //! breaks the rules of blocks (WIT 0.3): `state-huge` (a state over 1 MiB),
-//! `grow` (six times its input out), `rate-flip` (another sample rate every
+//! `grow` (six times its input plus 11 s out), `rate-flip` (another sample rate every
 //! other block); `fail-after` fails (`plugin-fault`) on block `after` (a
 //! failure in the middle of a stream). `audit` checks what the host promises from block to block
 //! (index, offset, the state handed back, one last block) and fails with a
@@ -42,7 +42,11 @@ impl AudioStage for HostileAudio {
                 })
             }
             "grow" => {
+                // Six times the block plus 11 s: past "4 × input + 10 s"
+                // even for the shortest utterance.
+                let extra = 11 * audio.sample_rate as usize * usize::from(audio.channels);
                 audio.samples = audio.samples.repeat(6);
+                audio.samples.resize(audio.samples.len() + extra, 0.0);
             }
             "fail-after" => {
                 let after: u32 = config.get_or("after", 2)?;
