@@ -366,7 +366,12 @@ mod tests {
                 "invalid_input",
             ),
             (
-                TtsError::TextTooLong { chars: 9, limit: 5 }.into(),
+                TtsError::TextTooLong {
+                    chars: 9,
+                    limit: 5,
+                    streamed: false,
+                }
+                .into(),
                 413,
                 "text_too_long",
             ),
@@ -443,7 +448,11 @@ mod tests {
         });
         let mut tts = vec![
             TtsError::InvalidInput("x".into()),
-            TtsError::TextTooLong { chars: 2, limit: 1 },
+            TtsError::TextTooLong {
+                chars: 2,
+                limit: 1,
+                streamed: true,
+            },
             TtsError::RequestTooLarge("x".into()),
             TtsError::SentenceTooLong("x".into()),
             TtsError::StyleUnsupported("x".into()),

@@ -223,8 +223,8 @@ fn probe_signal(rate: u32, frames: usize) -> Audio {
     let click_every = (rate / 50).max(1) as usize;
     let samples = (0..frames)
         .map(|n| {
-            if n % click_every == 0 {
-                return if (n / click_every) % 2 == 0 {
+            if n.is_multiple_of(click_every) {
+                return if (n / click_every).is_multiple_of(2) {
                     0.98
                 } else {
                     -0.98

@@ -434,7 +434,7 @@ impl Runner<'_> {
                     )
                     .samples
                 };
-                let mut sentence_options = options[*p].clone();
+                let mut sentence_options = options[*p];
                 let mut bounded_by_whole = false;
                 if let Some((_, capacity)) = &whole_limit {
                     if streaming {
@@ -859,6 +859,7 @@ mod tests {
                 options: ServiceOptions {
                     default_pipeline: "bare".into(),
                     max_text_chars: 5000,
+                    max_stream_chars: 100_000,
                     request_timeout: Duration::from_secs(60),
                     max_call_phonemes: 400,
                     max_request_phonemes: 50_000,
