@@ -13,24 +13,6 @@ use std::path::{Path, PathBuf};
 use common::http::{default_pipelines, get, post_json, Server};
 use serde_json::json;
 
-/// A voices folder with joe and the Mandarin test voice.
-fn voices() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let root = common::root();
-    for (from, name) in [
-        ("voices", "en_US-joe-medium"),
-        ("tests/fixtures/voices", "test-zh"),
-    ] {
-        for ext in [".onnx", ".onnx.json"] {
-            let file = format!("{name}{ext}");
-            // Canonical: test-zh.onnx is itself a link to the shared weights.
-            let target = std::fs::canonicalize(root.join(from).join(&file)).unwrap();
-            std::os::unix::fs::symlink(target, dir.path().join(&file)).unwrap();
-        }
-    }
-    dir
-}
-
 /// The routes every Chinese test pipeline has: two dialects to the zh
 /// voice, then any other Chinese to it too.
 const ROUTES: &str = r#"
@@ -81,7 +63,7 @@ fn spoken_by(r: &common::http::Reply) -> String {
 
 #[test]
 fn styles_are_routed_honored_or_refused() {
-    let voices = voices();
+    let voices = common::voices_with_zh();
     let dir = default_pipelines();
     let d = dir.path();
     pipeline(d, "zh", TABLE_STYLE, LOUDNESS, "");
@@ -311,7 +293,7 @@ fn styles_are_routed_honored_or_refused() {
 /// `voxpipe pipeline check` refuses bad routes with file:line, all at once.
 #[test]
 fn bad_routes_are_refused_at_load_with_their_lines() {
-    let voices = voices();
+    let voices = common::voices_with_zh();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bad.toml");
     std::fs::write(

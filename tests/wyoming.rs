@@ -158,7 +158,7 @@ fn home_assistant_clients_and_hostile_bytes() {
     let config = dir.path().join("server.toml");
     std::fs::write(
         &config,
-        "[limits]\nmax_text_chars = 1000\n\
+        "[limits]\nmax_text_chars = 1000\nmax_stream_chars = 1100\n\
          [wyoming]\nidle_timeout_s = 2.0\nevent_timeout_s = 1.0\nmax_event_kib = 16\n\
          max_connections = 310\n",
     )
@@ -252,7 +252,16 @@ fn home_assistant_clients_and_hostile_bytes() {
         e["too_long"].as_str().unwrap().contains("at most 1000"),
         "{e}"
     );
-    assert!(e["ssml"].as_str().unwrap().contains("SSML"), "{e}");
+    assert!(e["ssml"].as_str().unwrap().contains("line 1"), "{e}");
+    assert!(
+        e["ssml_unsupported"].as_str().unwrap().contains("<audio>"),
+        "{e}"
+    );
+    let (plain, ssml) = (seconds(&e["after_errors"][0]), seconds(&e["ssml_audio"][0]));
+    assert!(
+        (ssml - plain - 2.0).abs() < 0.1,
+        "{plain} s, with a 2 s break {ssml} s"
+    );
     assert!(e["no_language"].as_str().unwrap().contains("de_DE"), "{e}");
     assert!(seconds(&e["after_errors"][0]) > 0.3, "{e}");
     assert!(e["missing_pipeline_description"]

@@ -215,3 +215,20 @@ pub fn pyloudnorm(files: &[PathBuf]) -> Vec<f64> {
         })
         .collect()
 }
+
+/// A voices folder with joe and the Mandarin test voice (links).
+pub fn voices_with_zh() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (from, name) in [
+        ("voices", "en_US-joe-medium"),
+        ("tests/fixtures/voices", "test-zh"),
+    ] {
+        for ext in [".onnx", ".onnx.json"] {
+            let file = format!("{name}{ext}");
+            // Canonical: test-zh.onnx is itself a link to the shared weights.
+            let target = std::fs::canonicalize(root().join(from).join(&file)).unwrap();
+            std::os::unix::fs::symlink(target, dir.path().join(&file)).unwrap();
+        }
+    }
+    dir
+}

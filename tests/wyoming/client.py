@@ -161,7 +161,10 @@ async def errors(port, unix):
             c, Synthesize("Hi.", SynthesizeVoice(name="test-multi-high", speaker="zed")).event(),
             "unknown_speaker")
         out["ssml"] = await expect_error(
-            c, Synthesize("<speak>Hi.</speak>", text_format="ssml").event(), "invalid_input")
+            c, Synthesize("<speak>Hi.</speak", text_format="ssml").event(), "invalid_ssml")
+        out["ssml_unsupported"] = await expect_error(
+            c, Synthesize("<speak><audio src='x'/>Hi.</speak>", text_format="ssml").event(),
+            "ssml_unsupported")
         out["no_text"] = await expect_error(c, Event("synthesize", {"voice": {}}), "invalid_input")
         out["chunk_outside"] = await expect_error(c, SynthesizeChunk("Hi.").event(), "invalid_input")
         # A stream whose text grows over the limit fails; its stop ends it quietly.
@@ -176,6 +179,10 @@ async def errors(port, unix):
         # Still usable after every refusal.
         await c.write_event(Synthesize("Still here.").event())
         out["after_errors"], _ = await audio(c)
+        # SSML in a whole synthesize: a two-second break makes it longer.
+        await c.write_event(Synthesize(
+            "<speak>Still here.<break time='2s'/></speak>", text_format="ssml").event())
+        out["ssml_audio"], _ = await audio(c)
     # A listener bound to a pipeline the server does not have.
     async with AsyncUnixClient(unix) as c:
         await c.write_event(Describe().event())

@@ -58,6 +58,8 @@ pub fn job_key(job: &Job, format: &str) -> [u8; 32] {
         &job.speed.to_string(),
         &job.sample_rate.unwrap_or(0).to_string(),
         &job.seed.to_string(),
+        // The same characters read as text or as SSML are different audio.
+        if job.ssml.is_some() { "ssml" } else { "text" },
         format,
     ])
 }

@@ -104,15 +104,17 @@ const fn doc(kind: &'static str, status: u16, when: &'static str) -> ErrorTypeDo
 pub const ERROR_TYPES: &[ErrorTypeDoc] = &[
     doc("invalid_json", 400, "The body is not valid JSON, a required field is missing, a field has the wrong type, or (`/v1/tts`) a field is unknown."),
     doc("unsupported_format", 400, "An unknown format name, `aac`, or a format that cannot be streamed (`flac`) with streaming."),
+    doc("invalid_ssml", 400, "`input_format` is `ssml` (or `input` starts with `<speak>` on `/v1/audio/speech`) and the document is not well-formed XML; the message gives line and column."),
     doc("unauthorized", 401, "Keys are configured and the `Authorization: Bearer` key is missing or not valid for this endpoint."),
     doc("unknown_pipeline", 404, "`pipeline` / `model` names no loaded pipeline."),
     doc("unknown_voice", 404, "`voice` is not in the voices folder."),
     doc("unknown_speaker", 404, "`speaker` is not a name or id of the voice."),
     doc("text_too_long", 413, "More characters than `max_text_chars`."),
-    doc("request_too_large", 413, "More phoneme ids than `max_request_phonemes`, or more estimated working memory than the server's whole budget."),
+    doc("request_too_large", 413, "More phoneme ids than `max_request_phonemes`, more estimated working memory than the server's whole budget, more audio than a whole-utterance (0.1/0.2) audio stage takes, or an SSML document over its caps (elements, nesting, total break time)."),
     doc("invalid_input", 422, "Empty text, a NUL character in a text field, `speed` / `sample_rate` / `language` out of range, a bad `stream_format`, or nothing to say once normalized."),
     doc("sentence_too_long", 422, "One model call would last longer than `max_sentence_seconds`."),
     doc("stage_invalid_input", 422, "A plugin stage refused this input (`error.stage` names it)."),
+    doc("ssml_unsupported", 422, "The SSML document uses an element, attribute or value outside the supported subset, has a DTD, or has no text; the message names it (docs/ssml.md)."),
     doc("style_unsupported", 422, "The pipeline refuses styles it cannot honor (`on_unhonored = \"refuse\"`) and the instruction asked for one."),
     doc("model_error", 500, "The voice model failed."),
     doc("encode_error", 500, "The pipeline's audio cannot be encoded as asked."),
@@ -333,9 +335,11 @@ fn synthesis_status(e: &TtsError) -> u16 {
         | TtsError::UnknownVoice { .. }
         | TtsError::UnknownSpeaker { .. } => 404,
         TtsError::TextTooLong { .. } | TtsError::RequestTooLarge(_) => 413,
+        TtsError::InvalidSsml(_) => 400,
         TtsError::InvalidInput(_)
         | TtsError::SentenceTooLong(_)
-        | TtsError::StyleUnsupported(_) => 422,
+        | TtsError::StyleUnsupported(_)
+        | TtsError::SsmlUnsupported(_) => 422,
         TtsError::Overloaded { .. } | TtsError::OutOfMemory(_) => 503,
         TtsError::Timeout(_) => 504,
         TtsError::Stage(f) => match &f.error {
@@ -456,6 +460,8 @@ mod tests {
             TtsError::RequestTooLarge("x".into()),
             TtsError::SentenceTooLong("x".into()),
             TtsError::StyleUnsupported("x".into()),
+            TtsError::InvalidSsml("x".into()),
+            TtsError::SsmlUnsupported("x".into()),
             TtsError::UnknownPipeline {
                 name: "x".into(),
                 available: "y".into(),
@@ -494,6 +500,8 @@ mod tests {
                 | TtsError::RequestTooLarge(_)
                 | TtsError::SentenceTooLong(_)
                 | TtsError::StyleUnsupported(_)
+                | TtsError::InvalidSsml(_)
+                | TtsError::SsmlUnsupported(_)
                 | TtsError::UnknownPipeline { .. }
                 | TtsError::UnknownVoice { .. }
                 | TtsError::UnknownSpeaker { .. }

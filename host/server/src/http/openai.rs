@@ -19,7 +19,7 @@ use super::error::{ApiError, SynthesisErrors};
 use super::reply::Exchange;
 use super::tts::{deliver, parse_format, parse_json, Delivery};
 use super::AppState;
-use crate::tts::{SynthesisRequest, Timings, TtsError};
+use crate::tts::{ssml, InputFormat, SynthesisRequest, Timings, TtsError};
 use voxpipe_codec::AudioFormat;
 
 /// OpenAI's model names; they select the default pipeline.
@@ -58,6 +58,10 @@ pub(super) struct SpeechBody {
     response_format: Option<String>,
     #[schema(schema_with = stream_format_schema)]
     stream_format: Option<String>,
+    /// `text` or `ssml` (docs/ssml.md); absent: `ssml` when `input` starts with
+    /// `<speak>` (after an optional XML declaration), else `text`.
+    #[schema(schema_with = super::tts::input_format_schema)]
+    input_format: Option<String>,
 }
 
 /// `"voice": "alloy"` or `"voice": {"id": "…"}` (custom voices).
@@ -167,9 +171,16 @@ fn to_request(
             }
         },
     };
+    // A leading <speak> is SSML unless the client says otherwise.
+    let input_format = match b.input_format.as_deref().filter(|f| !f.is_empty()) {
+        Some(name) => InputFormat::parse(name)?,
+        None if ssml::looks_like_ssml(&b.input) => InputFormat::Ssml,
+        None => InputFormat::Text,
+    };
     Ok((
         SynthesisRequest {
             text: b.input,
+            input_format,
             pipeline: Some(pipeline),
             voice,
             instruct: b.instructions,

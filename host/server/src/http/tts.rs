@@ -24,7 +24,7 @@ use super::error::{ApiError, SynthesisErrors};
 use super::reply::Exchange;
 use super::AppState;
 use crate::telemetry::metrics::{self, Outcome, RequestLabels};
-use crate::tts::{StreamEvent, StyleReport, SynthesisRequest, Timings, TtsError};
+use crate::tts::{InputFormat, StreamEvent, StyleReport, SynthesisRequest, Timings, TtsError};
 use voxpipe_codec::{self as encode, AudioFormat, StreamEncoder};
 
 // The OpenAPI document's `TtsRequest` is this type; the limits it publishes
@@ -69,6 +69,26 @@ pub(super) struct TtsBody {
     #[serde(default)]
     #[schema(default = false)]
     stream: bool,
+    /// How `text` is read: `text` (the default) or `ssml`, the SSML subset of
+    /// docs/ssml.md (malformed: `400 invalid_ssml`; outside the subset:
+    /// `422 ssml_unsupported`). `max_text_chars` counts the document's characters.
+    #[schema(schema_with = input_format_schema)]
+    input_format: Option<String>,
+}
+
+/// `input_format`: `text` or `ssml` (absent, `""` or null: `text`).
+pub(super) fn input_format_schema() -> utoipa::openapi::Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .enum_values(Some(["text", "ssml", "", "null"].map(|v| match v {
+            "null" => serde_json::Value::Null,
+            v => v.into(),
+        })))
+        .description(Some(
+            "How the text is read: `text` (default) or `ssml` (the subset of docs/ssml.md). \
+             Malformed SSML: `400 invalid_ssml`; outside the subset: `422 ssml_unsupported`.",
+        ))
+        .build()
 }
 
 /// `seed`: any u64 (utoipa would publish it as `int64`, whose top half the
@@ -296,8 +316,12 @@ pub async fn synthesize(
         .auth
         .check(&headers, Access::Api)
         .and_then(|()| parse_json::<TtsBody>(&body))
-        .and_then(|b| Ok((parse_format(b.format.as_deref(), AudioFormat::Wav)?, b)));
-    let (format, b) = match parsed {
+        .and_then(|b| {
+            let format = parse_format(b.format.as_deref(), AudioFormat::Wav)?;
+            let input = InputFormat::parse(b.input_format.as_deref().unwrap_or(""))?;
+            Ok((format, input, b))
+        });
+    let (format, input_format, b) = match parsed {
         Ok(v) => v,
         Err(e) => return ex.error(e, &Timings::default()),
     };
@@ -311,6 +335,7 @@ pub async fn synthesize(
         speed: b.speed,
         sample_rate: b.sample_rate,
         seed: b.seed,
+        input_format,
     };
     let delivery = if b.stream {
         Delivery::Stream

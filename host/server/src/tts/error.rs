@@ -30,6 +30,13 @@ pub enum TtsError {
     /// One sentence is longer than the voice may speak in one go.
     #[error("{0}; split it with punctuation or ask for a higher speed")]
     SentenceTooLong(String),
+    /// The SSML document is not well-formed XML.
+    #[error("{0}")]
+    InvalidSsml(String),
+    /// The SSML document uses an element, attribute or value outside the
+    /// supported subset (the message names it).
+    #[error("{0}")]
+    SsmlUnsupported(String),
     /// The style has fields the pipeline cannot honor and it is set to
     /// refuse such requests (`on_unhonored = "refuse"`).
     #[error("{0}")]
@@ -87,6 +94,8 @@ impl TtsError {
             TtsError::SentenceTooLong(_) => "sentence_too_long",
             TtsError::RequestTooLarge(_) => "request_too_large",
             TtsError::StyleUnsupported(_) => "style_unsupported",
+            TtsError::InvalidSsml(_) => "invalid_ssml",
+            TtsError::SsmlUnsupported(_) => "ssml_unsupported",
             TtsError::UnknownPipeline { .. } => "unknown_pipeline",
             TtsError::UnknownVoice { .. } => "unknown_voice",
             TtsError::UnknownSpeaker { .. } => "unknown_speaker",
@@ -111,6 +120,17 @@ impl TtsError {
         match self {
             TtsError::Stage(f) => Some(f),
             _ => None,
+        }
+    }
+}
+
+impl From<super::ssml::SsmlError> for TtsError {
+    fn from(e: super::ssml::SsmlError) -> Self {
+        use super::ssml::SsmlError;
+        match e {
+            SsmlError::Malformed { .. } => TtsError::InvalidSsml(e.to_string()),
+            SsmlError::Unsupported(m) => TtsError::SsmlUnsupported(m),
+            SsmlError::TooLarge(m) => TtsError::RequestTooLarge(m),
         }
     }
 }

@@ -76,7 +76,7 @@ pub(super) fn script_runs(text: &str) -> Vec<(bool, &str)> {
     runs
 }
 
-fn primary(tag: &str) -> String {
+pub(super) fn primary(tag: &str) -> String {
     tag.split(['-', '_'])
         .next()
         .unwrap_or("")
@@ -84,7 +84,7 @@ fn primary(tag: &str) -> String {
 }
 
 /// The first route that matches `language` and whose voice speaks it.
-fn route_for<'r>(
+pub(super) fn route_for<'r>(
     routes_list: &'r [Route],
     language: &str,
     pipeline_voice: &str,

@@ -15,13 +15,15 @@ mod request;
 mod run;
 pub mod sentences;
 mod service;
+pub mod ssml;
 pub mod timings;
 mod voices;
 
 pub use admission::Admission;
 pub use error::TtsError;
 pub use request::{
-    Job, ServiceOptions, SynthesisRequest, LANGUAGE_MAX_CHARS, SAMPLE_RATE_RANGE, SPEED_RANGE,
+    InputFormat, Job, ServiceOptions, SynthesisRequest, LANGUAGE_MAX_CHARS, SAMPLE_RATE_RANGE,
+    SPEED_RANGE,
 };
 pub use service::{StreamEvent, StyleReport, Synthesis, TtsService};
 pub use timings::Timings;

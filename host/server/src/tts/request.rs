@@ -24,6 +24,37 @@ pub struct SynthesisRequest {
     pub sample_rate: Option<u32>,
     /// Seed of the voice's noise (default 0: the same request gives the same audio).
     pub seed: Option<u64>,
+    /// How `text` is read: plain text, or the SSML subset (`ssml.rs`).
+    pub input_format: InputFormat,
+}
+
+/// How a request's text is read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum InputFormat {
+    #[default]
+    Text,
+    /// The SSML subset of `ssml.rs` (docs/ssml.md).
+    Ssml,
+}
+
+impl InputFormat {
+    /// `"text"` / `"ssml"` (as the request fields spell them).
+    pub fn parse(name: &str) -> Result<InputFormat, TtsError> {
+        match name {
+            "text" | "" => Ok(InputFormat::Text),
+            "ssml" => Ok(InputFormat::Ssml),
+            other => Err(TtsError::InvalidInput(format!(
+                "`input_format` {other:?} is not \"text\" or \"ssml\""
+            ))),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InputFormat::Text => "text",
+            InputFormat::Ssml => "ssml",
+        }
+    }
 }
 
 /// Server-side settings of the service.
@@ -59,6 +90,9 @@ pub struct Job {
     pub speed: f32,
     pub sample_rate: Option<u32>,
     pub seed: u64,
+    /// The SSML document, parsed and lowered, when the request is SSML:
+    /// each speech block is its own utterance (`run.rs`).
+    pub ssml: Option<Arc<Vec<super::ssml::Block>>>,
     /// When the request arrived; the deadline counts from here.
     pub started: tokio::time::Instant,
 }

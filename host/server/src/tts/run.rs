@@ -17,6 +17,7 @@ use voxpipe_types::{Audio, RequestContext, StageKind, Style, StyleOutcome};
 use super::admission::Admitted;
 use super::honored::{self, UnhonoredField};
 use super::observe::{fail_span, record_host, record_stage, record_unhonored};
+use super::ssml::{Block, Settings};
 use super::{Job, ServiceOptions, StreamEvent, StyleReport, Timings, TtsError, VoiceStore};
 use crate::pipeline::routes;
 use crate::pipeline::{AudioChain, End, OnUnhonored, Stage, StageFailure};
@@ -24,6 +25,13 @@ use crate::pipeline::{AudioChain, End, OnUnhonored, Stage, StageFailure};
 /// A stream longer than this (bytes) is spoken in pieces of about this many
 /// characters, a few sentences each (see `sentences::pieces`).
 const STREAM_PIECE_CHARS: usize = 1000;
+
+/// One step of a run: a piece of text to speak (with its SSML settings, for
+/// an SSML request), or an SSML break's silence in milliseconds.
+enum Step<'a> {
+    Speak(String, Option<&'a Settings>),
+    Silence(u32),
+}
 
 /// What a run needs from the service.
 pub(super) struct Runner<'a> {
@@ -145,13 +153,34 @@ impl Runner<'_> {
         // through the text stages, the phonemizer and the voice as the stream
         // reaches it, so the work in hand (and the memory) does not grow with
         // the text. A whole response, or a short text, is one piece.
-        let mut pieces = if streaming && job.text.len() > STREAM_PIECE_CHARS {
-            super::sentences::pieces(&job.text, STREAM_PIECE_CHARS)
-        } else {
-            vec![job.text.clone()]
-        }
-        .into_iter();
-        let piece_count = pieces.len();
+        // An SSML request is its lowered blocks: each speech block is one
+        // piece and one utterance for the audio stages, with its own prosody
+        // and voice; a break is exact silence between them (ssml.rs).
+        let steps: Vec<Step> = match &job.ssml {
+            Some(blocks) => blocks
+                .iter()
+                .map(|b| match b {
+                    Block::Speech { text, settings } => Step::Speak(text.clone(), Some(settings)),
+                    Block::Silence { ms } => Step::Silence(*ms),
+                })
+                .collect(),
+            None if streaming && job.text.len() > STREAM_PIECE_CHARS => {
+                super::sentences::pieces(&job.text, STREAM_PIECE_CHARS)
+                    .into_iter()
+                    .map(|t| Step::Speak(t, None))
+                    .collect()
+            }
+            None => vec![Step::Speak(job.text.clone(), None)],
+        };
+        let ssml = job.ssml.is_some();
+        let mut pieces = steps.iter().filter_map(|s| match s {
+            Step::Speak(text, _) => Some(text.clone()),
+            Step::Silence(_) => None,
+        });
+        let piece_count = steps
+            .iter()
+            .filter(|s| matches!(s, Step::Speak(..)))
+            .count();
         // Text stages run before the style stage: they never see a style.
         let text_ctx = ctx.clone();
         let mut observe = |stage: &Stage, d: Duration| record_stage(timings, stage, d);
@@ -236,26 +265,47 @@ impl Runner<'_> {
         }
         ctx.style = Some(style.clone());
         let speed = effective_speed(job.speed, &style);
+        // Each SSML speech block's context: the style with its prosody's
+        // pitch and volume added (the audio stages that apply them see it).
+        let piece_ctxs: Vec<RequestContext> = steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Speak(_, Some(settings)) => {
+                    let mut c = ctx.clone();
+                    let st = c.style.get_or_insert_with(Style::default);
+                    let prosody = settings.prosody;
+                    if prosody.pitch != 0.0 {
+                        st.pitch = Some(st.pitch.unwrap_or(0.0) + prosody.pitch);
+                    }
+                    if prosody.volume != 0.0 {
+                        st.volume = Some(st.volume.unwrap_or(0.0) + prosody.volume);
+                    }
+                    Some(c)
+                }
+                _ => None,
+            })
+            .collect();
         // Runs of another script go to the voice the routes give their
         // language (mixed.rs); one part, the main voice, otherwise.
-        let synth_options = |part: &super::mixed::Part| -> Result<SynthOptions, TtsError> {
-            let main = Arc::ptr_eq(&part.voice, &voice);
-            let speaker = match (&part.route_speaker, main) {
-                (_, true) => speaker,
-                (Some(name), false) => speaker_id(&part.voice, name)?,
-                (None, false) => 0,
+        let synth_options =
+            |part: &super::mixed::Part, speed: f32| -> Result<SynthOptions, TtsError> {
+                let main = Arc::ptr_eq(&part.voice, &voice);
+                let speaker = match (&part.route_speaker, main) {
+                    (_, true) => speaker,
+                    (Some(name), false) => speaker_id(&part.voice, name)?,
+                    (None, false) => 0,
+                };
+                Ok(SynthOptions {
+                    noise_scale: style.noise_scale,
+                    length_scale: Some(part.voice.entry.config.inference.length_scale / speed),
+                    noise_w: style.noise_w,
+                    speaker,
+                    seed: job.seed,
+                    max_phonemes: Some(self.options.max_call_phonemes),
+                    max_seconds: Some(self.options.max_sentence_seconds),
+                    decoder_chunks: None,
+                })
             };
-            Ok(SynthOptions {
-                noise_scale: style.noise_scale,
-                length_scale: Some(part.voice.entry.config.inference.length_scale / speed),
-                noise_w: style.noise_w,
-                speaker,
-                seed: job.seed,
-                max_phonemes: Some(self.options.max_call_phonemes),
-                max_seconds: Some(self.options.max_sentence_seconds),
-                decoder_chunks: None,
-            })
-        };
         // A check that stops the engine mid-way (between clauses, modules and
         // decoder windows): the same as `checkpoint`, which then says why.
         let stop = || checkpoint.check().is_err();
@@ -304,9 +354,24 @@ impl Runner<'_> {
         // The voice's audio goes through the audio stages as it is made, in
         // bounded blocks (pipeline/blocks.rs). A stream sends what comes out
         // at once; a whole response collects it and sends it at the end.
-        let mut chain = AudioChain::new(pipeline, &ctx, voice.sample_rate(), streaming);
+        let first_ctx = piece_ctxs.first().unwrap_or(&ctx);
+        let mut chain = AudioChain::new(pipeline, first_ctx, voice.sample_rate(), streaming);
         let mut whole: Option<Audio> = None;
-        let mut deliver = |audio: Audio, timings: &mut Timings| -> Result<(), TtsError> {
+        // SSML breaks not yet sent: they go out with the next audio, in its
+        // format (or at the end in the last one's), so they are exact.
+        let silence_ms = Cell::new(0u32);
+        let last_format = Cell::new((voice.sample_rate(), 1u16));
+        let mut deliver = |mut audio: Audio, timings: &mut Timings| -> Result<(), TtsError> {
+            let ms = silence_ms.replace(0);
+            if ms > 0 {
+                let frames = (u64::from(ms) * u64::from(audio.sample_rate) / 1000) as usize;
+                let mut samples = vec![0.0; frames * usize::from(audio.channels.max(1))];
+                samples.extend_from_slice(&audio.samples);
+                audio.samples = samples;
+            }
+            if !audio.samples.is_empty() {
+                last_format.set((audio.sample_rate, audio.channels));
+            }
             if streaming {
                 let audio = resample_timed(audio, target_rate, timings);
                 out.send(audio, timings)?;
@@ -333,7 +398,37 @@ impl Runner<'_> {
         let mut stream_ended = false;
         let mut total_sentences = 0usize;
         let mut first_text = Some(first_text);
-        for n in 0..piece_count {
+        let mut n = 0usize;
+        let mut times: Vec<(Arc<Stage>, Duration)> = Vec::new();
+        for step in &steps {
+            let settings = match step {
+                Step::Silence(ms) => {
+                    // The speech before it is a finished utterance.
+                    if !stream_ended {
+                        for a in chain.push(voice_audio(&voice, Vec::new()), End::ALL)? {
+                            deliver(a, timings)?;
+                        }
+                        stream_ended = true;
+                    }
+                    silence_ms.set(silence_ms.get() + ms);
+                    continue;
+                }
+                Step::Speak(_, settings) => *settings,
+            };
+            if ssml && n > 0 {
+                // A new SSML block is a new utterance, with its own context.
+                if !stream_ended {
+                    for a in chain.push(voice_audio(&voice, Vec::new()), End::ALL)? {
+                        deliver(a, timings)?;
+                    }
+                }
+                times.extend(chain.stage_times().map(|(s, d)| (s.clone(), d)));
+                chain = AudioChain::new(pipeline, &piece_ctxs[n], voice.sample_rate(), streaming);
+                made_seconds = 0.0;
+            }
+            stream_ended = false;
+            n += 1;
+            let n = n - 1;
             let last_piece = n + 1 == piece_count;
             let text = match first_text.take() {
                 Some(t) => t,
@@ -346,17 +441,23 @@ impl Runner<'_> {
             };
             // Runs of another script go to the voice the routes give their
             // language (mixed.rs); one part, the main voice, otherwise.
-            let parts = super::mixed::parts(
-                &text,
-                &voice,
-                job.language.as_deref().or(pipeline.language.as_deref()),
-                &pipeline.routes,
-                &pipeline.voice,
-                self.voices,
-            )?;
+            let parts = match settings {
+                Some(s) if s.voice.is_some() || s.lang.is_some() => {
+                    vec![self.ssml_part(text.clone(), s, &voice, pipeline)?]
+                }
+                _ => super::mixed::parts(
+                    &text,
+                    &voice,
+                    job.language.as_deref().or(pipeline.language.as_deref()),
+                    &pipeline.routes,
+                    &pipeline.voice,
+                    self.voices,
+                )?,
+            };
+            let piece_speed = settings.map_or(speed, |s| (speed * s.prosody.rate).clamp(0.25, 4.0));
             let options = parts
                 .iter()
-                .map(&synth_options)
+                .map(|p| synth_options(p, piece_speed))
                 .collect::<Result<Vec<_>, _>>()?;
             // A stream's first audio waits for the first model call only: it
             // is kept short when audio goes out sentence by sentence (window
@@ -447,7 +548,8 @@ impl Runner<'_> {
                         bounded_by_whole = true;
                     }
                 }
-                let last_sentence = last_piece && i + 1 == count;
+                // An SSML block ends its utterance; otherwise the last piece.
+                let last_sentence = (ssml || last_piece) && i + 1 == count;
                 let mut failed = None;
                 let mut on_audio = |samples: &[f32], last_audio: bool, timings: &mut Timings| {
                     let samples = convert(samples);
@@ -501,8 +603,21 @@ impl Runner<'_> {
                 deliver(a, timings)?;
             }
         }
-        for (stage, d) in chain.stage_times() {
-            record_stage(timings, stage, d);
+        // A document that ends with a break: its silence, in the last format.
+        if silence_ms.get() > 0 {
+            let (rate, channels) = last_format.get();
+            deliver(
+                Audio {
+                    sample_rate: rate,
+                    channels,
+                    samples: Vec::new(),
+                },
+                timings,
+            )?;
+        }
+        times.extend(chain.stage_times().map(|(s, d)| (s.clone(), d)));
+        for (stage, d) in &times {
+            record_stage(timings, stage, *d);
         }
         tracing::Span::current().record("tts.sentences", total_sentences as i64);
         if !streaming {
@@ -512,6 +627,44 @@ impl Runner<'_> {
             out.send(audio, timings)?;
         }
         Ok(())
+    }
+
+    /// The voice of an SSML block that names one (`voice`) or a language
+    /// (`lang`): the named voice; the voice the pipeline's routes give the
+    /// language when it is not the main voice's; else the main voice.
+    fn ssml_part(
+        &self,
+        text: String,
+        settings: &Settings,
+        main: &Arc<LoadedVoice>,
+        pipeline: &crate::pipeline::Pipeline,
+    ) -> Result<super::mixed::Part, TtsError> {
+        use super::mixed::{primary, route_for, Part};
+        if let Some(name) = &settings.voice {
+            return Ok(Part {
+                voice: self.voices.get(name)?,
+                text,
+                route_speaker: None,
+            });
+        }
+        let lang = settings.lang.as_deref().unwrap_or("");
+        let main_lang = main.entry.config.language_tag().map(|t| primary(&t));
+        if main_lang.as_deref() != Some(primary(lang).as_str()) {
+            if let Some((route, voice)) =
+                route_for(&pipeline.routes, lang, &pipeline.voice, self.voices)
+            {
+                return Ok(Part {
+                    voice,
+                    text,
+                    route_speaker: route.speaker.clone(),
+                });
+            }
+        }
+        Ok(Part {
+            voice: main.clone(),
+            text,
+            route_speaker: None,
+        })
     }
 
     /// Phonemizes one piece's parts, in a `phonemize` span: (part, ids) per
@@ -892,6 +1045,7 @@ mod tests {
             trace_id: "0".repeat(32),
             pipeline: fixture().pipeline.clone(),
             text: text.into(),
+            ssml: None,
             voice: None,
             speaker: None,
             language: None,

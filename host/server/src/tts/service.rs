@@ -20,7 +20,7 @@ use super::admission::{Admission, Admitted};
 use super::observe::{fail_span, finish_span, synthesis_span};
 use super::request::{check_fields, non_empty};
 use super::run::{Checkpoint, Runner};
-use super::{Job, ServiceOptions, SynthesisRequest, Timings, TtsError, VoiceStore};
+use super::{InputFormat, Job, ServiceOptions, SynthesisRequest, Timings, TtsError, VoiceStore};
 
 /// What the style stage made of the instruction, for response headers and spans.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -132,9 +132,28 @@ impl TtsService {
                 return Err(self.voices.unknown(v));
             }
         }
+        let ssml = match req.input_format {
+            InputFormat::Text => None,
+            InputFormat::Ssml => {
+                let blocks = super::ssml::parse(&req.text)?;
+                // Every voice the document names exists (like `voice`).
+                for name in blocks.iter().filter_map(|b| match b {
+                    super::ssml::Block::Speech { settings, .. } => settings.voice.as_ref(),
+                    super::ssml::Block::Silence { .. } => None,
+                }) {
+                    if self.voices.loaded_voice(name).is_none()
+                        && !self.voices.catalog().iter().any(|e| &e.name == name)
+                    {
+                        return Err(self.voices.unknown(name));
+                    }
+                }
+                Some(Arc::new(blocks))
+            }
+        };
         Ok(Job {
             trace_id,
             pipeline,
+            ssml,
             text: super::request::without_controls(req.text),
             voice,
             speaker: non_empty(req.speaker),

@@ -329,6 +329,14 @@ impl<S: AsyncWrite> Connection<WriteHalf<S>> {
             cache: None,
         };
         let parsed = request::voice_wish(&ev.data).and_then(|wish| {
+            if streaming && wish.ssml {
+                // Text pieces split markup anywhere; a document comes whole.
+                return Err(TtsError::InvalidInput(
+                    "SSML (`text_format` \"ssml\") is taken in a whole `synthesize`, not in a \
+                     streamed synthesis"
+                        .into(),
+                ));
+            }
             let text = if streaming {
                 None
             } else {

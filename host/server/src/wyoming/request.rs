@@ -1,7 +1,7 @@
 //! A `synthesize` / `synthesize-start` event's fields, checked and mapped onto
 //! the service's [`SynthesisRequest`]: `voice` {`name` | `language`,
-//! `speaker` (a name or a number)}, `text_format` (`text`; SSML is refused
-//! until voxpipe has an SSML path). A voice chosen by language goes through
+//! `speaker` (a name or a number)}, `text_format` (`text`, or `ssml`: the
+//! SSML subset of docs/ssml.md, in a whole `synthesize` only). A voice chosen by language goes through
 //! the pipeline's voice routes when one of them serves the language (the
 //! same routing as HTTP), else [`crate::tts::VoiceStore::for_language`].
 //! Every refusal is a [`TtsError`], whose `kind()` is the `error` event's
@@ -9,7 +9,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::tts::{SynthesisRequest, TtsError, TtsService};
+use crate::tts::{InputFormat, SynthesisRequest, TtsError, TtsService};
 
 /// The voice a client asked for.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -17,13 +17,20 @@ pub struct VoiceWish {
     pub name: Option<String>,
     pub language: Option<String>,
     pub speaker: Option<String>,
+    /// `text_format` is `ssml`.
+    pub ssml: bool,
 }
 
 /// What a `synthesize` or `synthesize-start` asks for, besides the text.
 pub fn voice_wish(data: &Map<String, Value>) -> Result<VoiceWish, TtsError> {
-    check_text_format(data)?;
+    let ssml = text_format(data)? == InputFormat::Ssml;
     let voice = match data.get("voice") {
-        None | Some(Value::Null) => return Ok(VoiceWish::default()),
+        None | Some(Value::Null) => {
+            return Ok(VoiceWish {
+                ssml,
+                ..VoiceWish::default()
+            })
+        }
         Some(Value::Object(v)) => v,
         Some(other) => {
             return Err(TtsError::InvalidInput(format!(
@@ -47,18 +54,17 @@ pub fn voice_wish(data: &Map<String, Value>) -> Result<VoiceWish, TtsError> {
         name: string("name")?,
         language: string("language")?,
         speaker: string("speaker")?,
+        ssml,
     })
 }
 
-fn check_text_format(data: &Map<String, Value>) -> Result<(), TtsError> {
+fn text_format(data: &Map<String, Value>) -> Result<InputFormat, TtsError> {
     match data.get("text_format") {
-        None | Some(Value::Null) => Ok(()),
-        Some(Value::String(f)) if f == "text" => Ok(()),
-        Some(Value::String(f)) if f == "ssml" => Err(TtsError::InvalidInput(
-            "SSML is not supported yet; send plain text (`text_format` \"text\")".into(),
-        )),
+        None | Some(Value::Null) => Ok(InputFormat::Text),
+        Some(Value::String(f)) if f == "text" => Ok(InputFormat::Text),
+        Some(Value::String(f)) if f == "ssml" => Ok(InputFormat::Ssml),
         Some(other) => Err(TtsError::InvalidInput(format!(
-            "`text_format` {other} is not \"text\" (or \"ssml\", not supported yet)"
+            "`text_format` {other} is not \"text\" or \"ssml\""
         ))),
     }
 }
@@ -117,6 +123,11 @@ pub fn synthesis_request(
         voice,
         speaker: wish.speaker.clone(),
         language,
+        input_format: if wish.ssml {
+            InputFormat::Ssml
+        } else {
+            InputFormat::Text
+        },
         ..SynthesisRequest::default()
     })
 }
@@ -145,7 +156,6 @@ mod tests {
             json!({"voice": "joe"}),
             json!({"voice": {"name": 3}}),
             json!({"voice": {"speaker": [1]}}),
-            json!({"text_format": "ssml"}),
             json!({"text_format": "markdown"}),
         ] {
             assert_eq!(
@@ -154,10 +164,11 @@ mod tests {
                 "{bad}"
             );
         }
-        assert!(voice_wish(&data(json!({"text_format": "ssml"})))
-            .unwrap_err()
-            .to_string()
-            .contains("SSML is not supported yet"));
+        assert!(
+            voice_wish(&data(json!({"text_format": "ssml"})))
+                .unwrap()
+                .ssml
+        );
         assert_eq!(text(&data(json!({"text": "Hi."}))).unwrap(), "Hi.");
         assert_eq!(text(&data(json!({}))).unwrap_err().kind(), "invalid_input");
         assert_eq!(

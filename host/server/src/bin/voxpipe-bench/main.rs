@@ -22,6 +22,9 @@
 //! `cargo run --release --bin voxpipe-bench -- sandbox` — each class of
 //! hostile plugin: time to its typed error, peak RSS of the host.
 //!
+//! `cargo run --release --bin voxpipe-bench -- ssml` — parse + lowering of a
+//! 5 000-character SSML document against its synthesis (see ssml.rs).
+//!
 //! `cargo run --release --bin voxpipe-bench -- wyoming` — voxpipe's Wyoming
 //! listener next to wyoming-piper in one wyoming-bench run (see wyoming.rs).
 
@@ -31,6 +34,7 @@ mod engine;
 mod http;
 mod longform;
 mod sandbox;
+mod ssml;
 mod telemetry;
 mod wyoming;
 
@@ -133,6 +137,14 @@ enum Bench {
         #[arg(long, value_delimiter = ',', default_values_t = [5000usize, 20000])]
         streams: Vec<usize>,
     },
+    /// An SSML document of `chars` characters: parse + lowering (median of
+    /// `parses`) against its whole synthesis through the default pipeline.
+    Ssml {
+        #[arg(long, default_value_t = 5000)]
+        chars: usize,
+        #[arg(long, default_value_t = 200)]
+        parses: usize,
+    },
     /// The Wyoming front end next to wyoming-piper (same voice and texts),
     /// in one wyoming-bench run: time to first audio, total time, ratios.
     Wyoming {
@@ -173,6 +185,7 @@ fn main() -> anyhow::Result<()> {
         Bench::Sandbox => sandbox::sandbox_bench(),
         Bench::Bounded { only } => bounded::bounded_bench(only.as_deref()),
         Bench::Longform { whole, streams } => longform::longform_bench(&whole, &streams),
+        Bench::Ssml { chars, parses } => ssml::ssml_bench(chars, parses),
         Bench::Conv { reps, tile } => conv::conv_bench(reps, tile.as_deref()),
         Bench::Wyoming {
             rounds,

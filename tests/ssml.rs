@@ -1,0 +1,353 @@
+//! The SSML subset (issue 17, part 1) through the real server, the default
+//! pipeline's real plugins, joe and the Mandarin test voice: every element
+//! and attribute, exact breaks, the lowering of say-as/sub/phoneme (the same
+//! audio as the text it lowers to), prosody, voice and lang, the OpenAI
+//! route's detection, and the refusals with their statuses and messages.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use common::http::{default_pipelines, post_json, Server};
+use serde_json::json;
+
+/// (rate, samples) of a 16-bit mono WAV (whole, or streamed to the end).
+fn wav(body: &[u8]) -> (u32, Vec<i16>) {
+    assert_eq!(
+        &body[0..4],
+        b"RIFF",
+        "not a WAV: {}",
+        String::from_utf8_lossy(body)
+    );
+    let rate = u32::from_le_bytes(body[24..28].try_into().unwrap());
+    let data = body.windows(4).position(|w| w == b"data").unwrap();
+    let samples = body[data + 8..]
+        .chunks_exact(2)
+        .map(|c| i16::from_le_bytes([c[0], c[1]]))
+        .collect();
+    (rate, samples)
+}
+
+/// The longest run of exact zeros, in milliseconds.
+fn longest_zeros_ms(rate: u32, samples: &[i16]) -> f64 {
+    let (mut best, mut run) = (0usize, 0usize);
+    for &s in samples {
+        run = if s == 0 { run + 1 } else { 0 };
+        best = best.max(run);
+    }
+    best as f64 * 1000.0 / f64::from(rate)
+}
+
+fn seconds(rate: u32, samples: &[i16]) -> f64 {
+    samples.len() as f64 / f64::from(rate)
+}
+
+#[test]
+fn ssml_elements_through_the_server() {
+    let pipelines = default_pipelines();
+    // The default pipeline with a route for Chinese, for <lang>.
+    let default = std::fs::read_to_string(pipelines.path().join("default.toml")).unwrap();
+    std::fs::write(
+        pipelines.path().join("routed.toml"),
+        default.replacen("name = \"default\"", "name = \"routed\"", 1)
+            + "\n[[routes]]\nwhen = { language = \"zh\" }\nvoice = \"test-zh\"\n",
+    )
+    .unwrap();
+    let voices = common::voices_with_zh();
+    let server = Server::start(
+        pipelines.path(),
+        &[
+            "--voices",
+            voices.path().to_str().unwrap(),
+            "--cache-mb",
+            "0",
+        ],
+        &[],
+    );
+    let port = server.port;
+    let tts = |doc: &str| {
+        post_json(
+            port,
+            "/v1/tts",
+            &json!({"text": doc, "input_format": "ssml", "seed": 1}),
+        )
+    };
+    let plain = |text: &str| post_json(port, "/v1/tts", &json!({"text": text, "seed": 1}));
+    let ok = |r: &common::http::Reply| {
+        assert_eq!(r.status, 200, "{}\n{}", r.text(), server.log_text());
+        wav(&r.body)
+    };
+
+    // break: exact silence of the asked length, whatever the stages do
+    // around it (trim-fade trims the speech's own edges; no stage touches
+    // the break). A few zero samples of the fades may join it.
+    for (brk, ms) in [
+        ("time=\"1500ms\"", 1500.0),
+        ("time=\"0.7s\"", 700.0),
+        ("strength=\"strong\"", 800.0),
+        ("", 500.0),
+    ] {
+        let (rate, s) = ok(&tts(&format!(
+            "<speak>Hello there.<break {brk}/>General Kenobi.</speak>"
+        )));
+        let zeros = longest_zeros_ms(rate, &s);
+        assert!(
+            zeros >= ms && zeros < ms + 30.0,
+            "<break {brk}>: {zeros:.1} ms of silence"
+        );
+    }
+    // A break at the start and the end: silence there too.
+    let (rate, s) = ok(&tts(
+        "<speak><break time=\"400ms\"/>Hello.<break time=\"600ms\"/></speak>",
+    ));
+    let lead = s.iter().position(|&x| x != 0).unwrap() as f64 * 1000.0 / f64::from(rate);
+    let tail = s.iter().rev().position(|&x| x != 0).unwrap() as f64 * 1000.0 / f64::from(rate);
+    assert!((400.0..430.0).contains(&lead), "{lead}");
+    assert!((600.0..630.0).contains(&tail), "{tail}");
+
+    // say-as, sub, phoneme: the same audio as the text they lower to, read
+    // by the same text stages.
+    for (doc, text) in [
+        ("<say-as interpret-as=\"characters\">abc</say-as>", "A B C"),
+        ("<say-as interpret-as=\"spell-out\">ok</say-as>", "O K"),
+        (
+            "Call <say-as interpret-as=\"telephone\">555-0123</say-as>.",
+            "Call 5 5 5, 0 1 2 3.",
+        ),
+        (
+            "<say-as interpret-as=\"ordinal\">3</say-as> place",
+            "3rd place",
+        ),
+        (
+            "<say-as interpret-as=\"cardinal\">1,234</say-as> apples",
+            "1234 apples",
+        ),
+        (
+            "Pin <say-as interpret-as=\"digits\">4096</say-as>",
+            "Pin 4 0 9 6",
+        ),
+        (
+            "<say-as interpret-as=\"date\" format=\"dmy\">05.03.2024</say-as>",
+            "March 5th, 2024",
+        ),
+        (
+            "The <sub alias=\"World Wide Web Consortium\">W3C</sub>.",
+            "The World Wide Web Consortium.",
+        ),
+        (
+            "A <phoneme alphabet=\"ipa\" ph=\"təˈmɑːtəʊ\">tomato</phoneme>.",
+            "A [[ təˈmɑːtəʊ ]].",
+        ),
+        ("<p>One</p><s>Two</s>", "One. Two."),
+    ] {
+        let a = ok(&tts(&format!("<speak>{doc}</speak>")));
+        let b = ok(&plain(text));
+        assert!(a == b, "{doc} is not read as {text:?}");
+    }
+    // ...and not as the markup's text: characters differ from the word.
+    assert!(
+        ok(&tts(
+            "<speak><say-as interpret-as=\"characters\">abc</say-as></speak>"
+        )) != ok(&plain("abc"))
+    );
+
+    // prosody rate: half the rate, about twice as long.
+    let (rate, normal) = ok(&tts("<speak>This sentence is spoken at two rates.</speak>"));
+    let (_, slow) = ok(&tts(
+        "<speak><prosody rate=\"50%\">This sentence is spoken at two rates.</prosody></speak>",
+    ));
+    let ratio = seconds(rate, &slow) / seconds(rate, &normal);
+    assert!((1.6..2.4).contains(&ratio), "rate 50%: {ratio:.2}× as long");
+    // prosody volume reaches the loudness stage: −6 dB is 6 LU quieter.
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, body: &[u8]| -> PathBuf {
+        let p = dir.path().join(name);
+        std::fs::write(&p, body).unwrap();
+        p
+    };
+    let sentence = "The quick brown fox jumps over the lazy dog, again and again.";
+    let loud = tts(&format!("<speak>{sentence}</speak>"));
+    let soft = tts(&format!(
+        "<speak><prosody volume=\"-6dB\">{sentence}</prosody></speak>"
+    ));
+    ok(&loud);
+    ok(&soft);
+    let lufs = common::pyloudnorm(&[write("loud.wav", &loud.body), write("soft.wav", &soft.body)]);
+    assert!(((lufs[0] - lufs[1]) - 6.0).abs() < 0.5, "{lufs:?}");
+    // prosody pitch reaches pitch-shift: same length, different audio, and
+    // nothing reported unhonored.
+    let high = tts(&format!(
+        "<speak><prosody pitch=\"+4st\">{sentence}</prosody></speak>"
+    ));
+    assert_eq!(high.header("x-style-unhonored"), None);
+    let (_, h) = ok(&high);
+    let (_, l) = ok(&loud);
+    assert!(h != l);
+    assert!((seconds(rate, &h) / seconds(rate, &l) - 1.0).abs() < 0.05);
+
+    // voice and lang: the named voice, or the routed one, speaks its block.
+    let spoken_by = |r: &common::http::Reply| r.header("server-timing").unwrap_or("").to_string();
+    let r = tts("<speak>Hello. <voice name=\"test-zh\">你好。</voice></speak>");
+    ok(&r);
+    assert!(spoken_by(&r).contains("voice test-zh"), "{}", spoken_by(&r));
+    let r = post_json(
+        port,
+        "/v1/tts",
+        &json!({"pipeline": "routed", "input_format": "ssml",
+                "text": "<speak>Hello. <lang xml:lang=\"zh-CN\">ni hao</lang></speak>"}),
+    );
+    ok(&r);
+    assert!(spoken_by(&r).contains("voice test-zh"), "{}", spoken_by(&r));
+    let r = tts("<speak>Hello. <lang xml:lang=\"zh-CN\">ni hao</lang></speak>");
+    ok(&r);
+    assert!(
+        !spoken_by(&r).contains("test-zh"),
+        "no route: the main voice"
+    );
+
+    // The OpenAI route takes a leading <speak> as SSML; input_format says otherwise.
+    let speech = |body: serde_json::Value| post_json(port, "/v1/audio/speech", &body);
+    let r = speech(json!({"model": "tts-1", "response_format": "wav",
+        "input": "<?xml version=\"1.0\"?>\n<speak>Hi.<break time=\"1s\"/>Bye.</speak>"}));
+    let (rate, s) = ok(&r);
+    assert!(longest_zeros_ms(rate, &s) >= 1000.0);
+    let r = speech(
+        json!({"model": "tts-1", "response_format": "wav", "input_format": "text",
+        "input": "<speak>Hi.<break time=\"1s\"/>Bye.</speak>"}),
+    );
+    let (rate, s) = ok(&r);
+    assert!(longest_zeros_ms(rate, &s) < 1000.0);
+
+    // A streamed SSML response has the same breaks.
+    let r = post_json(
+        port,
+        "/v1/tts",
+        &json!({"text": "<speak>One.<break time=\"900ms\"/>Two.</speak>",
+                "input_format": "ssml", "stream": true, "format": "wav"}),
+    );
+    let (rate, s) = ok(&r);
+    let zeros = longest_zeros_ms(rate, &s);
+    assert!((900.0..930.0).contains(&zeros), "streamed: {zeros}");
+}
+
+#[test]
+fn ssml_refusals_are_typed_and_fast() {
+    let pipelines = default_pipelines();
+    let server = Server::start(pipelines.path(), &["--cache-mb", "0"], &[]);
+    let port = server.port;
+    let send = |doc: &str| {
+        let started = Instant::now();
+        let r = post_json(
+            port,
+            "/v1/tts",
+            &json!({"text": doc, "input_format": "ssml"}),
+        );
+        (r, started.elapsed())
+    };
+    let laughs = "<?xml version=\"1.0\"?><!DOCTYPE lolz [<!ENTITY lol \"lol\">\
+        <!ENTITY lol2 \"&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;\">\
+        <!ENTITY lol3 \"&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;\">]>\
+        <speak>&lol3;</speak>";
+    let deep = format!(
+        "<speak>{}a{}</speak>",
+        "<prosody>".repeat(200),
+        "</prosody>".repeat(200)
+    );
+    for (doc, status, kind, says) in [
+        (
+            "<speak><audio src=\"http://x/y.wav\"/>Hi</speak>",
+            422,
+            "ssml_unsupported",
+            "element <audio>",
+        ),
+        (
+            "<speak>Hi<mark name=\"here\"/></speak>",
+            422,
+            "ssml_unsupported",
+            "element <mark>",
+        ),
+        (
+            "<speak><emphasis>Hi</emphasis></speak>",
+            422,
+            "ssml_unsupported",
+            "element <emphasis>",
+        ),
+        (
+            "<speak><break time=\"2s\" foo=\"1\"/>Hi</speak>",
+            422,
+            "ssml_unsupported",
+            "attribute `foo` of <break>",
+        ),
+        (
+            "<speak><prosody pitch=\"220Hz\">Hi</prosody></speak>",
+            422,
+            "ssml_unsupported",
+            "pitch=\"220Hz\"",
+        ),
+        (
+            "<speak><say-as interpret-as=\"currency\">$3</say-as></speak>",
+            422,
+            "ssml_unsupported",
+            "currency",
+        ),
+        (
+            "<speak><phoneme alphabet=\"x-sampa\" ph=\"a\">a</phoneme></speak>",
+            422,
+            "ssml_unsupported",
+            "only `ipa`",
+        ),
+        (
+            "<speak><break time=\"30s\"/>Hi</speak>",
+            422,
+            "ssml_unsupported",
+            "at most 10 s",
+        ),
+        ("<speak>Hi</speak", 400, "invalid_ssml", "line 1, column"),
+        ("<speak>\n<s>Hi</p></speak>", 400, "invalid_ssml", "line 2"),
+        (
+            "<speak>&nbsp;Hi</speak>",
+            400,
+            "invalid_ssml",
+            "malformed SSML",
+        ),
+        (laughs, 422, "ssml_unsupported", "DTD"),
+        (deep.as_str(), 413, "request_too_large", "32 deep"),
+        (
+            "<speak><voice name=\"nobody\">Hi</voice></speak>",
+            404,
+            "unknown_voice",
+            "nobody",
+        ),
+        (
+            "<speak><!-- nothing --></speak>",
+            422,
+            "ssml_unsupported",
+            "no text",
+        ),
+    ] {
+        let (r, took) = send(doc);
+        assert_eq!(r.status, status, "{doc}: {}", r.text());
+        let e = &r.json()["error"];
+        assert_eq!(e["type"], kind, "{doc}");
+        let message = e["message"].as_str().unwrap();
+        assert!(message.contains(says), "{doc}: {message}");
+        assert!(took < Duration::from_secs(2), "{doc}: {took:?}");
+    }
+    // Plain text that looks like markup is text unless asked.
+    let r = post_json(port, "/v1/tts", &json!({"text": "<speak>Hi</speak>"}));
+    assert_eq!(r.status, 200);
+    let r = post_json(
+        port,
+        "/v1/tts",
+        &json!({"text": "Hi", "input_format": "html"}),
+    );
+    assert_eq!(r.status, 422, "{}", r.text());
+    // The server keeps serving.
+    let r = post_json(
+        port,
+        "/v1/tts",
+        &json!({"text": "<speak>Still here.</speak>", "input_format": "ssml"}),
+    );
+    assert_eq!(r.status, 200);
+}
