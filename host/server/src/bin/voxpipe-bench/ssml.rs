@@ -64,7 +64,7 @@ pub fn ssml_bench(chars: usize, parses: usize) -> anyhow::Result<()> {
         std::env::temp_dir().join(format!("voxpipe-bench-ssml-{}.toml", std::process::id()));
     std::fs::write(
         &roomy,
-        "[limits]\nrequest_timeout_s = 900.0\nmax_text_chars = 20000\n",
+        "[limits]\nrequest_timeout_s = 900.0\nmax_text_chars = 8000\n[wyoming]\nmax_event_kib = 64\n",
     )?;
     let server = start_with(
         &["--config", &roomy.to_string_lossy(), "--cache-mb", "0"],
