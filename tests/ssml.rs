@@ -54,6 +54,13 @@ fn ssml_elements_through_the_server() {
             + "\n[[routes]]\nwhen = { language = \"zh\" }\nvoice = \"test-zh\"\n",
     )
     .unwrap();
+    // A pipeline with no audio stage: nothing applies pitch or volume.
+    std::fs::write(
+        pipelines.path().join("bare.toml"),
+        "name = \"bare\"\nvoice = \"en_US-joe-medium\"\nlanguage = \"en-US\"\n\
+         [[stages]]\nkind = \"model\"\n",
+    )
+    .unwrap();
     let voices = common::voices_with_zh();
     let server = Server::start(
         pipelines.path(),
@@ -205,6 +212,60 @@ fn ssml_elements_through_the_server() {
         !spoken_by(&r).contains("test-zh"),
         "no route: the main voice"
     );
+
+    // What nothing honors is reported like a style field: a language no
+    // route serves (in SSML `lang` or in the text's script), prosody no
+    // stage applies.
+    let unhonored = |pipeline: &str, text: &str, format: &str| {
+        let r = post_json(
+            port,
+            "/v1/tts",
+            &json!({"pipeline": pipeline, "input_format": format, "text": text}),
+        );
+        ok(&r);
+        r.header("x-style-unhonored").map(str::to_string)
+    };
+    let cases = [
+        (
+            "default",
+            "<speak>Hi. <lang xml:lang=\"fr-FR\">Bonjour.</lang></speak>",
+            "ssml",
+            Some("language=fr"),
+        ),
+        (
+            "routed",
+            "<speak>Hi. <lang xml:lang=\"zh\">ni hao</lang></speak>",
+            "ssml",
+            None,
+        ),
+        (
+            "default",
+            "Hello. 你好，世界。",
+            "text",
+            Some("language=zh"),
+        ),
+        ("routed", "Hello. 你好，世界。", "text", None),
+        ("default", "Hello，world.", "text", None),
+        (
+            "bare",
+            "<speak><prosody pitch=\"+2st\" volume=\"-3dB\">Hi.</prosody></speak>",
+            "ssml",
+            Some("pitch=+2;volume=-3"),
+        ),
+        (
+            "default",
+            "<speak><prosody pitch=\"+2st\" volume=\"-3dB\">Hi.</prosody></speak>",
+            "ssml",
+            None,
+        ),
+    ];
+    for (pipeline, text, format, want) in cases {
+        assert_eq!(
+            unhonored(pipeline, text, format).as_deref(),
+            want,
+            "{pipeline}: {text}"
+        );
+    }
 
     // The OpenAI route takes a leading <speak> as SSML; input_format says otherwise.
     let speech = |body: serde_json::Value| post_json(port, "/v1/audio/speech", &body);

@@ -41,6 +41,12 @@ fn is_han(c: char) -> bool {
     )
 }
 
+/// A CJK ideograph (not CJK punctuation or a full-width form): what makes a
+/// run Chinese text rather than punctuation.
+fn is_ideograph(c: char) -> bool {
+    is_han(c) && !matches!(c, '\u{3000}'..='\u{303F}' | '\u{FF00}'..='\u{FFEF}')
+}
+
 /// Letters decide a run's script; anything else joins the run it is in.
 fn script(c: char) -> Option<bool> {
     if is_han(c) {
@@ -168,6 +174,52 @@ pub(super) fn parts(
         }
     }
     Ok(out)
+}
+
+/// The languages of `text`'s script runs that `main` does not speak and
+/// no route gives to a voice that does: what would otherwise be read by the
+/// main voice as best its phonemizer can (letter names, or nothing) and is
+/// reported unhonored like a style field. `latin_language` as in [`parts`].
+pub(super) fn unserved_languages(
+    text: &str,
+    main: &LoadedVoice,
+    latin_language: Option<&str>,
+    routes_list: &[Route],
+    pipeline_voice: &str,
+    voices: &VoiceStore,
+) -> Vec<String> {
+    let main_language = main
+        .entry
+        .config
+        .language_tag()
+        .map(|t| primary(&t))
+        .unwrap_or_default();
+    let latin = latin_language
+        .map(primary)
+        .filter(|l| l != "zh")
+        .unwrap_or_else(|| "en".to_string());
+    let mut out: Vec<String> = Vec::new();
+    for (han, run) in script_runs(text) {
+        let language = if han {
+            if !run.chars().any(is_ideograph) {
+                continue;
+            }
+            "zh".to_string()
+        } else {
+            if !run.chars().any(|c| c.is_alphabetic() && !is_han(c)) {
+                continue;
+            }
+            latin.clone()
+        };
+        if language == main_language
+            || out.contains(&language)
+            || route_for(routes_list, &language, pipeline_voice, voices).is_some()
+        {
+            continue;
+        }
+        out.push(language);
+    }
+    out
 }
 
 #[cfg(test)]

@@ -243,7 +243,11 @@ impl Runner<'_> {
                 None => 0,
             },
         };
-        let unhonored = self.account(job, &style, &voice, &voice_name, routed.as_ref());
+        let mut unhonored = self.account(job, &style, &voice, &voice_name, routed.as_ref());
+        self.account_text(job, &voice, &mut unhonored);
+        if !unhonored.is_empty() {
+            record_unhonored(&pipeline.name, &unhonored);
+        }
         report.set_unhonored(&unhonored);
         if !unhonored.is_empty() && pipeline.on_unhonored == OnUnhonored::Refuse {
             let catalog: Vec<(String, String)> = self
@@ -744,11 +748,85 @@ impl Runner<'_> {
             route: routed.map(|(_, m)| m),
             audio: &audio,
         };
-        let fields = honored::unhonored(style, &applied);
-        if !fields.is_empty() {
-            record_unhonored(&job.pipeline.name, &fields);
+        honored::unhonored(style, &applied)
+    }
+
+    /// What the text asks that nothing honors: runs in a language the voice
+    /// does not speak and no route serves (mixed.rs), and for SSML each
+    /// block's `lang` likewise and its prosody pitch / volume when no audio
+    /// stage applies them. Added to `fields` once each.
+    fn account_text(&self, job: &Job, voice: &LoadedVoice, fields: &mut Vec<UnhonoredField>) {
+        use voxpipe_types::StyleField;
+        let pipeline = &job.pipeline;
+        let mut add = |field: StyleField, value: String| {
+            if !fields.iter().any(|f| f.field == field && f.value == value) {
+                fields.push(UnhonoredField { field, value });
+            }
+        };
+        let default_language = job.language.as_deref().or(pipeline.language.as_deref());
+        let unserved = |text: &str, language: Option<&str>| {
+            super::mixed::unserved_languages(
+                text,
+                voice,
+                language,
+                &pipeline.routes,
+                &pipeline.voice,
+                self.voices,
+            )
+        };
+        let Some(blocks) = &job.ssml else {
+            for language in unserved(&job.text, default_language) {
+                add(StyleField::Language, language);
+            }
+            return;
+        };
+        let applies = |field: StyleField| {
+            pipeline.plugin_stages(StageKind::Audio).any(|(_, p)| {
+                p.plugin
+                    .applies
+                    .iter()
+                    .any(|a| matches!(a, voxpipe_types::Applies::Field(f) if *f == field))
+            })
+        };
+        for block in blocks.iter() {
+            let Block::Speech { text, settings } = block else {
+                continue;
+            };
+            // A block spoken by a named voice speaks what that voice speaks.
+            if settings.voice.is_none() {
+                let language = settings.lang.as_deref().or(default_language);
+                let mut languages = unserved(text, language);
+                // `lang` names the block's language even in the main script.
+                if let Some(lang) = &settings.lang {
+                    let main = voice.entry.config.language_tag().unwrap_or_default();
+                    let primary = super::mixed::primary(lang);
+                    let routed = super::mixed::route_for(
+                        &pipeline.routes,
+                        lang,
+                        &pipeline.voice,
+                        self.voices,
+                    )
+                    .is_some();
+                    if primary != super::mixed::primary(&main)
+                        && !routed
+                        && !languages.contains(&primary)
+                    {
+                        languages.push(primary);
+                    }
+                }
+                for language in languages {
+                    add(StyleField::Language, language);
+                }
+            }
+            for (field, value) in [
+                (StyleField::Pitch, settings.prosody.pitch),
+                (StyleField::Volume, settings.prosody.volume),
+            ] {
+                if value != 0.0 && !applies(field) {
+                    add(field, format!("{value:+}"));
+                }
+            }
         }
-        fields
     }
 
     /// Runs the style stage on the instruction, if any; sets `ctx.style`.

@@ -10,7 +10,8 @@ use std::time::Instant;
 use super::bounded::{reset_peak, status_bytes};
 use super::http::{call, start_with};
 
-/// Prose of about `chars` characters: varied sentences, repeated.
+/// Prose of at most `chars` characters (and within a sentence of it):
+/// varied sentences, repeated.
 fn prose(chars: usize) -> String {
     const SENTENCES: &[&str] = &[
         "The river ran high that spring, and the old bridge groaned under every cart that crossed it.",
@@ -22,7 +23,8 @@ fn prose(chars: usize) -> String {
     ];
     let mut text = String::with_capacity(chars + 128);
     for s in SENTENCES.iter().cycle() {
-        if text.len() >= chars {
+        // Never over `chars`: the limits are tried at their exact length.
+        if text.len() + s.len() > chars {
             break;
         }
         text.push_str(s);
@@ -52,10 +54,11 @@ pub fn longform_bench(whole: &[usize], streams: &[usize]) -> anyhow::Result<()> 
         idle >> 20
     );
     println!(
-        "Peak: the server's VmHWM during the request (reset before it) minus its RSS before.\n"
+        "Peak: the server's VmHWM during the request (reset before it), minus its RSS just before \
+         the request, and minus its idle RSS after warm-up.\n"
     );
-    println!("| mode | characters | speed | status | audio | wall | RTF | first audio | peak RSS above idle |");
-    println!("|---|---:|---:|---|---:|---:|---:|---:|---:|");
+    println!("| mode | characters | speed | status | audio | wall | RTF | first audio | peak RSS above the RSS before | peak RSS above idle |");
+    println!("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|");
     let mut runs: Vec<(bool, usize, f32)> = Vec::new();
     for &chars in whole {
         for speed in [1.0, 0.5] {
@@ -76,7 +79,11 @@ pub fn longform_bench(whole: &[usize], streams: &[usize]) -> anyhow::Result<()> 
         let started = Instant::now();
         let reply = call(server.1, "POST", "/v1/tts", &body)?;
         let wall = started.elapsed().as_secs_f64();
-        let peak = status_bytes(&server, "VmHWM:")?.saturating_sub(before);
+        let hwm = status_bytes(&server, "VmHWM:")?;
+        // Above the RSS before the request (what this request added), and
+        // above idle (what the allocator kept from earlier requests counts).
+        let peak = hwm.saturating_sub(before);
+        let over_idle = hwm.saturating_sub(idle);
         let audio = reply.body.len().saturating_sub(44) as f64 / 2.0 / 22_050.0;
         let status = if reply.status == 200 {
             "200".to_string()
@@ -89,7 +96,7 @@ pub fn longform_bench(whole: &[usize], streams: &[usize]) -> anyhow::Result<()> 
         };
         let rtf = if audio > 0.0 { wall / audio } else { 0.0 };
         println!(
-            "| {} | {} | {speed} | {status} | {audio:.0} s | {wall:.1} s | {rtf:.3} | {} | {} MiB |",
+            "| {} | {} | {speed} | {status} | {audio:.0} s | {wall:.1} s | {rtf:.3} | {} | {} MiB | {} MiB |",
             if stream { "stream" } else { "whole" },
             text.chars().count(),
             if stream {
@@ -97,7 +104,8 @@ pub fn longform_bench(whole: &[usize], streams: &[usize]) -> anyhow::Result<()> 
             } else {
                 "—".to_string()
             },
-            peak >> 20
+            peak >> 20,
+            over_idle >> 20
         );
     }
     Ok(())
