@@ -36,6 +36,13 @@ pub fn from_ids(ids: usize, speed: f32, streaming: bool, rate: u32) -> u32 {
     estimate(ids as f64 * SECONDS_PER_ID, speed, streaming, rate)
 }
 
+/// The memory `seconds` of silence add to a whole response (SSML breaks,
+/// which no speed changes).
+pub fn silence(seconds: f64, rate: u32) -> u32 {
+    let audio = seconds * f64::from(rate.max(8_000)) * 4.0 * COPIES;
+    (audio / f64::from(1u32 << 20)).ceil().min(u32::MAX as f64) as u32
+}
+
 fn estimate(seconds_at_speed_1: f64, speed: f32, streaming: bool, rate: u32) -> u32 {
     if streaming {
         return MODEL_MIB;
@@ -61,5 +68,8 @@ mod tests {
         assert_eq!(from_text(5_000, 0.25, true, 22_050), MODEL_MIB);
         assert_eq!(from_ids(10, 1.0, true, 48_000), MODEL_MIB);
         assert!(from_ids(50_000, 0.25, false, 22_050) > 2_000);
+        // 120 s of breaks at 22.05 kHz, three f32 copies: about 31 MiB.
+        assert_eq!(silence(120.0, 22_050), 31);
+        assert_eq!(silence(0.0, 22_050), 0);
     }
 }

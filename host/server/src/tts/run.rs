@@ -495,7 +495,36 @@ impl Runner<'_> {
                     )));
                 }
                 if let Some(admitted) = memory.take() {
-                    let mib = super::estimate::from_ids(ids, speed, streaming, rate);
+                    // An SSML document is phonemized block by block: the
+                    // first block's ids, scaled to all its text, and the
+                    // silence of its breaks.
+                    let (ids, silence) = match &job.ssml {
+                        Some(blocks) if !streaming => {
+                            let chars = |t: &str| t.chars().count().max(1);
+                            let first = steps.iter().find_map(|s| match s {
+                                Step::Speak(t, _) => Some(chars(t)),
+                                Step::Silence(_) => None,
+                            });
+                            let all: usize = steps
+                                .iter()
+                                .map(|s| match s {
+                                    Step::Speak(t, _) => chars(t),
+                                    Step::Silence(_) => 0,
+                                })
+                                .sum();
+                            let breaks: u32 = blocks
+                                .iter()
+                                .map(|b| match b {
+                                    Block::Silence { ms } => *ms,
+                                    Block::Speech { .. } => 0,
+                                })
+                                .sum();
+                            (ids * all / first.unwrap_or(1), f64::from(breaks) / 1000.0)
+                        }
+                        _ => (ids, 0.0),
+                    };
+                    let mib = super::estimate::from_ids(ids, speed, streaming, rate)
+                        .saturating_add(super::estimate::silence(silence, rate));
                     admitted.grow_to(mib, &|| checkpoint.check())?;
                 }
                 if let (Some((stage, capacity)), false) = (&whole_limit, streaming) {
