@@ -68,6 +68,34 @@ fn default_pipeline_checks_out() {
 }
 
 #[test]
+fn every_shipped_pipeline_checks_out() {
+    let root = common::root();
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(root.join("pipelines")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let o = run(&[
+                "pipeline",
+                "check",
+                &path.display().to_string(),
+                "--plugin-dir",
+                &plugin_dir(),
+            ]);
+            assert!(
+                o.status.success(),
+                "{}: {}{}",
+                path.display(),
+                text(&o.stdout),
+                text(&o.stderr)
+            );
+            names.push(path.file_stem().unwrap().to_string_lossy().into_owned());
+        }
+    }
+    names.sort();
+    assert_eq!(names, ["default", "home-assistant"]);
+}
+
+#[test]
 fn broken_pipeline_reports_every_problem_with_its_position() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("broken.toml");

@@ -160,6 +160,10 @@ enum Bench {
         /// Folder of Piper voices (both servers read it).
         #[arg(long, default_value = "voices", value_name = "DIR")]
         voices: String,
+        /// voxpipe's pipeline(s) for the Wyoming listener, comma-separated:
+        /// each gets its own listener and rows (e.g. `default,home-assistant`).
+        #[arg(long, value_delimiter = ',', default_values_t = ["default".to_string()])]
+        pipelines: Vec<String>,
     },
     /// First-party plugins: per-call time on realistic inputs.
     Plugins {
@@ -192,7 +196,8 @@ fn main() -> anyhow::Result<()> {
             warmup,
             voice,
             voices,
-        } => wyoming::wyoming_bench(rounds, warmup, &voice, &voices),
+            pipelines,
+        } => wyoming::wyoming_bench(rounds, warmup, &voice, &voices, &pipelines),
         Bench::Http { requests } => http::http_bench(requests),
         Bench::Telemetry { requests } => telemetry::telemetry_bench(requests),
         Bench::Engine {

@@ -87,15 +87,28 @@ pub(super) fn wyoming_bench(
     warmup: usize,
     voice: &str,
     voices: &str,
+    pipelines: &[String],
 ) -> anyhow::Result<()> {
     let root = repo_root();
     let plugins = super::built_plugins()?;
-    let (http, vox, piper) = (free_port()?, free_port()?, free_port()?);
+    let (http, piper) = (free_port()?, free_port()?);
+    // One Wyoming listener per pipeline, in one server.
+    let listeners: Vec<(String, u16)> = pipelines
+        .iter()
+        .map(|p| Ok((p.clone(), free_port()?)))
+        .collect::<anyhow::Result<_>>()?;
+    let mut command = Command::new(voxpipe_binary());
+    command
+        .current_dir(&root)
+        .args(["serve", "--bind", &format!("127.0.0.1:{http}")]);
+    for (pipeline, port) in &listeners {
+        command.args([
+            "--wyoming",
+            &format!("tcp://127.0.0.1:{port}?pipeline={pipeline}"),
+        ]);
+    }
     let mut voxpipe = Running(
-        Command::new(voxpipe_binary())
-            .current_dir(&root)
-            .args(["serve", "--bind", &format!("127.0.0.1:{http}")])
-            .args(["--wyoming", &format!("tcp://127.0.0.1:{vox}")])
+        command
             .arg("--plugin-dir")
             .arg(&plugins)
             .args(["--voices", voices])
@@ -104,7 +117,9 @@ pub(super) fn wyoming_bench(
             .spawn()
             .context("voxpipe (cargo build --release -p voxpipe)")?,
     );
-    wait_for_port(vox, &mut voxpipe.0, "voxpipe")?;
+    for (_, port) in &listeners {
+        wait_for_port(*port, &mut voxpipe.0, "voxpipe")?;
+    }
     let mut wyoming_piper = Running(
         Command::new("python3")
             .current_dir(&root)
@@ -127,11 +142,17 @@ pub(super) fn wyoming_bench(
             .context("python3 -m wyoming_piper (.ci/setup installs it)")?,
     );
     wait_for_port(piper, &mut wyoming_piper.0, "wyoming-piper")?;
-    let (vox_name, piper_name) = (format!("127.0.0.1:{vox}"), format!("127.0.0.1:{piper}"));
+    let vox_names: Vec<(String, String)> = listeners
+        .iter()
+        .map(|(pipeline, port)| (pipeline.clone(), format!("127.0.0.1:{port}")))
+        .collect();
+    let piper_name = format!("127.0.0.1:{piper}");
     let config = format!("{{\"voice\":\"{voice}\"}}");
-    eprintln!("wyoming-bench: voxpipe {vox_name}, wyoming-piper {piper_name}, {rounds} rounds");
+    eprintln!("wyoming-bench: voxpipe {vox_names:?}, wyoming-piper {piper_name}, {rounds} rounds");
     let out = Command::new("wyoming-bench")
-        .args(["tts", &vox_name, &piper_name, "--config", &config])
+        .arg("tts")
+        .args(vox_names.iter().map(|(_, name)| name))
+        .args([&piper_name, "--config", &config])
         .args([
             "--rounds",
             &rounds.to_string(),
@@ -157,19 +178,28 @@ pub(super) fn wyoming_bench(
     println!("|---|---|---:|---:|---:|");
     let mut ratios = Vec::new();
     for mode in ["non_streaming", "streaming"] {
-        let v = row(&vox_name, mode)?;
         let p = row(&piper_name, mode)?;
-        for (name, r) in [("voxpipe", v), ("wyoming-piper", p)] {
+        for (pipeline, vox_name) in &vox_names {
+            let v = row(vox_name, mode)?;
             println!(
-                "| {mode} | {name} | {} | {:.1} | {:.1} |",
-                r.ok, r.ttft_ms, r.total_ms
+                "| {mode} | voxpipe (pipeline {pipeline}) | {} | {:.1} | {:.1} |",
+                v.ok, v.ttft_ms, v.total_ms
             );
+            ratios.push((
+                mode,
+                pipeline,
+                v.ttft_ms / p.ttft_ms,
+                v.total_ms / p.total_ms,
+            ));
         }
-        ratios.push((mode, v.ttft_ms / p.ttft_ms, v.total_ms / p.total_ms));
+        println!(
+            "| {mode} | wyoming-piper | {} | {:.1} | {:.1} |",
+            p.ok, p.ttft_ms, p.total_ms
+        );
     }
-    println!("\n| ratio voxpipe ÷ wyoming-piper | time to first audio | total | goal |");
-    println!("|---|---:|---:|---|");
-    for (mode, ttft, total) in ratios {
+    println!("\n| ratio voxpipe ÷ wyoming-piper | pipeline | time to first audio | total | goal |");
+    println!("|---|---|---:|---:|---|");
+    for (mode, pipeline, ttft, total) in ratios {
         let goal = if mode == "non_streaming" {
             format!(
                 "total ≤ 0.5: {}",
@@ -181,7 +211,7 @@ pub(super) fn wyoming_bench(
                 if ttft <= 0.5 { "met" } else { "not met" }
             )
         };
-        println!("| {mode} | {ttft:.2} | {total:.2} | {goal} |");
+        println!("| {mode} | {pipeline} | {ttft:.2} | {total:.2} | {goal} |");
     }
     Ok(())
 }
