@@ -290,6 +290,25 @@ fn ssml_elements_through_the_server() {
     let (rate, s) = ok(&r);
     let zeros = longest_zeros_ms(rate, &s);
     assert!((900.0..930.0).contains(&zeros), "streamed: {zeros}");
+    // A streamed block longer than a stream piece (1 000 characters) is
+    // spoken piece by piece, all of it.
+    let sentence = "The river ran high that spring, and the old bridge groaned under every cart. ";
+    let long = sentence.repeat(16);
+    let r = post_json(
+        port,
+        "/v1/tts",
+        &json!({"text": format!("<speak><prosody rate=\"fast\">{long}</prosody><break time=\"500ms\"/>End.</speak>"),
+                "input_format": "ssml", "stream": true, "format": "wav"}),
+    );
+    let (rate, s) = ok(&r);
+    let (_, one) = ok(&tts(&format!(
+        "<speak><prosody rate=\"fast\">{sentence}</prosody></speak>"
+    )));
+    let ratio = seconds(rate, &s) / seconds(rate, &one);
+    assert!(
+        (13.0..19.0).contains(&ratio),
+        "16 sentences and a break: {ratio:.1}× one"
+    );
 }
 
 #[test]

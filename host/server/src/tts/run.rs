@@ -157,11 +157,23 @@ impl Runner<'_> {
         // piece and one utterance for the audio stages, with its own prosody
         // and voice; a break is exact silence between them (ssml.rs).
         let steps: Vec<Step> = match &job.ssml {
+            // A long block of a streamed document goes a few sentences at a
+            // time too (each piece its own utterance, with the block's settings).
             Some(blocks) => blocks
                 .iter()
-                .map(|b| match b {
-                    Block::Speech { text, settings } => Step::Speak(text.clone(), Some(settings)),
-                    Block::Silence { ms } => Step::Silence(*ms),
+                .flat_map(|b| match b {
+                    Block::Speech { text, settings }
+                        if streaming && text.len() > STREAM_PIECE_CHARS =>
+                    {
+                        super::sentences::pieces(text, STREAM_PIECE_CHARS)
+                            .into_iter()
+                            .map(|t| Step::Speak(t, Some(settings)))
+                            .collect::<Vec<_>>()
+                    }
+                    Block::Speech { text, settings } => {
+                        vec![Step::Speak(text.clone(), Some(settings))]
+                    }
+                    Block::Silence { ms } => vec![Step::Silence(*ms)],
                 })
                 .collect(),
             None if streaming && job.text.len() > STREAM_PIECE_CHARS => {
