@@ -18,6 +18,26 @@ pub fn run_blocks<P: AudioStage>(
     audio: &Audio,
     block_frames: usize,
 ) -> Result<Audio, StageError> {
+    run_utterance::<P>(ctx, config, audio, block_frames, 0).map(|d| d.audio)
+}
+
+/// What [`run_utterance`] made, and the largest state the stage handed from
+/// one call to the next (bytes).
+#[derive(Debug, Clone)]
+pub struct Driven {
+    pub audio: Audio,
+    pub max_state: usize,
+}
+
+/// [`run_blocks`] for utterance `utterance` (in a stream, a two-pass stage
+/// sees each sentence as one: 0, 1, 2…), also reporting the largest state.
+pub fn run_utterance<P: AudioStage>(
+    ctx: &Context,
+    config: &Config,
+    audio: &Audio,
+    block_frames: usize,
+    utterance: u32,
+) -> Result<Driven, StageError> {
     let channels = usize::from(audio.channels.max(1));
     let step = block_frames.max(1) * channels;
     let blocks: Vec<&[f32]> = if audio.samples.is_empty() {
@@ -31,6 +51,7 @@ pub fn run_blocks<P: AudioStage>(
         Passes::Two => 2,
     };
     let mut state = Vec::new();
+    let mut max_state = 0;
     let mut out = Audio::default();
     for pass in 0..passes {
         let mut offset = 0u64;
@@ -42,7 +63,7 @@ pub fn run_blocks<P: AudioStage>(
                     samples: samples.to_vec(),
                 },
                 position: BlockPosition {
-                    utterance: 0,
+                    utterance,
                     pass,
                     index: index as u32,
                     offset,
@@ -59,6 +80,7 @@ pub fn run_blocks<P: AudioStage>(
                     got.state.len()
                 )));
             }
+            max_state = max_state.max(got.state.len());
             state = got.state;
             if passes == 2 && pass == 0 {
                 if !got.audio.samples.is_empty() {
@@ -87,5 +109,8 @@ pub fn run_blocks<P: AudioStage>(
         out.sample_rate = audio.sample_rate;
         out.channels = audio.channels;
     }
-    Ok(out)
+    Ok(Driven {
+        audio: out,
+        max_state,
+    })
 }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use voxpipe_engine::synth::LoadedVoice;
 use voxpipe_types::Style;
 
-use super::{TtsError, VoiceStore};
+use super::VoiceStore;
 use crate::pipeline::routes::{self, Route};
 
 /// A stretch of the text and the voice that speaks it.
@@ -90,7 +90,7 @@ pub(super) fn primary(tag: &str) -> String {
 }
 
 /// The first route that matches `language` and whose voice speaks it.
-pub(super) fn route_for<'r>(
+fn route_for<'r>(
     routes_list: &'r [Route],
     language: &str,
     pipeline_voice: &str,
@@ -121,105 +121,125 @@ pub(super) fn route_for<'r>(
     })
 }
 
-/// The parts of `text`: one per change of voice. `main` speaks everything
-/// no route gives to another voice; `latin_language` is the language of
-/// non-Han runs (the request's or the pipeline's).
-pub(super) fn parts(
-    text: &str,
-    main: &Arc<LoadedVoice>,
-    latin_language: Option<&str>,
-    routes_list: &[Route],
-    pipeline_voice: &str,
-    voices: &VoiceStore,
-) -> Result<Vec<Part>, TtsError> {
-    let single = || {
-        vec![Part {
-            voice: main.clone(),
-            text: text.to_string(),
-            route_speaker: None,
-        }]
-    };
-    let runs = script_runs(text);
-    if routes_list.is_empty() || runs.len() < 2 {
-        return Ok(single());
-    }
-    let main_language = main
-        .entry
-        .config
-        .language_tag()
-        .map(|t| primary(&t))
-        .unwrap_or_default();
-    let latin = latin_language
-        .map(primary)
-        .filter(|l| l != "zh")
-        .unwrap_or_else(|| "en".to_string());
-    let mut out: Vec<Part> = Vec::new();
-    for (han, run) in runs {
-        let language = if han { "zh".to_string() } else { latin.clone() };
-        let (voice, route_speaker) = if language == main_language {
-            (main.clone(), None)
-        } else {
-            match route_for(routes_list, &language, pipeline_voice, voices) {
-                Some((route, voice)) => (voice, route.speaker.clone()),
-                None => (main.clone(), None),
-            }
-        };
-        match out.last_mut() {
-            Some(last) if Arc::ptr_eq(&last.voice, &voice) => last.text.push_str(run),
-            _ => out.push(Part {
-                voice,
-                text: run.to_string(),
-                route_speaker,
-            }),
-        }
-    }
-    Ok(out)
+/// Who speaks which language in one request: the main voice, the language
+/// of non-Han runs (the request's or the pipeline's, `en` when that is
+/// itself Chinese), and the pipeline's routes to other voices.
+pub(super) struct Speakers<'a> {
+    main: &'a Arc<LoadedVoice>,
+    main_language: String,
+    latin: String,
+    routes: &'a [Route],
+    pipeline_voice: &'a str,
+    voices: &'a VoiceStore,
 }
 
-/// The languages of `text`'s script runs that `main` does not speak and
-/// no route gives to a voice that does: what would otherwise be read by the
-/// main voice as best its phonemizer can (letter names, or nothing) and is
-/// reported unhonored like a style field. `latin_language` as in [`parts`].
-pub(super) fn unserved_languages(
-    text: &str,
-    main: &LoadedVoice,
-    latin_language: Option<&str>,
-    routes_list: &[Route],
-    pipeline_voice: &str,
-    voices: &VoiceStore,
-) -> Vec<String> {
-    let main_language = main
-        .entry
-        .config
-        .language_tag()
-        .map(|t| primary(&t))
-        .unwrap_or_default();
-    let latin = latin_language
-        .map(primary)
-        .filter(|l| l != "zh")
-        .unwrap_or_else(|| "en".to_string());
-    let mut out: Vec<String> = Vec::new();
-    for (han, run) in script_runs(text) {
-        let language = if han {
-            if !run.chars().any(is_ideograph) {
-                continue;
-            }
-            "zh".to_string()
-        } else {
-            if !run.chars().any(|c| c.is_alphabetic() && !is_han(c)) {
-                continue;
-            }
-            latin.clone()
-        };
-        if language == main_language
-            || out.contains(&language)
-            || route_for(routes_list, &language, pipeline_voice, voices).is_some()
-        {
-            continue;
+impl<'a> Speakers<'a> {
+    pub(super) fn new(
+        main: &'a Arc<LoadedVoice>,
+        latin_language: Option<&str>,
+        routes: &'a [Route],
+        pipeline_voice: &'a str,
+        voices: &'a VoiceStore,
+    ) -> Self {
+        Speakers {
+            main,
+            main_language: main
+                .entry
+                .config
+                .language_tag()
+                .map(|t| primary(&t))
+                .unwrap_or_default(),
+            latin: latin_language
+                .map(primary)
+                .filter(|l| l != "zh")
+                .unwrap_or_else(|| "en".to_string()),
+            routes,
+            pipeline_voice,
+            voices,
         }
-        out.push(language);
     }
-    out
+
+    /// The request's own voice.
+    pub(super) fn main(&self) -> &Arc<LoadedVoice> {
+        self.main
+    }
+
+    /// The voice for text in `language`, with the speaker its route names:
+    /// the main voice when it speaks the language, else the first route's
+    /// voice that does; `None` when neither.
+    pub(super) fn voice_for(&self, language: &str) -> Option<(Arc<LoadedVoice>, Option<String>)> {
+        if primary(language) == self.main_language {
+            return Some((self.main.clone(), None));
+        }
+        route_for(self.routes, language, self.pipeline_voice, self.voices)
+            .map(|(route, voice)| (voice, route.speaker.clone()))
+    }
+
+    /// Each script run of `text` with its language: (language, is Han, run).
+    fn runs<'t>(&self, text: &'t str) -> Vec<(String, bool, &'t str)> {
+        script_runs(text)
+            .into_iter()
+            .map(|(han, run)| {
+                let language = if han {
+                    "zh".to_string()
+                } else {
+                    self.latin.clone()
+                };
+                (language, han, run)
+            })
+            .collect()
+    }
+
+    /// The parts of `text`: one per change of voice. The main voice speaks
+    /// everything no route gives to another voice.
+    pub(super) fn parts(&self, text: &str) -> Vec<Part> {
+        if self.routes.is_empty() || script_runs(text).len() < 2 {
+            return vec![Part {
+                voice: self.main.clone(),
+                text: text.to_string(),
+                route_speaker: None,
+            }];
+        }
+        let mut out: Vec<Part> = Vec::new();
+        for (language, _, run) in self.runs(text) {
+            let (voice, route_speaker) = self
+                .voice_for(&language)
+                .unwrap_or_else(|| (self.main.clone(), None));
+            match out.last_mut() {
+                Some(last) if Arc::ptr_eq(&last.voice, &voice) => last.text.push_str(run),
+                _ => out.push(Part {
+                    voice,
+                    text: run.to_string(),
+                    route_speaker,
+                }),
+            }
+        }
+        out
+    }
+
+    /// The languages of `text`'s script runs that no voice here speaks: what
+    /// the main voice reads as best its phonemizer can (letter names, or
+    /// nothing), reported unhonored like a style field. A run counts only
+    /// with letters of its script (a full-width comma is not Chinese).
+    pub(super) fn unserved(&self, text: &str) -> Vec<String> {
+        // Each language is looked up once, however many runs it has.
+        let (mut decided, mut out): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
+        for (language, han, run) in self.runs(text) {
+            let letters = if han {
+                run.chars().any(is_ideograph)
+            } else {
+                run.chars().any(|c| c.is_alphabetic() && !is_han(c))
+            };
+            if !letters || decided.contains(&language) {
+                continue;
+            }
+            if self.voice_for(&language).is_none() {
+                out.push(language.clone());
+            }
+            decided.push(language);
+        }
+        out
+    }
 }
 
 #[cfg(test)]

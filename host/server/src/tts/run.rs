@@ -16,6 +16,7 @@ use voxpipe_types::{Audio, RequestContext, StageKind, Style, StyleOutcome};
 
 use super::admission::Admitted;
 use super::honored::{self, UnhonoredField};
+use super::mixed::{Part, Speakers};
 use super::observe::{fail_span, record_host, record_stage, record_unhonored};
 use super::ssml::{Block, Settings};
 use super::{Job, ServiceOptions, StreamEvent, StyleReport, Timings, TtsError, VoiceStore};
@@ -31,6 +32,36 @@ const STREAM_PIECE_CHARS: usize = 1000;
 enum Step<'a> {
     Speak(String, Option<&'a Settings>),
     Silence(u32),
+}
+
+/// For a whole SSML response's memory: how many times its first speech
+/// step's text all its speech is (in characters), and its breaks' seconds.
+fn ssml_extent(steps: &[Step]) -> (f64, f64) {
+    let (mut first, mut all, mut ms) = (None, 0usize, 0u64);
+    for step in steps {
+        match step {
+            Step::Speak(text, _) => {
+                let chars = text.chars().count().max(1);
+                first.get_or_insert(chars);
+                all += chars;
+            }
+            Step::Silence(m) => ms += u64::from(*m),
+        }
+    }
+    (all as f64 / first.unwrap_or(1) as f64, ms as f64 / 1000.0)
+}
+
+/// Ends the chain's utterance and delivers what its stages still held.
+fn end_utterance(
+    chain: &mut AudioChain<'_>,
+    voice: &LoadedVoice,
+    timings: &mut Timings,
+    deliver: &mut dyn FnMut(Audio, &mut Timings) -> Result<(), TtsError>,
+) -> Result<(), TtsError> {
+    for a in chain.push(voice_audio(voice, Vec::new()), End::ALL)? {
+        deliver(a, timings)?;
+    }
+    Ok(())
 }
 
 /// What a run needs from the service.
@@ -255,8 +286,7 @@ impl Runner<'_> {
                 None => 0,
             },
         };
-        let mut unhonored = self.account(job, &style, &voice, &voice_name, routed.as_ref());
-        self.account_text(job, &voice, &mut unhonored);
+        let unhonored = self.account(job, &style, &voice, &voice_name, routed.as_ref());
         if !unhonored.is_empty() {
             record_unhonored(&pipeline.name, &unhonored);
         }
@@ -303,25 +333,24 @@ impl Runner<'_> {
             .collect();
         // Runs of another script go to the voice the routes give their
         // language (mixed.rs); one part, the main voice, otherwise.
-        let synth_options =
-            |part: &super::mixed::Part, speed: f32| -> Result<SynthOptions, TtsError> {
-                let main = Arc::ptr_eq(&part.voice, &voice);
-                let speaker = match (&part.route_speaker, main) {
-                    (_, true) => speaker,
-                    (Some(name), false) => speaker_id(&part.voice, name)?,
-                    (None, false) => 0,
-                };
-                Ok(SynthOptions {
-                    noise_scale: style.noise_scale,
-                    length_scale: Some(part.voice.entry.config.inference.length_scale / speed),
-                    noise_w: style.noise_w,
-                    speaker,
-                    seed: job.seed,
-                    max_phonemes: Some(self.options.max_call_phonemes),
-                    max_seconds: Some(self.options.max_sentence_seconds),
-                    decoder_chunks: None,
-                })
+        let synth_options = |part: &Part, speed: f32| -> Result<SynthOptions, TtsError> {
+            let main = Arc::ptr_eq(&part.voice, &voice);
+            let speaker = match (&part.route_speaker, main) {
+                (_, true) => speaker,
+                (Some(name), false) => speaker_id(&part.voice, name)?,
+                (None, false) => 0,
             };
+            Ok(SynthOptions {
+                noise_scale: style.noise_scale,
+                length_scale: Some(part.voice.entry.config.inference.length_scale / speed),
+                noise_w: style.noise_w,
+                speaker,
+                seed: job.seed,
+                max_phonemes: Some(self.options.max_call_phonemes),
+                max_seconds: Some(self.options.max_sentence_seconds),
+                decoder_chunks: None,
+            })
+        };
         // A check that stops the engine mid-way (between clauses, modules and
         // decoder windows): the same as `checkpoint`, which then says why.
         let stop = || checkpoint.check().is_err();
@@ -414,16 +443,15 @@ impl Runner<'_> {
         let mut stream_ended = false;
         let mut total_sentences = 0usize;
         let mut first_text = Some(first_text);
-        let mut n = 0usize;
+        // Speech steps so far (the index of the piece at hand).
+        let mut spoken = 0usize;
         let mut times: Vec<(Arc<Stage>, Duration)> = Vec::new();
         for step in &steps {
             let settings = match step {
                 Step::Silence(ms) => {
                     // The speech before it is a finished utterance.
                     if !stream_ended {
-                        for a in chain.push(voice_audio(&voice, Vec::new()), End::ALL)? {
-                            deliver(a, timings)?;
-                        }
+                        end_utterance(&mut chain, &voice, timings, &mut deliver)?;
                         stream_ended = true;
                     }
                     silence_ms.set(silence_ms.get() + ms);
@@ -431,20 +459,18 @@ impl Runner<'_> {
                 }
                 Step::Speak(_, settings) => *settings,
             };
+            let n = spoken;
+            spoken += 1;
             if ssml && n > 0 {
                 // A new SSML block is a new utterance, with its own context.
                 if !stream_ended {
-                    for a in chain.push(voice_audio(&voice, Vec::new()), End::ALL)? {
-                        deliver(a, timings)?;
-                    }
+                    end_utterance(&mut chain, &voice, timings, &mut deliver)?;
                 }
                 times.extend(chain.stage_times().map(|(s, d)| (s.clone(), d)));
                 chain = AudioChain::new(pipeline, &piece_ctxs[n], voice.sample_rate(), streaming);
                 made_seconds = 0.0;
             }
             stream_ended = false;
-            n += 1;
-            let n = n - 1;
             let last_piece = n + 1 == piece_count;
             let text = match first_text.take() {
                 Some(t) => t,
@@ -457,18 +483,18 @@ impl Runner<'_> {
             };
             // Runs of another script go to the voice the routes give their
             // language (mixed.rs); one part, the main voice, otherwise.
+            let speakers = Speakers::new(
+                &voice,
+                job.language.as_deref().or(pipeline.language.as_deref()),
+                &pipeline.routes,
+                &pipeline.voice,
+                self.voices,
+            );
             let parts = match settings {
                 Some(s) if s.voice.is_some() || s.lang.is_some() => {
-                    vec![self.ssml_part(text.clone(), s, &voice, pipeline)?]
+                    vec![self.ssml_part(text.clone(), s, &speakers)?]
                 }
-                _ => super::mixed::parts(
-                    &text,
-                    &voice,
-                    job.language.as_deref().or(pipeline.language.as_deref()),
-                    &pipeline.routes,
-                    &pipeline.voice,
-                    self.voices,
-                )?,
+                _ => speakers.parts(&text),
             };
             let piece_speed = settings.map_or(speed, |s| (speed * s.prosody.rate).clamp(0.25, 4.0));
             let options = parts
@@ -510,30 +536,11 @@ impl Runner<'_> {
                     // An SSML document is phonemized block by block: the
                     // first block's ids, scaled to all its text, and the
                     // silence of its breaks.
-                    let (ids, silence) = match &job.ssml {
-                        Some(blocks) if !streaming => {
-                            let chars = |t: &str| t.chars().count().max(1);
-                            let first = steps.iter().find_map(|s| match s {
-                                Step::Speak(t, _) => Some(chars(t)),
-                                Step::Silence(_) => None,
-                            });
-                            let all: usize = steps
-                                .iter()
-                                .map(|s| match s {
-                                    Step::Speak(t, _) => chars(t),
-                                    Step::Silence(_) => 0,
-                                })
-                                .sum();
-                            let breaks: u32 = blocks
-                                .iter()
-                                .map(|b| match b {
-                                    Block::Silence { ms } => *ms,
-                                    Block::Speech { .. } => 0,
-                                })
-                                .sum();
-                            (ids * all / first.unwrap_or(1), f64::from(breaks) / 1000.0)
-                        }
-                        _ => (ids, 0.0),
+                    let (ids, silence) = if ssml && !streaming {
+                        let (scale, silence) = ssml_extent(&steps);
+                        ((ids as f64 * scale).ceil() as usize, silence)
+                    } else {
+                        (ids, 0.0)
                     };
                     let mib = super::estimate::from_ids(ids, speed, streaming, rate)
                         .saturating_add(super::estimate::silence(silence, rate));
@@ -643,10 +650,7 @@ impl Runner<'_> {
         }
         // The last piece had nothing to say: the stages still hear the end.
         if !stream_ended {
-            let outs = chain.push(voice_audio(&voice, Vec::new()), End::ALL)?;
-            for a in outs {
-                deliver(a, timings)?;
-            }
+            end_utterance(&mut chain, &voice, timings, &mut deliver)?;
         }
         // A document that ends with a break: its silence, in the last format.
         if silence_ms.get() > 0 {
@@ -675,40 +679,24 @@ impl Runner<'_> {
     }
 
     /// The voice of an SSML block that names one (`voice`) or a language
-    /// (`lang`): the named voice; the voice the pipeline's routes give the
-    /// language when it is not the main voice's; else the main voice.
+    /// (`lang`): the named voice; else the voice that speaks the language
+    /// (the main voice, or the one the routes give it); else the main voice.
     fn ssml_part(
         &self,
         text: String,
         settings: &Settings,
-        main: &Arc<LoadedVoice>,
-        pipeline: &crate::pipeline::Pipeline,
-    ) -> Result<super::mixed::Part, TtsError> {
-        use super::mixed::{primary, route_for, Part};
-        if let Some(name) = &settings.voice {
-            return Ok(Part {
-                voice: self.voices.get(name)?,
-                text,
-                route_speaker: None,
-            });
-        }
-        let lang = settings.lang.as_deref().unwrap_or("");
-        let main_lang = main.entry.config.language_tag().map(|t| primary(&t));
-        if main_lang.as_deref() != Some(primary(lang).as_str()) {
-            if let Some((route, voice)) =
-                route_for(&pipeline.routes, lang, &pipeline.voice, self.voices)
-            {
-                return Ok(Part {
-                    voice,
-                    text,
-                    route_speaker: route.speaker.clone(),
-                });
-            }
-        }
+        speakers: &Speakers<'_>,
+    ) -> Result<Part, TtsError> {
+        let (voice, route_speaker) = match (&settings.voice, &settings.lang) {
+            (Some(name), _) => (self.voices.get(name)?, None),
+            (None, lang) => speakers
+                .voice_for(lang.as_deref().unwrap_or(""))
+                .unwrap_or_else(|| (speakers.main().clone(), None)),
+        };
         Ok(Part {
-            voice: main.clone(),
+            voice,
             text,
-            route_speaker: None,
+            route_speaker,
         })
     }
 
@@ -716,7 +704,7 @@ impl Runner<'_> {
     /// model call, in order. The first call is at most `first_call` ids.
     fn phonemize(
         &self,
-        parts: &[super::mixed::Part],
+        parts: &[Part],
         first_call: usize,
         stop: &dyn Fn() -> bool,
         timings: &mut Timings,
@@ -766,18 +754,18 @@ impl Runner<'_> {
         Ok(sentences)
     }
 
-    /// The style fields nothing applies (see `honored.rs`), recorded on the
-    /// request's span and counted.
+    /// The style fields nothing applies (see `honored.rs`), and what the
+    /// text itself asks that nothing honors.
     fn account(
         &self,
         job: &Job,
         style: &Style,
-        voice: &LoadedVoice,
+        voice: &Arc<LoadedVoice>,
         voice_name: &str,
         routed: Option<&(&crate::pipeline::Route, routes::Matched)>,
     ) -> Vec<UnhonoredField> {
-        let audio: Vec<&voxpipe_types::Applies> = job
-            .pipeline
+        let pipeline = &job.pipeline;
+        let audio: Vec<&voxpipe_types::Applies> = pipeline
             .plugin_stages(StageKind::Audio)
             .flat_map(|(_, p)| p.plugin.applies.iter())
             .collect();
@@ -789,25 +777,20 @@ impl Runner<'_> {
             route: routed.map(|(_, m)| m),
             audio: &audio,
         };
-        honored::unhonored(style, &applied)
-    }
-
-    /// What the text asks that nothing honors: runs in a language the voice
-    /// does not speak and no route serves (mixed.rs), and for SSML each
-    /// block's `lang` likewise and its prosody pitch / volume when no audio
-    /// stage applies them. Added to `fields` once each.
-    fn account_text(&self, job: &Job, voice: &LoadedVoice, fields: &mut Vec<UnhonoredField>) {
-        use voxpipe_types::StyleField;
-        let pipeline = &job.pipeline;
-        let mut add = |field: StyleField, value: String| {
-            if !fields.iter().any(|f| f.field == field && f.value == value) {
-                fields.push(UnhonoredField { field, value });
+        let mut fields = honored::unhonored(style, &applied);
+        let mut add = |more: Vec<UnhonoredField>| {
+            for f in more {
+                if !fields.contains(&f) {
+                    fields.push(f);
+                }
             }
         };
+        // The text's own asks: runs in a language no voice here speaks
+        // (mixed.rs), and in SSML each block's `lang` likewise and its
+        // prosody, held to the same rules as a style's pitch and volume.
         let default_language = job.language.as_deref().or(pipeline.language.as_deref());
-        let unserved = |text: &str, language: Option<&str>| {
-            super::mixed::unserved_languages(
-                text,
+        let speakers = |language: Option<&str>| {
+            Speakers::new(
                 voice,
                 language,
                 &pipeline.routes,
@@ -815,59 +798,47 @@ impl Runner<'_> {
                 self.voices,
             )
         };
+        let language_fields = |languages: Vec<String>| {
+            languages
+                .into_iter()
+                .map(|value| UnhonoredField {
+                    field: voxpipe_types::StyleField::Language,
+                    value,
+                })
+                .collect::<Vec<_>>()
+        };
         let Some(blocks) = &job.ssml else {
-            for language in unserved(&job.text, default_language) {
-                add(StyleField::Language, language);
-            }
-            return;
+            add(language_fields(
+                speakers(default_language).unserved(&job.text),
+            ));
+            return fields;
         };
-        let applies = |field: StyleField| {
-            pipeline.plugin_stages(StageKind::Audio).any(|(_, p)| {
-                p.plugin
-                    .applies
-                    .iter()
-                    .any(|a| matches!(a, voxpipe_types::Applies::Field(f) if *f == field))
-            })
-        };
-        for block in blocks.iter() {
-            let Block::Speech { text, settings } = block else {
-                continue;
-            };
+        for (text, settings) in blocks.iter().filter_map(|b| match b {
+            Block::Speech { text, settings } => Some((text, settings)),
+            Block::Silence { .. } => None,
+        }) {
             // A block spoken by a named voice speaks what that voice speaks.
             if settings.voice.is_none() {
-                let language = settings.lang.as_deref().or(default_language);
-                let mut languages = unserved(text, language);
+                let speakers = speakers(settings.lang.as_deref().or(default_language));
+                let mut languages = speakers.unserved(text);
                 // `lang` names the block's language even in the main script.
-                if let Some(lang) = &settings.lang {
-                    let main = voice.entry.config.language_tag().unwrap_or_default();
-                    let primary = super::mixed::primary(lang);
-                    let routed = super::mixed::route_for(
-                        &pipeline.routes,
-                        lang,
-                        &pipeline.voice,
-                        self.voices,
-                    )
-                    .is_some();
-                    if primary != super::mixed::primary(&main)
-                        && !routed
-                        && !languages.contains(&primary)
-                    {
-                        languages.push(primary);
+                if let Some(lang) = settings.lang.as_deref() {
+                    let lang = super::mixed::primary(lang);
+                    if speakers.voice_for(&lang).is_none() && !languages.contains(&lang) {
+                        languages.push(lang);
                     }
                 }
-                for language in languages {
-                    add(StyleField::Language, language);
-                }
+                add(language_fields(languages));
             }
-            for (field, value) in [
-                (StyleField::Pitch, settings.prosody.pitch),
-                (StyleField::Volume, settings.prosody.volume),
-            ] {
-                if value != 0.0 && !applies(field) {
-                    add(field, format!("{value:+}"));
-                }
-            }
+            let prosody = settings.prosody;
+            let asked = Style {
+                pitch: (prosody.pitch != 0.0).then_some(prosody.pitch),
+                volume: (prosody.volume != 0.0).then_some(prosody.volume),
+                ..Style::default()
+            };
+            add(honored::unhonored(&asked, &applied));
         }
+        fields
     }
 
     /// Runs the style stage on the instruction, if any; sets `ctx.style`.

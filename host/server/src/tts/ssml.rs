@@ -187,6 +187,12 @@ struct Lower<'a, 'input> {
     break_ms: u32,
 }
 
+/// The value of attribute `name` among an element's checked attributes,
+/// trimmed.
+fn attr<'v>(attrs: &'v [(String, String)], name: &str) -> Option<&'v str> {
+    attrs.iter().find(|(n, _)| n == name).map(|(_, v)| v.trim())
+}
+
 /// The element's local name, checked to be in the SSML namespace (or none).
 fn name_of<'i>(lower: &Lower<'_, 'i>, node: Node<'_, 'i>) -> Result<&'i str, SsmlError> {
     let tag = node.tag_name();
@@ -395,11 +401,11 @@ impl<'input> Lower<'_, 'input> {
             }
             "voice" => {
                 let attrs = self.attributes(node, name, &["name"])?;
-                let Some((_, voice)) = attrs.first().filter(|(_, v)| !v.trim().is_empty()) else {
+                let Some(voice) = attr(&attrs, "name").filter(|v| !v.is_empty()) else {
                     return Err(self.unsupported(node, "<voice> needs `name`".into()));
                 };
                 let inner = Settings {
-                    voice: Some(voice.trim().to_string()),
+                    voice: Some(voice.to_string()),
                     ..settings.clone()
                 };
                 self.children(node, &inner, depth)
@@ -409,14 +415,8 @@ impl<'input> Lower<'_, 'input> {
                 if node.has_children() {
                     return Err(self.unsupported(node, "<break> must be empty".into()));
                 }
-                let time = attrs
-                    .iter()
-                    .find(|(n, _)| n == "time")
-                    .map(|(_, v)| v.as_str());
-                let strength = attrs
-                    .iter()
-                    .find(|(n, _)| n == "strength")
-                    .map(|(_, v)| v.as_str());
+                let time = attr(&attrs, "time");
+                let strength = attr(&attrs, "strength");
                 let ms = match (time, strength) {
                     (Some(t), _) => break_time(t).map_err(|e| self.unsupported(node, e))?,
                     (None, Some(s)) => strength_ms(s).map_err(|e| self.unsupported(node, e))?,
@@ -427,16 +427,14 @@ impl<'input> Lower<'_, 'input> {
             "prosody" => {
                 let attrs = self.attributes(node, name, &["rate", "pitch", "volume"])?;
                 let mut p = settings.prosody;
-                for (attr, value) in &attrs {
+                for (key, value) in &attrs {
                     let v = value.trim();
-                    let r = match attr.as_str() {
+                    let r = match key.as_str() {
                         "rate" => rate(v).map(|r| p.rate *= r),
                         "pitch" => pitch(v).map(|st| p.pitch += st),
                         _ => volume(v).map(|db| p.volume += db),
                     };
-                    r.map_err(|e| {
-                        self.unsupported(node, format!("<prosody {attr}=\"{v}\">: {e}"))
-                    })?;
+                    r.map_err(|e| self.unsupported(node, format!("<prosody {key}=\"{v}\">: {e}")))?;
                 }
                 let within = |v: f32, (lo, hi): (f32, f32)| (lo..=hi).contains(&v);
                 if !within(p.rate, RATE_RANGE)
@@ -468,12 +466,11 @@ impl<'input> Lower<'_, 'input> {
             }
             "say-as" => {
                 let attrs = self.attributes(node, name, &["interpret-as", "format"])?;
-                let get = |n: &str| attrs.iter().find(|(a, _)| a == n).map(|(_, v)| v.trim());
-                let Some(kind) = get("interpret-as") else {
+                let Some(kind) = attr(&attrs, "interpret-as") else {
                     return Err(self.unsupported(node, "<say-as> needs `interpret-as`".into()));
                 };
                 let content = self.text_only(node, name)?;
-                let spoken = say_as(kind, get("format"), &content).map_err(|e| {
+                let spoken = say_as(kind, attr(&attrs, "format"), &content).map_err(|e| {
                     self.unsupported(node, format!("<say-as interpret-as=\"{kind}\">: {e}"))
                 })?;
                 self.push_text(settings, &spoken);
@@ -481,7 +478,7 @@ impl<'input> Lower<'_, 'input> {
             }
             "sub" => {
                 let attrs = self.attributes(node, name, &["alias"])?;
-                let Some((_, alias)) = attrs.first() else {
+                let Some(alias) = attr(&attrs, "alias") else {
                     return Err(self.unsupported(node, "<sub> needs `alias`".into()));
                 };
                 self.text_only(node, name)?;
@@ -490,8 +487,7 @@ impl<'input> Lower<'_, 'input> {
             }
             "phoneme" => {
                 let attrs = self.attributes(node, name, &["alphabet", "ph"])?;
-                let get = |n: &str| attrs.iter().find(|(a, _)| a == n).map(|(_, v)| v.trim());
-                match get("alphabet") {
+                match attr(&attrs, "alphabet") {
                     Some("ipa") => {}
                     Some(other) => {
                         return Err(self.unsupported(
@@ -505,7 +501,7 @@ impl<'input> Lower<'_, 'input> {
                         )
                     }
                 }
-                let ph = get("ph").unwrap_or("");
+                let ph = attr(&attrs, "ph").unwrap_or("");
                 if ph.is_empty() || ph.contains("[[") || ph.contains("]]") {
                     return Err(self.unsupported(
                         node,
@@ -533,10 +529,9 @@ impl<'input> Lower<'_, 'input> {
         settings: &Settings,
         attrs: &[(String, String)],
     ) -> Result<Settings, SsmlError> {
-        let Some((_, lang)) = attrs.iter().find(|(n, _)| n == "xml:lang") else {
+        let Some(lang) = attr(attrs, "xml:lang") else {
             return Ok(settings.clone());
         };
-        let lang = lang.trim();
         let ok = !lang.is_empty()
             && lang.len() <= super::LANGUAGE_MAX_CHARS
             && lang

@@ -7,7 +7,10 @@ mod reference;
 
 use super::*;
 use serde_json::json;
-use voxpipe_plugin_audio::{drive::run_blocks, Passes, MAX_STATE_BYTES};
+use voxpipe_plugin_audio::{
+    drive::{run_blocks, run_utterance},
+    Passes, MAX_STATE_BYTES,
+};
 
 const RATE: u32 = 1000; // 1 frame per ms keeps the arithmetic readable
 
@@ -38,46 +41,8 @@ fn drive(
     block: usize,
     utterance: u32,
 ) -> Result<(Audio, usize), StageError> {
-    let c = usize::from(audio.channels.max(1));
-    let blocks: Vec<&[f32]> = if audio.samples.is_empty() {
-        vec![&[][..]]
-    } else {
-        audio.samples.chunks(block.max(1) * c).collect()
-    };
-    let total = (audio.samples.len() / c) as u64;
-    let mut state = Vec::new();
-    let mut max_state = 0;
-    let mut out = Audio {
-        samples: Vec::new(),
-        ..*audio
-    };
-    for pass in 0..2 {
-        let mut offset = 0;
-        for (index, samples) in blocks.iter().enumerate() {
-            let block = Block {
-                audio: Audio {
-                    samples: samples.to_vec(),
-                    ..*audio
-                },
-                position: BlockPosition {
-                    utterance,
-                    pass,
-                    index: index as u32,
-                    offset,
-                    last: index + 1 == blocks.len(),
-                    total_frames: (pass == 1).then_some(total),
-                },
-                state: std::mem::take(&mut state),
-            };
-            offset += (samples.len() / c) as u64;
-            let got = TrimFade::process_block(&Context::default(), config, block)?;
-            max_state = max_state.max(got.state.len());
-            state = got.state;
-            assert!(pass == 1 || got.audio.samples.is_empty());
-            out.samples.extend(got.audio.samples);
-        }
-    }
-    Ok((out, max_state))
+    run_utterance::<TrimFade>(&Context::default(), config, audio, block, utterance)
+        .map(|d| (d.audio, d.max_state))
 }
 
 fn mono(samples: Vec<f32>) -> Audio {
