@@ -144,6 +144,9 @@ enum Bench {
         chars: usize,
         #[arg(long, default_value_t = 200)]
         parses: usize,
+        /// Characters of the streamed one-block document (`max_stream_chars` at most).
+        #[arg(long, default_value_t = 20000)]
+        stream_chars: usize,
     },
     /// The Wyoming front end next to wyoming-piper (same voice and texts),
     /// in one wyoming-bench run: time to first audio, total time, ratios.
@@ -189,7 +192,11 @@ fn main() -> anyhow::Result<()> {
         Bench::Sandbox => sandbox::sandbox_bench(),
         Bench::Bounded { only } => bounded::bounded_bench(only.as_deref()),
         Bench::Longform { whole, streams } => longform::longform_bench(&whole, &streams),
-        Bench::Ssml { chars, parses } => ssml::ssml_bench(chars, parses),
+        Bench::Ssml {
+            chars,
+            parses,
+            stream_chars,
+        } => ssml::ssml_bench(chars, parses, stream_chars),
         Bench::Conv { reps, tile } => conv::conv_bench(reps, tile.as_deref()),
         Bench::Wyoming {
             rounds,

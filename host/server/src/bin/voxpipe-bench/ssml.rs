@@ -3,9 +3,12 @@
 //! parsed and lowered many times (median), then synthesized whole through the
 //! real server and the default pipeline; the table gives both and their
 //! ratio (issue 17's goal: parsing and lowering under 1 % of synthesis).
+//! Then a streamed document of one long block: the server's peak memory
+//! above idle (such a block is spoken a few sentences at a time).
 
 use std::time::Instant;
 
+use super::bounded::{reset_peak, status_bytes};
 use super::http::{call, start_with};
 use voxpipe::tts::ssml;
 
@@ -46,7 +49,7 @@ pub fn document(chars: usize) -> String {
     doc
 }
 
-pub fn ssml_bench(chars: usize, parses: usize) -> anyhow::Result<()> {
+pub fn ssml_bench(chars: usize, parses: usize, stream_chars: usize) -> anyhow::Result<()> {
     let doc = document(chars);
     let mut times = Vec::with_capacity(parses);
     let mut blocks = 0;
@@ -71,13 +74,34 @@ pub fn ssml_bench(chars: usize, parses: usize) -> anyhow::Result<()> {
         &[("RUST_LOG", "warn")],
     )?;
     let body = serde_json::json!({"text": doc, "input_format": "ssml"}).to_string();
-    // Warm up (plugins compiled, voice loaded).
+    // Warm up (plugins compiled, voice loaded); then idle is the baseline.
     call(
         server.1,
         "POST",
         "/v1/tts",
         &serde_json::json!({"text": "<speak>Hello.</speak>", "input_format": "ssml"}).to_string(),
     )?;
+    let idle = status_bytes(&server, "VmRSS:")?;
+
+    // A streamed document of one long block (spoken a few sentences at a
+    // time, as plain text is): the server's peak memory above idle.
+    let sentence = "The river ran high that spring, and the old bridge groaned under every cart. ";
+    let long = sentence.repeat(stream_chars / sentence.len());
+    let stream_doc = format!("<speak><prosody rate=\"fast\">{long}</prosody></speak>");
+    let stream_body = serde_json::json!({"text": stream_doc, "input_format": "ssml", "stream": true, "format": "pcm"}).to_string();
+    reset_peak(&server)?;
+    let started = Instant::now();
+    let streamed = call(server.1, "POST", "/v1/tts", &stream_body)?;
+    let stream_wall = started.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        streamed.status == 200,
+        "stream: {} {}",
+        streamed.status,
+        String::from_utf8_lossy(&streamed.body)
+    );
+    let stream_peak = status_bytes(&server, "VmHWM:")?.saturating_sub(idle);
+    let stream_audio = streamed.body.len() as f64 / 2.0 / 22_050.0;
+
     let started = Instant::now();
     let reply = call(server.1, "POST", "/v1/tts", &body)?;
     let synth = started.elapsed().as_secs_f64();
@@ -97,6 +121,16 @@ pub fn ssml_bench(chars: usize, parses: usize) -> anyhow::Result<()> {
         parse * 1e3,
         p99 * 1e3,
         100.0 * parse / synth
+    );
+    println!(
+        "\n| streamed document, one block | audio | wall | first audio | peak RSS above idle |"
+    );
+    println!("|---:|---:|---:|---:|---:|");
+    println!(
+        "| {} chars | {stream_audio:.0} s | {stream_wall:.1} s | {:.2} s | {} MiB |",
+        stream_doc.chars().count(),
+        streamed.first_byte.as_secs_f64(),
+        stream_peak >> 20
     );
     Ok(())
 }
