@@ -431,3 +431,318 @@ fn ssml_refusals_are_typed_and_fast() {
     );
     assert_eq!(r.status, 200);
 }
+
+/// Speech regions of `samples`: 5 ms RMS windows, silent when 40 dB under
+/// the loudest window; silences shorter than 150 ms (a stop consonant's
+/// closure) do not split a region. (start, end) in seconds.
+fn speech_regions(rate: u32, samples: &[i16]) -> Vec<(f64, f64)> {
+    let hop = (rate / 200) as usize;
+    let rms: Vec<f64> = samples
+        .chunks(hop)
+        .map(|c| (c.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / c.len() as f64).sqrt())
+        .collect();
+    let loudest = rms.iter().copied().fold(0.0, f64::max);
+    let floor = loudest * 10f64.powf(-40.0 / 20.0);
+    let at = |k: usize| (k * hop) as f64 / f64::from(rate);
+    let mut regions: Vec<(f64, f64)> = Vec::new();
+    let mut k = 0;
+    while k < rms.len() {
+        if rms[k] < floor {
+            k += 1;
+            continue;
+        }
+        let start = k;
+        while k < rms.len() && rms[k] >= floor {
+            k += 1;
+        }
+        match regions.last_mut() {
+            Some(last) if at(start) - last.1 < 0.15 => last.1 = at(k),
+            _ => regions.push((at(start), at(k))),
+        }
+    }
+    regions
+}
+
+/// (text, start, end) of a response's `words`.
+fn word_list(words: &serde_json::Value) -> Vec<(String, f64, f64)> {
+    words
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            (
+                w["text"].as_str().unwrap().to_string(),
+                w["start"].as_f64().unwrap(),
+                w["end"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// WebVTT captions read by webvtt-py (`tests/ssml/vtt.py`): one JSON cue per line.
+fn parse_vtt(vtt: &str) -> String {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new("python3")
+        .arg(common::root().join("tests/ssml/vtt.py"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run python3 (webvtt-py: .ci/setup installs it)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(vtt.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "webvtt-py refused the captions:\n{vtt}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn base64(text: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .unwrap()
+}
+
+/// Issue 17, part 2: word timestamps on both synthesis endpoints, checked
+/// against the audio itself. Where the audio shows a word boundary — the
+/// edges of a break or a pause — every word's start and end must lie within
+/// 20 ms of it, through the default pipeline (pitch, trim, loudness), a
+/// resampled response, and a pipeline that stretches time (pitch-shift's
+/// `tempo`). The request's own words come back ("$3.50" one word though
+/// spoken as five), the WebVTT captions parse with webvtt-py, streams carry
+/// them as SSE events after their audio, and the cache keeps them apart.
+#[test]
+fn word_timestamps_through_the_server() {
+    let pipelines = default_pipelines();
+    let default = std::fs::read_to_string(pipelines.path().join("default.toml")).unwrap();
+    let stretched = default
+        .replacen("name = \"default\"", "name = \"stretched\"", 1)
+        .replacen(
+            "plugin = \"pitch-shift\"",
+            "plugin = \"pitch-shift\"\nconfig = { tempo = 0.8 }",
+            1,
+        );
+    assert!(stretched.contains("tempo"));
+    std::fs::write(pipelines.path().join("stretched.toml"), stretched).unwrap();
+    let server = Server::start(pipelines.path(), &[], &[]);
+    let port = server.port;
+    let doc = "<speak>Hello there <break time=\"400ms\"/> wonderful world of speech. \
+               <break time=\"600ms\"/> It costs $3.50 today. <break time=\"300ms\"/> \
+               Goodbye, my friend!</speak>";
+    let expected = [
+        "Hello",
+        "there",
+        "wonderful",
+        "world",
+        "of",
+        "speech.",
+        "It",
+        "costs",
+        "$3.50",
+        "today.",
+        "Goodbye,",
+        "my",
+        "friend!",
+    ];
+    let mut errors_ms: Vec<f64> = Vec::new();
+    let mut misses: Vec<String> = Vec::new();
+    for (pipeline, rate) in [
+        ("default", None),
+        ("default", Some(16000)),
+        ("stretched", None),
+    ] {
+        let mut body = json!({
+            "text": doc, "input_format": "ssml", "timestamps": true, "seed": 1,
+            "pipeline": pipeline,
+        });
+        if let Some(rate) = rate {
+            body["sample_rate"] = json!(rate);
+        }
+        let r = post_json(port, "/v1/tts", &body);
+        assert_eq!(r.status, 200, "{}\n{}", r.text(), server.log_text());
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        let j = r.json();
+        let (got_rate, samples) = wav(&base64(j["audio"].as_str().unwrap()));
+        assert_eq!(got_rate, rate.unwrap_or(22050));
+        assert_eq!(j["sample_rate"], got_rate);
+        let total = seconds(got_rate, &samples);
+        let words = word_list(&j["words"]);
+        let texts: Vec<&str> = words.iter().map(|w| w.0.as_str()).collect();
+        assert_eq!(texts, expected, "{pipeline} {rate:?}");
+        for pair in words.windows(2) {
+            assert!(
+                pair[0].1 <= pair[0].2 && pair[0].2 <= pair[1].1 + 1e-3,
+                "{pair:?}"
+            );
+        }
+        assert!(words.last().unwrap().2 <= total + 1e-3);
+        // Every boundary the audio shows, against the word that meets it.
+        let regions = speech_regions(got_rate, &samples);
+        assert!(regions.len() >= 4, "{pipeline}: {regions:?}");
+        for (a, b) in &regions {
+            let inside: Vec<_> = words
+                .iter()
+                .filter(|w| (w.1 + w.2) / 2.0 > *a && (w.1 + w.2) / 2.0 < *b)
+                .collect();
+            assert!(
+                !inside.is_empty(),
+                "{pipeline}: no word in {a}..{b}: {words:?}"
+            );
+            let first = inside[0].1 - a;
+            let last = inside[inside.len() - 1].2 - b;
+            errors_ms.extend([first.abs() * 1000.0, last.abs() * 1000.0]);
+            if first.abs() > 0.020 || last.abs() > 0.020 {
+                misses.push(format!(
+                    "{pipeline} {rate:?}: region {a:.3}..{b:.3}, words {inside:?}"
+                ));
+            }
+        }
+        // The captions: a real parser reads cues made of these words.
+        let vtt = j["vtt"].as_str().unwrap();
+        let out = parse_vtt(vtt);
+        let cues: Vec<serde_json::Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert!(cues.len() >= 2, "{vtt}");
+        let cue_text: Vec<String> = cues
+            .iter()
+            .flat_map(|c| {
+                c["text"]
+                    .as_str()
+                    .unwrap()
+                    .split_whitespace()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(cue_text, expected);
+        for c in &cues {
+            let (s, e) = (c["start"].as_f64().unwrap(), c["end"].as_f64().unwrap());
+            assert!(words.iter().any(|w| (w.1 - s).abs() < 1e-6), "{c}");
+            assert!(words.iter().any(|w| (w.2 - e).abs() < 1e-6), "{c}");
+        }
+    }
+    errors_ms.sort_by(f64::total_cmp);
+    eprintln!(
+        "word boundaries vs the audio's: {} edges, median {:.1} ms, max {:.1} ms",
+        errors_ms.len(),
+        errors_ms[errors_ms.len() / 2],
+        errors_ms[errors_ms.len() - 1]
+    );
+    assert!(misses.is_empty(), "more than 20 ms off: {misses:#?}");
+
+    // Plain text: the request's words, whatever the normalizer made of them;
+    // the same request again comes from the cache, still with its words,
+    // and without `timestamps` it is the audio file.
+    let body = json!({"text": "It costs $3.50 today, in 1995.", "timestamps": true});
+    let first = post_json(port, "/v1/tts", &body);
+    assert_eq!(first.status, 200, "{}", first.text());
+    let texts: Vec<String> = word_list(&first.json()["words"])
+        .into_iter()
+        .map(|w| w.0)
+        .collect();
+    assert_eq!(texts, ["It", "costs", "$3.50", "today,", "in", "1995."]);
+    let again = post_json(port, "/v1/tts", &body);
+    assert_eq!(again.header("x-cache"), Some("hit"));
+    assert_eq!(again.header("content-type"), Some("application/json"));
+    assert_eq!(again.body, first.body);
+    let plain = post_json(
+        port,
+        "/v1/tts",
+        &json!({"text": "It costs $3.50 today, in 1995."}),
+    );
+    assert_eq!(plain.header("content-type"), Some("audio/wav"));
+    assert_eq!(plain.header("x-cache"), Some("miss"));
+
+    // A stream: SSE, each sentence's words after its audio.
+    let three = "Hello there. It costs $3.50 today. Goodbye, my friend!";
+    let sse = |r: &common::http::Reply| -> Vec<serde_json::Value> {
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.header("content-type"), Some("text/event-stream"));
+        r.text()
+            .split("\n\n")
+            .filter_map(|e| e.strip_prefix("data: "))
+            .map(|d| serde_json::from_str(d).unwrap())
+            .collect()
+    };
+    let openai = json!({
+        "model": "tts-1", "input": three, "response_format": "wav", "stream_format": "sse",
+        "timestamps": true,
+    });
+    for events in [
+        sse(&post_json(
+            port,
+            "/v1/tts",
+            &json!({"text": three, "stream": true, "timestamps": true}),
+        )),
+        sse(&post_json(port, "/v1/audio/speech", &openai)),
+    ] {
+        assert_eq!(events.last().unwrap()["type"], "speech.audio.done");
+        let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+        let first_words = kinds.iter().position(|k| *k == "speech.words").unwrap();
+        let last_audio = kinds
+            .iter()
+            .rposition(|k| *k == "speech.audio.delta")
+            .unwrap();
+        assert!(
+            kinds[0] == "speech.audio.delta" && first_words < last_audio,
+            "{kinds:?}"
+        );
+        assert!(
+            kinds.iter().filter(|k| **k == "speech.words").count() >= 2,
+            "{kinds:?}"
+        );
+        let audio: Vec<u8> = events
+            .iter()
+            .filter(|e| e["type"] == "speech.audio.delta")
+            .flat_map(|e| base64(e["audio"].as_str().unwrap()))
+            .collect();
+        let (rate, samples) = wav(&audio);
+        let words: Vec<(String, f64, f64)> = events
+            .iter()
+            .filter(|e| e["type"] == "speech.words")
+            .flat_map(|e| word_list(&e["words"]))
+            .collect();
+        let texts: Vec<&str> = words.iter().map(|w| w.0.as_str()).collect();
+        assert_eq!(texts, three.split_whitespace().collect::<Vec<_>>());
+        for pair in words.windows(2) {
+            assert!(
+                pair[0].1 <= pair[0].2 && pair[0].2 <= pair[1].1 + 1e-3,
+                "{pair:?}"
+            );
+        }
+        assert!(words.last().unwrap().2 <= seconds(rate, &samples) + 1e-3);
+        let regions = speech_regions(rate, &samples);
+        let (a, _) = regions[0];
+        assert!((words[0].1 - a).abs() <= 0.020, "{words:?} {regions:?}");
+    }
+
+    // The OpenAI route, whole: JSON with the words; a raw audio stream
+    // cannot carry them.
+    let r = post_json(
+        port,
+        "/v1/audio/speech",
+        &json!({"model": "tts-1", "input": "Hello there.", "timestamps": true}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let j = r.json();
+    assert_eq!(j["format"], "mp3");
+    assert_eq!(word_list(&j["words"]).len(), 2);
+    let r = post_json(
+        port,
+        "/v1/audio/speech",
+        &json!({"model": "tts-1", "input": "Hello.", "timestamps": true, "stream_format": "audio"}),
+    );
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert_eq!(r.json()["error"]["type"], "invalid_input");
+    assert!(r.text().contains("timestamps"), "{}", r.text());
+}

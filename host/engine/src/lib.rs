@@ -17,3 +17,4 @@ mod split;
 pub mod synth;
 pub mod vits;
 pub mod voice;
+pub mod words;

@@ -145,6 +145,8 @@ pub struct SentenceRun {
     pub model_time: Duration,
     /// The same, per module of the model.
     pub timings: super::vits::ModuleTimings,
+    /// Frames per id, as the decoder made them (see [`LoadedVoice::seconds_per_frame`]).
+    pub durations: Vec<u32>,
 }
 
 /// One synthesized sentence.
@@ -327,6 +329,17 @@ impl LoadedVoice {
         }
     }
 
+    /// How long one frame of [`SentenceRun::durations`] lasts.
+    pub fn seconds_per_frame(&self) -> f64 {
+        self.model.hop_length().max(1) as f64 / f64::from(self.sample_rate().max(1))
+    }
+
+    /// The words of one model call in its audio (see [`crate::words`]).
+    pub fn spoken_words(&self, ids: &[i64], durations: &[u32]) -> Vec<crate::words::SpokenWord> {
+        let separators = crate::words::Separators::new(&self.entry.config.phoneme_id_map);
+        crate::words::spoken_words(ids, durations, self.seconds_per_frame(), &separators)
+    }
+
     fn frames_per_second(&self) -> f32 {
         self.sample_rate() as f32 / self.model.hop_length().max(1) as f32
     }
@@ -396,6 +409,7 @@ impl LoadedVoice {
             phonemes: ids.len(),
             model_time: started.elapsed().saturating_sub(outside),
             timings: run.timings,
+            durations: run.durations,
         })
     }
 }

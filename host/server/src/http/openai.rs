@@ -62,6 +62,10 @@ pub(super) struct SpeechBody {
     /// `<speak>` (after an optional XML declaration), else `text`.
     #[schema(schema_with = super::tts::input_format_schema)]
     input_format: Option<String>,
+    /// voxpipe's extension: `true` says when each word is heard (docs/api.md, "Word
+    /// timestamps"): a whole response is JSON (`TimestampedAudio`), `stream_format: sse`
+    /// adds `speech.words` events; with `stream_format: audio` it is `422 invalid_input`.
+    timestamps: Option<bool>,
 }
 
 /// `"voice": "alloy"` or `"voice": {"id": "…"}` (custom voices).
@@ -99,7 +103,7 @@ struct SpeechAudio;
 
 impl utoipa::IntoResponses for SpeechAudio {
     fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::Response>> {
-        super::tts::audio_responses(true)
+        super::tts::audio_responses()
     }
 }
 
@@ -172,6 +176,15 @@ fn to_request(
         },
     };
     // A leading <speak> is SSML unless the client says otherwise.
+    let timestamps = b.timestamps.unwrap_or(false);
+    if timestamps && delivery == Delivery::Stream {
+        return Err(TtsError::InvalidInput(
+            "`timestamps` need a whole response or `stream_format: sse`: a raw audio stream \
+             cannot carry them"
+                .into(),
+        )
+        .into());
+    }
     let input_format = match b.input_format.as_deref().filter(|f| !f.is_empty()) {
         Some(name) => InputFormat::parse(name)?,
         None if ssml::looks_like_ssml(&b.input) => InputFormat::Ssml,
@@ -185,6 +198,7 @@ fn to_request(
             voice,
             instruct: b.instructions,
             speed: b.speed,
+            timestamps,
             ..SynthesisRequest::default()
         },
         format,

@@ -31,7 +31,13 @@ use crate::tts::Timings;
             with the status of its `type`. Prose reference: docs/api.md.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
-    components(schemas(ErrorBody, ErrorDetail, StageErrorDetail)),
+    components(schemas(
+        ErrorBody,
+        ErrorDetail,
+        StageErrorDetail,
+        super::tts::TimestampedAudio,
+        super::tts::WordTimingSchema
+    )),
     modifiers(&Keys),
     tags(
         (name = "synthesis", description = "Text in, audio out."),

@@ -24,7 +24,9 @@ use super::error::{ApiError, SynthesisErrors};
 use super::reply::Exchange;
 use super::AppState;
 use crate::telemetry::metrics::{self, Outcome, RequestLabels};
-use crate::tts::{InputFormat, StreamEvent, StyleReport, SynthesisRequest, Timings, TtsError};
+use crate::tts::{
+    webvtt, InputFormat, StreamEvent, StyleReport, SynthesisRequest, Timings, TtsError, WordTiming,
+};
 use voxpipe_codec::{self as encode, AudioFormat, StreamEncoder};
 
 // The OpenAPI document's `TtsRequest` is this type; the limits it publishes
@@ -74,6 +76,41 @@ pub(super) struct TtsBody {
     /// `422 ssml_unsupported`). `max_text_chars` counts the document's characters.
     #[schema(schema_with = input_format_schema)]
     input_format: Option<String>,
+    /// `true`: say when each word is heard (docs/api.md, "Word timestamps"). A whole
+    /// response is then JSON (`TimestampedAudio`: the audio in base64, `words`, WebVTT
+    /// captions); with `stream: true`, server-sent events (`speech.audio.delta`,
+    /// `speech.words` after the audio that holds them, `speech.audio.done`).
+    #[serde(default)]
+    #[schema(default = false)]
+    timestamps: bool,
+}
+
+/// A whole response with word timestamps (`timestamps: true`).
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub(super) struct TimestampedAudio {
+    /// Base64 of the audio file, in `format`.
+    audio: String,
+    /// The audio format's name, e.g. `wav`.
+    format: &'static str,
+    /// Its media type, e.g. `audio/wav`.
+    content_type: &'static str,
+    sample_rate: u32,
+    channels: u16,
+    audio_seconds: f64,
+    /// Every word of the request, in order, with when it is heard.
+    words: Vec<WordTimingSchema>,
+    /// The same words as WebVTT captions, a cue per phrase.
+    vtt: String,
+}
+
+/// One word of the request: its text as written (punctuation attached), and
+/// when it is heard, in seconds from the start of the audio.
+#[derive(Debug, serde::Serialize, ToSchema)]
+#[schema(as = WordTiming)]
+pub(super) struct WordTimingSchema {
+    text: String,
+    start: f64,
+    end: f64,
 }
 
 /// `input_format`: `text` or `ssml` (absent, `""` or null: `text`).
@@ -132,11 +169,13 @@ pub(super) fn formats(default: AudioFormat) -> utoipa::openapi::Object {
 }
 
 /// The `200` of a synthesis endpoint: audio in every format this server
-/// encodes (and server-sent events when `sse`), with its headers.
-pub(super) fn audio_responses(sse: bool) -> BTreeMap<String, RefOr<utoipa::openapi::Response>> {
+/// encodes, the JSON of a timestamped response, and server-sent events,
+/// with its headers.
+pub(super) fn audio_responses() -> BTreeMap<String, RefOr<utoipa::openapi::Response>> {
     let mut response = ResponseBuilder::new().description(
-        "The audio: a whole file, or (streamed) a chunked body as the voice makes it. \
-         The Content-Type is the format's.",
+        "The audio: a whole file, or (streamed) a chunked body as the voice makes it; the \
+         Content-Type is the format's. With `timestamps`, a whole response is JSON \
+         (`TimestampedAudio`) and a stream is server-sent events.",
     );
     for f in AudioFormat::ALL.into_iter().filter(|f| f.encodable()) {
         let schema = ObjectBuilder::new()
@@ -156,12 +195,19 @@ pub(super) fn audio_responses(sse: bool) -> BTreeMap<String, RefOr<utoipa::opena
             ContentBuilder::new().schema(Some(schema)).build(),
         );
     }
-    if sse {
-        response = response.content(
+    response = response
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(utoipa::openapi::Ref::from_schema_name(
+                    "TimestampedAudio",
+                )))
+                .build(),
+        )
+        .content(
             "text/event-stream",
             ContentBuilder::new().schema(Some(sse_schema())).build(),
         );
-    }
     let string = || ObjectBuilder::new().schema_type(Type::String);
     let header = |description: &str| {
         HeaderBuilder::new()
@@ -221,6 +267,15 @@ fn sse_schema() -> utoipa::openapi::schema::AnyOfBuilder {
             ObjectBuilder::new().schema_type(Type::Number),
         )
         .required("type");
+    let words = ObjectBuilder::new()
+        .property("type", kind("speech.words"))
+        .property(
+            "words",
+            utoipa::openapi::schema::ArrayBuilder::new()
+                .items(utoipa::openapi::Ref::from_schema_name("WordTiming")),
+        )
+        .required("type")
+        .required("words");
     let error = ObjectBuilder::new()
         .property("type", kind("error"))
         .property(
@@ -234,12 +289,14 @@ fn sse_schema() -> utoipa::openapi::schema::AnyOfBuilder {
         .content_schema(Some(
             utoipa::openapi::schema::OneOfBuilder::new()
                 .item(delta)
+                .item(words)
                 .item(done)
                 .item(error),
         ))
         .description(Some(
-            "A JSON object: `speech.audio.delta` events, then `speech.audio.done`; an `error` \
-             event ends a stream that fails after its first event.",
+            "A JSON object: `speech.audio.delta` events (with `timestamps`, each sentence's \
+             `speech.words` after its audio), then `speech.audio.done`; an `error` event ends \
+             a stream that fails after its first event.",
         ));
     let event = ObjectBuilder::new()
         .description(Some("One event, `data: <json>` (no `event:` line)."))
@@ -259,7 +316,7 @@ pub(super) struct TtsAudio;
 
 impl utoipa::IntoResponses for TtsAudio {
     fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::Response>> {
-        audio_responses(false)
+        audio_responses()
     }
 }
 
@@ -336,11 +393,13 @@ pub async fn synthesize(
         sample_rate: b.sample_rate,
         seed: b.seed,
         input_format,
+        timestamps: b.timestamps,
     };
-    let delivery = if b.stream {
-        Delivery::Stream
-    } else {
-        Delivery::Whole
+    // Words travel beside the audio only in events.
+    let delivery = match (b.stream, b.timestamps) {
+        (true, true) => Delivery::Sse,
+        (true, false) => Delivery::Stream,
+        (false, _) => Delivery::Whole,
     };
     deliver(&state, ex, request, format, delivery).await
 }
@@ -430,7 +489,11 @@ async fn whole(
     format: AudioFormat,
 ) -> Response {
     let service = &state.service;
-    let key = cache::job_key(&job, format.as_str());
+    let key = if job.timestamps {
+        cache::job_key(&job, &format!("{}+timestamps", format.as_str()))
+    } else {
+        cache::job_key(&job, format.as_str())
+    };
     let cached = state.cache.get(&key);
     if state.cache.enabled() {
         metrics::cache(cached.is_some());
@@ -449,11 +512,11 @@ async fn whole(
         super::reply::set(r.headers_mut(), "x-cache", "hit");
         return r;
     }
-    let synthesis = match service.synthesize(job).await {
+    let mut synthesis = match service.synthesize(job).await {
         Ok(s) => s,
         Err((e, t)) => return ex.error(e, &t),
     };
-    let mut timings = synthesis.timings;
+    let mut timings = std::mem::take(&mut synthesis.timings);
     let started = Instant::now();
     let span = encode_span(format);
     let bytes = match span.in_scope(|| encode::encode(&synthesis.audio, format)) {
@@ -462,6 +525,14 @@ async fn whole(
     };
     span.record("audio.bytes", bytes.len() as i64);
     drop(span);
+    let (bytes, content_type) = if !synthesis.timestamps {
+        (bytes, format.content_type())
+    } else {
+        (
+            timestamped_body(&synthesis, format, &bytes),
+            "application/json",
+        )
+    };
     timings.add(
         "encode",
         Some(format!("encode {}", format.as_str())),
@@ -480,23 +551,42 @@ async fn whole(
             key,
             CachedAudio {
                 body: bytes.clone(),
-                content_type: format.content_type(),
+                content_type,
                 style_mapped: synthesis.style.mapped.clone(),
                 style_unmapped: synthesis.style.unmapped.clone(),
                 style_unhonored: synthesis.style.unhonored.clone(),
             },
         );
     }
-    let mut r = ex.audio(
-        Body::from(bytes),
-        format.content_type(),
-        &timings,
-        &synthesis.style,
-    );
+    let mut r = ex.audio(Body::from(bytes), content_type, &timings, &synthesis.style);
     if state.cache.enabled() {
         super::reply::set(r.headers_mut(), "x-cache", "miss");
     }
     r
+}
+
+/// The JSON body of a whole response with word timestamps.
+fn timestamped_body(synthesis: &crate::tts::Synthesis, format: AudioFormat, audio: &[u8]) -> Bytes {
+    let words: Vec<WordTimingSchema> = synthesis
+        .words
+        .iter()
+        .map(|w: &WordTiming| WordTimingSchema {
+            text: w.text.clone(),
+            start: w.start,
+            end: w.end,
+        })
+        .collect();
+    let body = TimestampedAudio {
+        audio: base64::engine::general_purpose::STANDARD.encode(audio),
+        format: format.as_str(),
+        content_type: format.content_type(),
+        sample_rate: synthesis.audio.sample_rate,
+        channels: synthesis.audio.channels,
+        audio_seconds: synthesis.audio.seconds(),
+        vtt: webvtt(&synthesis.words),
+        words,
+    };
+    Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
 }
 
 /// The body of a streamed response. A failure after the first byte can no
@@ -663,6 +753,16 @@ async fn next_chunk(mut st: St) -> Option<(Result<Bytes, std::io::Error>, St)> {
                     return Some((Ok(ev), st));
                 }
                 return Some((Err(std::io::Error::other(e.to_string())), st));
+            }
+            Some(StreamEvent::Words(words)) => {
+                if st.delivery != Delivery::Sse || words.is_empty() {
+                    continue;
+                }
+                let ev = sse_event(&serde_json::json!({
+                    "type": "speech.words",
+                    "words": words,
+                }));
+                return Some((Ok(ev), st));
             }
             Some(StreamEvent::Started { .. }) => continue,
         }

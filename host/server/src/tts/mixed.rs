@@ -43,7 +43,7 @@ fn is_han(c: char) -> bool {
 
 /// A CJK ideograph (not CJK punctuation or a full-width form): what makes a
 /// run Chinese text rather than punctuation.
-fn is_ideograph(c: char) -> bool {
+pub(super) fn is_ideograph(c: char) -> bool {
     is_han(c) && !matches!(c, '\u{3000}'..='\u{303F}' | '\u{FF00}'..='\u{FFEF}')
 }
 

@@ -18,6 +18,7 @@ mod service;
 pub mod ssml;
 pub mod timings;
 mod voices;
+pub mod words;
 
 pub use admission::Admission;
 pub use error::TtsError;
@@ -28,3 +29,4 @@ pub use request::{
 pub use service::{StreamEvent, StyleReport, Synthesis, TtsService};
 pub use timings::Timings;
 pub use voices::VoiceStore;
+pub use words::{webvtt, WordTiming};

@@ -26,6 +26,8 @@ pub struct SynthesisRequest {
     pub seed: Option<u64>,
     /// How `text` is read: plain text, or the SSML subset (`ssml.rs`).
     pub input_format: InputFormat,
+    /// Report when each word is heard (`StreamEvent::Words`, `words.rs`).
+    pub timestamps: bool,
 }
 
 /// How a request's text is read.
@@ -93,6 +95,8 @@ pub struct Job {
     /// The SSML document, parsed and lowered, when the request is SSML:
     /// each speech block is its own utterance (`run.rs`).
     pub ssml: Option<Arc<Vec<super::ssml::Block>>>,
+    /// Word timestamps asked (`SynthesisRequest::timestamps`).
+    pub timestamps: bool,
     /// When the request arrived; the deadline counts from here.
     pub started: tokio::time::Instant,
 }

@@ -4,7 +4,7 @@
 //! its audio stages see the whole utterance ([`ChunkPosition::WHOLE`]); a
 //! streamed one sends each sentence through them as it is made.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,6 +19,7 @@ use super::honored::{self, UnhonoredField};
 use super::mixed::{Part, Speakers};
 use super::observe::{fail_span, record_host, record_stage, record_unhonored};
 use super::ssml::{Block, Settings};
+use super::words::WordClock;
 use super::{Job, ServiceOptions, StreamEvent, StyleReport, Timings, TtsError, VoiceStore};
 use crate::pipeline::routes;
 use crate::pipeline::{AudioChain, End, OnUnhonored, Stage, StageFailure};
@@ -220,6 +221,21 @@ impl Runner<'_> {
             Step::Speak(text, _) => Some(text.clone()),
             Step::Silence(_) => None,
         });
+        // Word timestamps, when asked: each piece's text as given, against
+        // what the voice read and when (words.rs).
+        let originals: Vec<&str> = steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Speak(text, _) => Some(text.as_str()),
+                Step::Silence(_) => None,
+            })
+            .collect();
+        let words = RefCell::new(job.timestamps.then(WordClock::new));
+        let with_words = |f: &mut dyn FnMut(&mut WordClock)| {
+            if let Some(w) = words.borrow_mut().as_mut() {
+                f(w)
+            }
+        };
         let piece_count = steps
             .iter()
             .filter(|s| matches!(s, Step::Speak(..)))
@@ -383,7 +399,7 @@ impl Runner<'_> {
         // How many model calls the response makes (announced with the first
         // audio; 0 for a long stream, which phonemizes as it goes).
         let announced = Cell::new(0usize);
-        let mut out = Output {
+        let out = RefCell::new(Output {
             sentences: &announced,
             started: Some(StreamEvent::Started {
                 sample_rate: rate,
@@ -395,7 +411,9 @@ impl Runner<'_> {
             }),
             channels: None,
             emit,
-        };
+            words: Vec::new(),
+            gone: false,
+        });
         // The voice's audio goes through the audio stages as it is made, in
         // bounded blocks (pipeline/blocks.rs). A stream sends what comes out
         // at once; a whole response collects it and sends it at the end.
@@ -417,9 +435,10 @@ impl Runner<'_> {
             if !audio.samples.is_empty() {
                 last_format.set((audio.sample_rate, audio.channels));
             }
+            with_words(&mut |w| w.output(&audio.samples, audio.channels, audio.sample_rate));
             if streaming {
                 let audio = resample_timed(audio, target_rate, timings);
-                out.send(audio, timings)?;
+                out.borrow_mut().send(audio, timings)?;
                 checkpoint.moved_on();
                 return Ok(());
             }
@@ -454,6 +473,7 @@ impl Runner<'_> {
                         end_utterance(&mut chain, &voice, timings, &mut deliver)?;
                         stream_ended = true;
                     }
+                    with_words(&mut |w| w.end());
                     silence_ms.set(silence_ms.get() + ms);
                     continue;
                 }
@@ -466,6 +486,7 @@ impl Runner<'_> {
                 if !stream_ended {
                     end_utterance(&mut chain, &voice, timings, &mut deliver)?;
                 }
+                with_words(&mut |w| w.end());
                 times.extend(chain.stage_times().map(|(s, d)| (s.clone(), d)));
                 chain = AudioChain::new(pipeline, &piece_ctxs[n], voice.sample_rate(), streaming);
                 made_seconds = 0.0;
@@ -517,6 +538,12 @@ impl Runner<'_> {
                 Err(e) => return Err(why_stopped(e.into())),
             };
             total_sentences += sentences.len();
+            with_words(&mut |w| {
+                w.piece(originals.get(n).copied().unwrap_or(""), &text);
+                if !streaming {
+                    w.begin();
+                }
+            });
             if n == 0 {
                 if piece_count == 1 {
                     announced.set(sentences.len());
@@ -605,6 +632,7 @@ impl Runner<'_> {
                 let mut failed = None;
                 let mut on_audio = |samples: &[f32], last_audio: bool, timings: &mut Timings| {
                     let samples = convert(samples);
+                    with_words(&mut |w| w.input(&samples, voice.sample_rate()));
                     made_seconds += samples.len() as f64 / f64::from(voice.sample_rate());
                     let end = End {
                         sentence: last_audio,
@@ -623,6 +651,14 @@ impl Runner<'_> {
                         }
                     }
                 };
+                // In a stream, each model call is an utterance of the word
+                // clock (its audio comes out sentence by sentence).
+                with_words(&mut |w| {
+                    if streaming {
+                        w.begin();
+                    }
+                    w.call_starts();
+                });
                 let result = self.sentence(
                     part_voice,
                     total_sentences - count + i,
@@ -644,14 +680,24 @@ impl Runner<'_> {
                             capacity.describe(stage)
                         )));
                     }
-                    r => r?,
+                    Ok(durations) => with_words(&mut |w| {
+                        w.call_words(part_voice.spoken_words(ids, &durations));
+                        if streaming {
+                            w.end();
+                            let timed = w.take(i + 1 == count);
+                            out.borrow_mut().words(timed);
+                        }
+                    }),
+                    Err(e) => return Err(e),
                 }
+                out.borrow().check()?;
             }
         }
         // The last piece had nothing to say: the stages still hear the end.
         if !stream_ended {
             end_utterance(&mut chain, &voice, timings, &mut deliver)?;
         }
+        with_words(&mut |w| w.end());
         // A document that ends with a break: its silence, in the last format.
         if silence_ms.get() > 0 {
             let (rate, channels) = last_format.get();
@@ -673,7 +719,12 @@ impl Runner<'_> {
             checkpoint.check()?;
             let audio = whole.unwrap_or_else(|| voice_audio(&voice, Vec::new()));
             let audio = resample_timed(audio, target_rate, timings);
-            out.send(audio, timings)?;
+            out.borrow_mut().send(audio, timings)?;
+        }
+        if let Some(w) = words.borrow_mut().as_mut() {
+            let mut out = out.borrow_mut();
+            out.words(w.finish());
+            out.check()?;
         }
         Ok(())
     }
@@ -889,7 +940,7 @@ impl Runner<'_> {
         stop: &dyn Fn() -> bool,
         timings: &mut Timings,
         on_audio: &mut dyn FnMut(&[f32], bool, &mut Timings) -> bool,
-    ) -> Result<(), TtsError> {
+    ) -> Result<Vec<u32>, TtsError> {
         let device = voxpipe_engine::device::device_label(voice.device());
         let parent = tracing::Span::current();
         let span = tracing::info_span!(
@@ -931,7 +982,7 @@ impl Runner<'_> {
             Some(format!("voice {}", voice.entry.name)),
             out.model_time,
         );
-        Ok(())
+        Ok(out.durations)
     }
 }
 
@@ -943,6 +994,10 @@ struct Output<'e> {
     /// The channel count of the first audio: a stream keeps it.
     channels: Option<u16>,
     emit: &'e mut dyn FnMut(StreamEvent) -> bool,
+    /// Word timings not yet sent: they wait for `Started`; a receiver gone
+    /// while they were sent is found by `check`.
+    words: Vec<super::WordTiming>,
+    gone: bool,
 }
 
 impl Output<'_> {
@@ -974,6 +1029,31 @@ impl Output<'_> {
             }
         }
         if !(self.emit)(StreamEvent::Chunk(audio)) {
+            return Err(TtsError::Cancelled("the client went away".into()));
+        }
+        self.flush_words();
+        Ok(())
+    }
+
+    /// Word timings, sent once `Started` is out.
+    fn words(&mut self, words: Vec<super::WordTiming>) {
+        self.words.extend(words);
+        if self.started.is_none() {
+            self.flush_words();
+        }
+    }
+
+    fn flush_words(&mut self) {
+        if !self.words.is_empty()
+            && !(self.emit)(StreamEvent::Words(std::mem::take(&mut self.words)))
+        {
+            self.gone = true;
+        }
+    }
+
+    /// Whether the receiver is still there.
+    fn check(&self) -> Result<(), TtsError> {
+        if self.gone {
             return Err(TtsError::Cancelled("the client went away".into()));
         }
         Ok(())
@@ -1136,6 +1216,7 @@ mod tests {
             pipeline: fixture().pipeline.clone(),
             text: text.into(),
             ssml: None,
+            timestamps: false,
             voice: None,
             speaker: None,
             language: None,

@@ -46,6 +46,9 @@ pub struct Synthesis {
     pub style: StyleReport,
     pub voice: String,
     pub sentences: usize,
+    /// Word timestamps, when the request asked for them (`timestamps`).
+    pub words: Vec<super::WordTiming>,
+    pub timestamps: bool,
 }
 
 /// What a synthesis sends, in order: `Started`, `Chunk`s, then `Done` or
@@ -65,6 +68,10 @@ pub enum StreamEvent {
     /// Audio, audio stages applied: one sentence when streamed, the whole
     /// utterance otherwise.
     Chunk(Audio),
+    /// Words of the request and when they are heard, in seconds from the
+    /// start of the response (asked by `SynthesisRequest::timestamps`): in a
+    /// stream after the audio that holds them, sentence by sentence.
+    Words(Vec<super::WordTiming>),
     Done(Timings),
     Failed(TtsError, Timings),
 }
@@ -154,6 +161,7 @@ impl TtsService {
             trace_id,
             pipeline,
             ssml,
+            timestamps: req.timestamps,
             text: super::request::without_controls(req.text),
             voice,
             speaker: non_empty(req.speaker),
@@ -169,9 +177,11 @@ impl TtsService {
     /// Synthesizes the whole text; audio stages see the whole utterance. The
     /// same run as [`TtsService::stream`], collected.
     pub async fn synthesize(self: &Arc<Self>, job: Job) -> Result<Synthesis, (TtsError, Timings)> {
+        let timestamps = job.timestamps;
         let mut rx = self.start(job, false).await;
         let mut started = None;
         let mut audio = None;
+        let mut words = Vec::new();
         while let Some(event) = rx.recv().await {
             match event {
                 StreamEvent::Started {
@@ -181,6 +191,7 @@ impl TtsService {
                     ..
                 } => started = Some((style, voice, sentences)),
                 StreamEvent::Chunk(a) => audio = Some(a),
+                StreamEvent::Words(w) => words.extend(w),
                 StreamEvent::Failed(e, timings) => return Err((e, timings)),
                 StreamEvent::Done(timings) => {
                     return match (started, audio) {
@@ -190,6 +201,8 @@ impl TtsService {
                             style,
                             voice,
                             sentences,
+                            words,
+                            timestamps,
                         }),
                         _ => Err((
                             TtsError::Internal("synthesis ended without audio".into()),
@@ -274,7 +287,7 @@ impl TtsService {
                         chunks += 1;
                         audio_seconds += a.seconds();
                     }
-                    StreamEvent::Done(_) | StreamEvent::Failed(..) => {}
+                    StreamEvent::Words(_) | StreamEvent::Done(_) | StreamEvent::Failed(..) => {}
                 }
                 tx.blocking_send(event).is_ok()
             },

@@ -554,6 +554,8 @@ impl<S: AsyncWrite> Connection<WriteHalf<S>> {
                 }
                 Ok(())
             }
+            // Wyoming has no event for word timings (never asked here).
+            Some(StreamEvent::Words(_)) => Ok(()),
             Some(StreamEvent::Failed(e, _)) => self.fail(e).await,
             None => {
                 self.fail(TtsError::Internal("the synthesis ended early".into()))
