@@ -111,8 +111,10 @@ fn the_document_is_valid_openapi_3_1_and_matches_the_server() {
 
     // Valid OpenAPI 3.1, by an independent validator.
     assert_eq!(doc["openapi"], "3.1.0");
+    // The bytes as served: their key order is the document's (a client
+    // generator picks a response's first media type it can parse).
     let file = dir.path().join("openapi.json");
-    std::fs::write(&file, doc.to_string()).unwrap();
+    std::fs::write(&file, &get(port, "/openapi.json").body).unwrap();
     let out = Command::new("python3")
         .arg(common::root().join("tests/openapi/validate.py"))
         .arg(&file)
@@ -208,6 +210,13 @@ fn the_document_is_valid_openapi_3_1_and_matches_the_server() {
     assert_eq!(p["language"]["pattern"], "^[A-Za-z0-9_-]{1,35}$");
     let formats = json!(["wav", "pcm", "flac", "mp3", "opus", "", null]);
     assert_eq!(p["format"]["enum"], formats);
+    assert_eq!(p["timestamps"]["type"], "boolean");
+    let timed = &schemas["TimestampedAudio"]["properties"];
+    assert_eq!(
+        timed["words"]["items"]["$ref"],
+        "#/components/schemas/WordTiming"
+    );
+    assert_eq!(timed["vtt"]["type"], "string");
     let speech = &schemas["SpeechRequest"];
     assert_eq!(speech["required"], json!(["model", "input"]));
     let p = &speech["properties"];
@@ -216,8 +225,9 @@ fn the_document_is_valid_openapi_3_1_and_matches_the_server() {
     assert_eq!(p["response_format"]["enum"], formats);
     assert_eq!(p["stream_format"]["enum"], json!(["audio", "sse", null]));
 
-    // What a synthesis answers: audio in every format, SSE on the OpenAI
-    // endpoint, and the headers.
+    // What a synthesis answers: audio in every format, the JSON of a
+    // timestamped response, SSE (streamed with timestamps on /v1/tts, any
+    // `stream_format: sse` on the OpenAI endpoint), and the headers.
     let audio: BTreeSet<&str> = [
         "audio/wav",
         "audio/pcm",
@@ -227,8 +237,11 @@ fn the_document_is_valid_openapi_3_1_and_matches_the_server() {
     ]
     .into();
     for (path, extra) in [
-        ("/v1/tts", None),
-        ("/v1/audio/speech", Some("text/event-stream")),
+        ("/v1/tts", ["application/json", "text/event-stream"]),
+        (
+            "/v1/audio/speech",
+            ["application/json", "text/event-stream"],
+        ),
     ] {
         let ok = &doc["paths"][path]["post"]["responses"]["200"];
         let types: BTreeSet<&str> = ok["content"]
@@ -240,6 +253,10 @@ fn the_document_is_valid_openapi_3_1_and_matches_the_server() {
         let mut expected = audio.clone();
         expected.extend(extra);
         assert_eq!(types, expected, "{path}");
+        assert_eq!(
+            ok["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/TimestampedAudio"
+        );
         for h in [
             "X-Trace-Id",
             "traceparent",

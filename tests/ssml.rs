@@ -432,35 +432,11 @@ fn ssml_refusals_are_typed_and_fast() {
     assert_eq!(r.status, 200);
 }
 
-/// Speech regions of `samples`: 5 ms RMS windows, silent when 40 dB under
-/// the loudest window; silences shorter than 150 ms (a stop consonant's
-/// closure) do not split a region. (start, end) in seconds.
+/// Speech regions of 16-bit samples (`voxpipe_codec::regions`): silent 40 dB
+/// under the loudest 5 ms, a pause at least 150 ms.
 fn speech_regions(rate: u32, samples: &[i16]) -> Vec<(f64, f64)> {
-    let hop = (rate / 200) as usize;
-    let rms: Vec<f64> = samples
-        .chunks(hop)
-        .map(|c| (c.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / c.len() as f64).sqrt())
-        .collect();
-    let loudest = rms.iter().copied().fold(0.0, f64::max);
-    let floor = loudest * 10f64.powf(-40.0 / 20.0);
-    let at = |k: usize| (k * hop) as f64 / f64::from(rate);
-    let mut regions: Vec<(f64, f64)> = Vec::new();
-    let mut k = 0;
-    while k < rms.len() {
-        if rms[k] < floor {
-            k += 1;
-            continue;
-        }
-        let start = k;
-        while k < rms.len() && rms[k] >= floor {
-            k += 1;
-        }
-        match regions.last_mut() {
-            Some(last) if at(start) - last.1 < 0.15 => last.1 = at(k),
-            _ => regions.push((at(start), at(k))),
-        }
-    }
-    regions
+    let f: Vec<f32> = samples.iter().map(|&s| f32::from(s) / 32768.0).collect();
+    voxpipe_codec::regions::speech_regions(&f, rate, -40.0, 0.15)
 }
 
 /// (text, start, end) of a response's `words`.

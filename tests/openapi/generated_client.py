@@ -11,6 +11,7 @@ the voice list parsed into its model, audio from both synthesis endpoints
 response's `content`), server-sent events, and a typed error.
 """
 
+import json
 import subprocess
 import sys
 
@@ -46,6 +47,12 @@ assert listed.voices[0].sample_rate > 0, listed
 r = tts.sync_detailed(client=client, body=TtsRequest(text="Hello from a generated client."))
 assert r.status_code == 200, (r.status_code, r.content[:200])
 assert r.headers["content-type"] == "audio/wav" and r.content[:4] == b"RIFF", r.headers
+
+r = tts.sync_detailed(client=client, body=TtsRequest(text="Hello there.", timestamps=True))
+assert r.status_code == 200 and r.headers["content-type"] == "application/json", r.headers
+timed = json.loads(r.content)
+assert [w["text"] for w in timed["words"]] == ["Hello", "there."], timed["words"]
+assert timed["vtt"].startswith("WEBVTT"), timed["vtt"]
 
 r = speech.sync_detailed(client=client, body=SpeechRequest(model="tts-1", input_="Hi there."))
 assert r.status_code == 200 and r.headers["content-type"] == "audio/mpeg", r.headers

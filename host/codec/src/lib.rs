@@ -24,6 +24,7 @@ mod flac;
 mod mp3;
 mod ogg_opus;
 mod pcm;
+pub mod regions;
 mod resample;
 mod stream;
 #[cfg(test)]

@@ -28,12 +28,15 @@ pub struct SpokenWord {
 pub struct Separators {
     ids: HashSet<i64>,
     pad: HashSet<i64>,
+    /// `$`: what follows the last word of a call.
+    end: HashSet<i64>,
 }
 
 impl Separators {
     pub fn new(id_map: &HashMap<String, Vec<i64>>) -> Self {
         let mut ids = HashSet::new();
         let mut pad = HashSet::new();
+        let mut end = HashSet::new();
         for (phoneme, mapped) in id_map {
             let mut chars = phoneme.chars();
             let (Some(c), None) = (chars.next(), chars.next()) else {
@@ -41,6 +44,9 @@ impl Separators {
             };
             if c == '_' {
                 pad.extend(mapped);
+            } else if c == '$' {
+                ids.extend(mapped);
+                end.extend(mapped);
             } else if c.is_whitespace() || c.is_ascii_punctuation() || "¡¿—–…«»“”„".contains(c)
             {
                 ids.extend(mapped);
@@ -48,7 +54,7 @@ impl Separators {
         }
         // An id both a pad and something else (never in Piper's maps) counts
         // as a separator: better a word too short than two words joined.
-        Separators { ids, pad }
+        Separators { ids, pad, end }
     }
 
     fn splits(&self, id: i64) -> bool {
@@ -58,8 +64,9 @@ impl Separators {
 
 /// The words of one call: `ids` as synthesized, `durations` the frames of
 /// each id (`SentenceRun::durations`), `seconds_per_frame` the voice's hop
-/// over its sample rate. A word's end leaves out the pad after its last
-/// phoneme, which the model spends on the transition to what follows.
+/// over its sample rate. A word's end takes in the pad after its last
+/// phoneme (the sound decays there), except at the end of the call, where
+/// the model stretches that pad into the closing silence.
 pub fn spoken_words(
     ids: &[i64],
     durations: &[u32],
@@ -68,12 +75,18 @@ pub fn spoken_words(
 ) -> Vec<SpokenWord> {
     let mut words = Vec::new();
     let mut frame = 0u64;
-    let mut open: Option<(u64, u64, usize)> = None;
+    // (start, end with the pad, end of the last phoneme, phonemes)
+    let mut open: Option<(u64, u64, u64, usize)> = None;
     for (&id, &d) in ids.iter().zip(durations) {
         let start = frame;
         frame += u64::from(d);
         if separators.splits(id) {
-            if let Some((s, e, n)) = open.take() {
+            if let Some((s, padded, bare, n)) = open.take() {
+                let e = if separators.end.contains(&id) {
+                    bare
+                } else {
+                    padded
+                };
                 words.push(word(s, e, n, seconds_per_frame));
             }
         } else if separators.pad.contains(&id) {
@@ -81,13 +94,14 @@ pub fn spoken_words(
                 w.1 = frame;
             }
         } else {
-            let w = open.get_or_insert((start, frame, 0));
+            let w = open.get_or_insert((start, frame, frame, 0));
             w.1 = frame;
-            w.2 += 1;
+            w.2 = frame;
+            w.3 += 1;
         }
     }
-    if let Some((s, e, n)) = open {
-        words.push(word(s, e, n, seconds_per_frame));
+    if let Some((s, _, bare, n)) = open {
+        words.push(word(s, bare, n, seconds_per_frame));
     }
     words
 }
@@ -126,22 +140,31 @@ mod tests {
         let ids = [1, 0, 14, 0, 15, 0, 3, 0, 14, 0, 10, 0, 2];
         let durs = [1, 2, 3, 1, 4, 1, 2, 0, 5, 1, 6, 1, 1];
         let words = spoken_words(&ids, &durs, 0.5, &seps);
-        // "ab": frames 3..(3+3+1+4)=11; "a": starts after 3+3+1+4+1+2+0=14, 5 frames.
+        // "ab": frames 3..(3+3+1+4+1)=12 with its pad; "a": starts after
+        // 3+3+1+4+1+2+0=14, 5 frames and its pad.
         assert_eq!(
             words,
             vec![
                 SpokenWord {
                     start: 1.5,
-                    end: 5.5,
+                    end: 6.0,
                     phonemes: 2
                 },
                 SpokenWord {
                     start: 7.0,
-                    end: 9.5,
+                    end: 10.0,
                     phonemes: 1
                 },
             ]
         );
+    }
+
+    #[test]
+    fn the_last_word_of_a_call_ends_without_its_pad() {
+        let seps = Separators::new(&map());
+        // ^ _ a _ $: the pad before `$` is the closing silence.
+        let words = spoken_words(&[1, 0, 14, 0, 2], &[1, 1, 2, 9, 1], 1.0, &seps);
+        assert_eq!((words[0].start, words[0].end), (2.0, 4.0));
     }
 
     #[test]

@@ -195,7 +195,14 @@ pub(super) fn audio_responses() -> BTreeMap<String, RefOr<utoipa::openapi::Respo
             ContentBuilder::new().schema(Some(schema)).build(),
         );
     }
+    // Events before JSON: generated clients (openapi-python-client) parse a
+    // 200 by the first media type they know, and a client that asked for
+    // audio must not have it parsed as JSON (text is harmless).
     response = response
+        .content(
+            "text/event-stream",
+            ContentBuilder::new().schema(Some(sse_schema())).build(),
+        )
         .content(
             "application/json",
             ContentBuilder::new()
@@ -203,10 +210,6 @@ pub(super) fn audio_responses() -> BTreeMap<String, RefOr<utoipa::openapi::Respo
                     "TimestampedAudio",
                 )))
                 .build(),
-        )
-        .content(
-            "text/event-stream",
-            ContentBuilder::new().schema(Some(sse_schema())).build(),
         );
     let string = || ObjectBuilder::new().schema_type(Type::String);
     let header = |description: &str| {

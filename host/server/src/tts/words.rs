@@ -194,6 +194,31 @@ fn align_spoken(weights: &[f64], phonemes: &[usize], partial: bool) -> Vec<Pairi
     out
 }
 
+/// `spoken` (weights) cut into one contiguous, non-empty range per request
+/// word (weights `original`), each about its share of the expected length.
+/// Needs `spoken.len() >= original.len()`.
+fn split_run(original: &[f64], spoken: &[f64]) -> Vec<Range<usize>> {
+    let (n, m) = (original.len(), spoken.len());
+    let total_o: f64 = original.iter().sum();
+    let total_s: f64 = spoken.iter().sum();
+    let mut out = Vec::with_capacity(n);
+    let (mut at, mut want, mut have) = (0usize, 0.0, 0.0);
+    for (k, w) in original.iter().enumerate() {
+        want += w / total_o.max(f64::EPSILON) * total_s;
+        let start = at;
+        // At least one token each, and leave one for every word after.
+        let last = m - (n - k - 1);
+        at += 1;
+        have += spoken[start];
+        while at < last && (k + 1 == n || (have + spoken[at] / 2.0) <= want) {
+            have += spoken[at];
+            at += 1;
+        }
+        out.push(start..at);
+    }
+    out
+}
+
 /// The times of tokens from their pairing with spoken words: a token paired
 /// with words spans them; tokens joined in one word share it by weight; a
 /// token nothing spoke is an instant where the speech around it stops.
@@ -294,6 +319,8 @@ struct Piece {
     times: Vec<(f64, f64)>,
     /// Runs already reported.
     reported: usize,
+    /// Input seconds where the piece's audio starts.
+    start: f64,
 }
 
 /// Word timestamps of one run, piece by piece (see the module doc).
@@ -327,6 +354,7 @@ impl WordClock {
             words: Vec::new(),
             times: Vec::new(),
             reported: 0,
+            start: self.clock.input.seconds(),
         });
     }
 
@@ -396,32 +424,48 @@ impl WordClock {
             }
             while let Some((orig, spoken)) = piece.runs.get(piece.reported) {
                 let (orig, spoken) = (orig.clone(), spoken.clone());
-                // A run the text stages dropped is an instant where the
-                // speech before it ends.
-                let (start, end) = if spoken.is_empty() {
+                if spoken.end > piece.times.len() || spoken.start > piece.times.len() {
+                    break;
+                }
+                // Input spans of the run's request words: a run the text
+                // stages dropped is an instant where the speech before it
+                // ends; several words that became several spoken tokens
+                // take them in order by expected length ("5th, 2024" →
+                // "fifth" | "twenty twenty four"); fewer spoken tokens than
+                // words share the run's time evenly.
+                let span = |r: Range<usize>| (piece.times[r.start].0, piece.times[r.end - 1].1);
+                let spans: Vec<(f64, f64)> = if spoken.is_empty() {
                     let at = spoken
                         .start
                         .checked_sub(1)
                         .and_then(|i| piece.times.get(i))
-                        .map_or(0.0, |t| t.1);
-                    if spoken.start > piece.times.len() {
-                        break;
-                    }
-                    (at, at)
+                        .map_or(piece.start, |t| t.1);
+                    vec![(at, at); orig.len()]
+                } else if orig.len() > 1 && spoken.len() >= orig.len() {
+                    let weights = |ts: &[Token]| ts.iter().map(|t| t.weight).collect::<Vec<_>>();
+                    split_run(
+                        &weights(&piece.original_tokens[orig.clone()]),
+                        &weights(&piece.spoken_tokens[spoken.clone()]),
+                    )
+                    .into_iter()
+                    .map(|r| span(r.start + spoken.start..r.end + spoken.start))
+                    .collect()
                 } else {
-                    if spoken.end > piece.times.len() {
-                        break;
-                    }
-                    (piece.times[spoken.start].0, piece.times[spoken.end - 1].1)
+                    let (a, b) = span(spoken.clone());
+                    let n = orig.len() as f64;
+                    (0..orig.len())
+                        .map(|k| {
+                            let at = |k: usize| a + (b - a) * k as f64 / n;
+                            (at(k), at(k + 1))
+                        })
+                        .collect()
                 };
-                let Some((start, end)) = self.clock.place(start, end) else {
+                let placed: Option<Vec<(f64, f64)>> =
+                    spans.iter().map(|&(a, b)| self.clock.place(a, b)).collect();
+                let Some(placed) = placed else {
                     break;
                 };
-                let share = orig.len() as f64;
-                for (n, t) in piece.original_tokens[orig].iter().enumerate() {
-                    // Several request words in one run share its time evenly.
-                    let a = start + (end - start) * n as f64 / share;
-                    let b = start + (end - start) * (n + 1) as f64 / share;
+                for (t, (a, b)) in piece.original_tokens[orig].iter().zip(placed) {
                     out.push(WordTiming {
                         text: piece.original[t.range.clone()].to_string(),
                         start: round_ms(a),
@@ -457,8 +501,24 @@ fn round_ms(seconds: f64) -> f64 {
 const HOP: f64 = 0.005;
 /// A bucket this far below an utterance's loudest is silence (dB).
 const SOUND_DB: f64 = -40.0;
-/// How far a word's edge may move to meet the edge of a pause.
-const SNAP_SECONDS: f64 = 0.04;
+/// How far a word's edge may move to meet the edge of a pause: the model's
+/// frames put a word's quiet ends (a final unreleased stop, a weak "th")
+/// up to about this far from where the sound stops.
+const SNAP_SECONDS: f64 = 0.1;
+
+/// [`SNAP_SECONDS`], or `VOXPIPE_WORD_SNAP_MS` (read once; 0 turns the
+/// snapping off, which `voxpipe-bench timestamps` uses to show the model's
+/// own accuracy beside the snapped one).
+fn snap_seconds() -> f64 {
+    static SNAP: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *SNAP.get_or_init(|| {
+        std::env::var("VOXPIPE_WORD_SNAP_MS")
+            .ok()
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|ms| ms.is_finite() && (0.0..=1000.0).contains(ms))
+            .map_or(SNAP_SECONDS, |ms| ms / 1000.0)
+    })
+}
 /// The shortest silence that is a pause.
 const PAUSE_SECONDS: f64 = 0.08;
 
@@ -528,7 +588,7 @@ impl Envelope {
         (loudest > 0.0).then(|| loudest * 10f64.powf(SOUND_DB / 10.0))
     }
 
-    /// `t` moved to the nearest edge of a pause within [`SNAP_SECONDS`]: where
+    /// `t` moved to the nearest edge of a pause within [`snap_seconds`]: where
     /// sound starts after one (`rising`) or stops before one. A pause is at
     /// least [`PAUSE_SECONDS`] under `floor`, or the edge of `within`; a dip
     /// shorter than that (a stop consonant's closure) is not one. No such
@@ -539,7 +599,7 @@ impl Envelope {
             k < lo as isize || k >= hi as isize || self.level(k as usize) < floor
         };
         let pause = (PAUSE_SECONDS / HOP).round() as isize;
-        let reach = (SNAP_SECONDS / HOP).round() as isize;
+        let reach = (snap_seconds() / HOP).round() as isize;
         let here = (t / HOP).round() as isize - self.base as isize;
         let edge = |k: isize| -> bool {
             if rising {
@@ -782,6 +842,17 @@ mod tests {
                 words: 0..4
             }]
         );
+    }
+
+    #[test]
+    fn a_rewritten_run_of_several_words_is_cut_by_expected_length() {
+        // "5th, 2024" → "fifth, twenty twenty four".
+        assert_eq!(
+            split_run(&[5.0, 12.0], &[5.0, 6.0, 6.0, 4.0]),
+            vec![0..1, 1..4]
+        );
+        // As many spoken tokens as words: one each.
+        assert_eq!(split_run(&[9.0, 1.0], &[3.0, 3.0]), vec![0..1, 1..2]);
     }
 
     #[test]

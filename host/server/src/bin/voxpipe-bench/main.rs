@@ -25,6 +25,10 @@
 //! `cargo run --release --bin voxpipe-bench -- ssml` — parse + lowering of a
 //! 5 000-character SSML document against its synthesis (see ssml.rs).
 //!
+//! `cargo run --release --bin voxpipe-bench -- timestamps` — word timestamps
+//! against the audio's own boundaries, per pipeline, and their cost (see
+//! timestamps.rs).
+//!
 //! `cargo run --release --bin voxpipe-bench -- wyoming` — voxpipe's Wyoming
 //! listener next to wyoming-piper in one wyoming-bench run (see wyoming.rs).
 
@@ -36,6 +40,7 @@ mod longform;
 mod sandbox;
 mod ssml;
 mod telemetry;
+mod timestamps;
 mod wyoming;
 
 use std::path::{Path, PathBuf};
@@ -148,6 +153,13 @@ enum Bench {
         #[arg(long, default_value_t = 20000)]
         stream_chars: usize,
     },
+    /// Word timestamps against the audio's boundaries (silence detection),
+    /// per pipeline, and the cost of asking for them.
+    Timestamps {
+        /// Alternating runs with and without timestamps for the cost.
+        #[arg(long, default_value_t = 5)]
+        repeats: usize,
+    },
     /// The Wyoming front end next to wyoming-piper (same voice and texts),
     /// in one wyoming-bench run: time to first audio, total time, ratios.
     Wyoming {
@@ -197,6 +209,7 @@ fn main() -> anyhow::Result<()> {
             parses,
             stream_chars,
         } => ssml::ssml_bench(chars, parses, stream_chars),
+        Bench::Timestamps { repeats } => timestamps::timestamps_bench(repeats),
         Bench::Conv { reps, tile } => conv::conv_bench(reps, tile.as_deref()),
         Bench::Wyoming {
             rounds,
