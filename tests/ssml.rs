@@ -639,6 +639,28 @@ fn word_timestamps_through_the_server() {
     assert_eq!(plain.header("content-type"), Some("audio/wav"));
     assert_eq!(plain.header("x-cache"), Some("miss"));
 
+    // SSML words are the document's own: what `sub`, `say-as` and
+    // `phoneme` wrote, not what they lowered to.
+    let r = post_json(
+        port,
+        "/v1/tts",
+        &json!({
+            "text": "<speak><sub alias=\"Doctor\">Dr.</sub> Who, on \
+                     <say-as interpret-as=\"date\" format=\"mdy\">3/5/2024</say-as>, ate a \
+                     <phoneme alphabet=\"ipa\" ph=\"təˈmɑːtoʊ\">tomato</phoneme>.</speak>",
+            "input_format": "ssml", "timestamps": true,
+        }),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let texts: Vec<String> = word_list(&r.json()["words"])
+        .into_iter()
+        .map(|w| w.0)
+        .collect();
+    assert_eq!(
+        texts,
+        ["Dr.", "Who,", "on", "3/5/2024,", "ate", "a", "tomato."]
+    );
+
     // A stream: SSE, each sentence's words after its audio.
     let three = "Hello there. It costs $3.50 today. Goodbye, my friend!";
     let sse = |r: &common::http::Reply| -> Vec<serde_json::Value> {

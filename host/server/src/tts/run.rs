@@ -31,7 +31,9 @@ const STREAM_PIECE_CHARS: usize = 1000;
 /// One step of a run: a piece of text to speak (with its SSML settings, for
 /// an SSML request), or an SSML break's silence in milliseconds.
 enum Step<'a> {
-    Speak(String, Option<&'a Settings>),
+    /// Text, its SSML settings, and (a whole SSML block) the words as the
+    /// document wrote them, for word timestamps.
+    Speak(String, Option<&'a Settings>, Option<&'a str>),
     Silence(u32),
 }
 
@@ -41,7 +43,7 @@ fn ssml_extent(steps: &[Step]) -> (f64, f64) {
     let (mut first, mut all, mut ms) = (None, 0usize, 0u64);
     for step in steps {
         match step {
-            Step::Speak(text, _) => {
+            Step::Speak(text, ..) => {
                 let chars = text.chars().count().max(1);
                 first.get_or_insert(chars);
                 all += chars;
@@ -194,16 +196,20 @@ impl Runner<'_> {
             Some(blocks) => blocks
                 .iter()
                 .flat_map(|b| match b {
-                    Block::Speech { text, settings }
+                    Block::Speech { text, settings, .. }
                         if streaming && text.len() > STREAM_PIECE_CHARS =>
                     {
                         super::sentences::pieces(text, STREAM_PIECE_CHARS)
                             .into_iter()
-                            .map(|t| Step::Speak(t, Some(settings)))
+                            .map(|t| Step::Speak(t, Some(settings), None))
                             .collect::<Vec<_>>()
                     }
-                    Block::Speech { text, settings } => {
-                        vec![Step::Speak(text.clone(), Some(settings))]
+                    Block::Speech {
+                        text,
+                        settings,
+                        written,
+                    } => {
+                        vec![Step::Speak(text.clone(), Some(settings), Some(written))]
                     }
                     Block::Silence { ms } => vec![Step::Silence(*ms)],
                 })
@@ -211,14 +217,14 @@ impl Runner<'_> {
             None if streaming && job.text.len() > STREAM_PIECE_CHARS => {
                 super::sentences::pieces(&job.text, STREAM_PIECE_CHARS)
                     .into_iter()
-                    .map(|t| Step::Speak(t, None))
+                    .map(|t| Step::Speak(t, None, None))
                     .collect()
             }
-            None => vec![Step::Speak(job.text.clone(), None)],
+            None => vec![Step::Speak(job.text.clone(), None, None)],
         };
         let ssml = job.ssml.is_some();
         let mut pieces = steps.iter().filter_map(|s| match s {
-            Step::Speak(text, _) => Some(text.clone()),
+            Step::Speak(text, ..) => Some(text.clone()),
             Step::Silence(_) => None,
         });
         // Word timestamps, when asked: each piece's text as given, against
@@ -226,7 +232,7 @@ impl Runner<'_> {
         let originals: Vec<&str> = steps
             .iter()
             .filter_map(|s| match s {
-                Step::Speak(text, _) => Some(text.as_str()),
+                Step::Speak(text, _, written) => Some(written.unwrap_or(text)),
                 Step::Silence(_) => None,
             })
             .collect();
@@ -332,7 +338,7 @@ impl Runner<'_> {
         let piece_ctxs: Vec<RequestContext> = steps
             .iter()
             .filter_map(|s| match s {
-                Step::Speak(_, Some(settings)) => {
+                Step::Speak(_, Some(settings), _) => {
                     let mut c = ctx.clone();
                     let st = c.style.get_or_insert_with(Style::default);
                     let prosody = settings.prosody;
@@ -477,7 +483,7 @@ impl Runner<'_> {
                     silence_ms.set(silence_ms.get() + ms);
                     continue;
                 }
-                Step::Speak(_, settings) => *settings,
+                Step::Speak(_, settings, _) => *settings,
             };
             let n = spoken;
             spoken += 1;
@@ -865,7 +871,7 @@ impl Runner<'_> {
             return fields;
         };
         for (text, settings) in blocks.iter().filter_map(|b| match b {
-            Block::Speech { text, settings } => Some((text, settings)),
+            Block::Speech { text, settings, .. } => Some((text, settings)),
             Block::Silence { .. } => None,
         }) {
             // A block spoken by a named voice speaks what that voice speaks.

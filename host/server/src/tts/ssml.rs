@@ -95,8 +95,15 @@ pub struct Settings {
 /// One piece of the lowered document, in order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Block {
-    /// Text to speak (plain text, possibly with inline `[[ ]]` phonemes).
-    Speech { text: String, settings: Settings },
+    /// Text to speak (plain text, possibly with inline `[[ ]]` phonemes),
+    /// and the same words as the document wrote them (`say-as`, `sub` and
+    /// `phoneme` content rather than what they lower to): what word
+    /// timestamps report.
+    Speech {
+        text: String,
+        written: String,
+        settings: Settings,
+    },
     /// Exact silence.
     Silence { ms: u32 },
 }
@@ -151,6 +158,7 @@ pub fn parse(doc: &str) -> Result<Vec<Block>, SsmlError> {
         doc: &parsed,
         blocks: Vec::new(),
         text: String::new(),
+        written: String::new(),
         current: None,
         elements: 0,
         break_ms: 0,
@@ -182,9 +190,27 @@ struct Lower<'a, 'input> {
     blocks: Vec<Block>,
     /// Text gathered for `current` settings, not yet a block.
     text: String,
+    /// The same, as the document wrote it.
+    written: String,
     current: Option<Settings>,
     elements: usize,
     break_ms: u32,
+}
+
+/// `text` appended to `buf` as XML text is read aloud: whitespace collapses
+/// to one space; text that touches markup without a space ("<sub …/>s")
+/// stays joined.
+fn append_words(buf: &mut String, text: &str) {
+    let lead = text.starts_with(char::is_whitespace);
+    for (i, word) in text.split_whitespace().enumerate() {
+        if (i > 0 || lead) && !buf.is_empty() && !buf.ends_with(' ') {
+            buf.push(' ');
+        }
+        buf.push_str(word);
+    }
+    if text.ends_with(char::is_whitespace) && !buf.is_empty() && !buf.ends_with(' ') {
+        buf.push(' ');
+    }
 }
 
 /// The value of attribute `name` among an element's checked attributes,
@@ -246,28 +272,21 @@ impl<'input> Lower<'_, 'input> {
         Ok(out)
     }
 
-    fn push_text(&mut self, settings: &Settings, text: &str) {
+    /// Speech `text`, which the document wrote as `written`.
+    fn push_text(&mut self, settings: &Settings, text: &str, written: &str) {
         if self.current.as_ref() != Some(settings) {
             self.flush();
             self.current = Some(settings.clone());
         }
-        // Whitespace collapses to one space, as XML text is read aloud; text
-        // that touches markup without a space ("<sub …/>s") stays joined.
-        let lead = text.starts_with(char::is_whitespace);
-        for (i, word) in text.split_whitespace().enumerate() {
-            if (i > 0 || lead) && !self.text.is_empty() && !self.text.ends_with(' ') {
-                self.text.push(' ');
-            }
-            self.text.push_str(word);
-        }
-        if text.ends_with(char::is_whitespace) && !self.text.is_empty() && !self.text.ends_with(' ')
-        {
-            self.text.push(' ');
-        }
+        append_words(&mut self.text, text);
+        append_words(&mut self.written, written);
     }
 
     /// Ends a sentence: a full stop unless the text already ends one.
     fn end_sentence(&mut self) {
+        if !self.written.trim_end().is_empty() {
+            self.written = format!("{} ", self.written.trim_end());
+        }
         let t = self.text.trim_end();
         if t.is_empty() {
             return;
@@ -288,10 +307,12 @@ impl<'input> Lower<'_, 'input> {
             // lowered to nothing) stays one block.
             self.blocks.push(Block::Speech {
                 text: text.to_string(),
+                written: self.written.trim().to_string(),
                 settings,
             });
         }
         self.text.clear();
+        self.written.clear();
     }
 
     fn silence(&mut self, node: Node<'_, 'input>, ms: u32) -> Result<(), SsmlError> {
@@ -305,9 +326,8 @@ impl<'input> Lower<'_, 'input> {
         }
         if ms == 0 {
             // No pause: the words stay in one block, still two words.
-            if !self.text.is_empty() && !self.text.ends_with(' ') {
-                self.text.push(' ');
-            }
+            append_words(&mut self.text, " ");
+            append_words(&mut self.written, " ");
             return Ok(());
         }
         self.flush();
@@ -327,7 +347,10 @@ impl<'input> Lower<'_, 'input> {
         for child in node.children() {
             match child.node_type() {
                 NodeType::Element => self.element(child, settings, depth + 1)?,
-                NodeType::Text => self.push_text(settings, child.text().unwrap_or("")),
+                NodeType::Text => {
+                    let text = child.text().unwrap_or("");
+                    self.push_text(settings, text, text)
+                }
                 // Comments and processing instructions say nothing.
                 _ => {}
             }
@@ -473,7 +496,7 @@ impl<'input> Lower<'_, 'input> {
                 let spoken = say_as(kind, attr(&attrs, "format"), &content).map_err(|e| {
                     self.unsupported(node, format!("<say-as interpret-as=\"{kind}\">: {e}"))
                 })?;
-                self.push_text(settings, &spoken);
+                self.push_text(settings, &spoken, &content);
                 Ok(())
             }
             "sub" => {
@@ -481,8 +504,8 @@ impl<'input> Lower<'_, 'input> {
                 let Some(alias) = attr(&attrs, "alias") else {
                     return Err(self.unsupported(node, "<sub> needs `alias`".into()));
                 };
-                self.text_only(node, name)?;
-                self.push_text(settings, alias);
+                let written = self.text_only(node, name)?;
+                self.push_text(settings, alias, &written);
                 Ok(())
             }
             "phoneme" => {
@@ -508,8 +531,8 @@ impl<'input> Lower<'_, 'input> {
                         "<phoneme> needs `ph` with IPA, without `[[` or `]]`".into(),
                     ));
                 }
-                self.text_only(node, name)?;
-                self.push_text(settings, &format!("[[ {ph} ]]"));
+                let written = self.text_only(node, name)?;
+                self.push_text(settings, &format!("[[ {ph} ]]"), &written);
                 Ok(())
             }
             other => Err(self.unsupported(
@@ -828,8 +851,13 @@ mod tests {
     use super::*;
 
     fn speech(text: &str) -> Block {
+        written(text, text)
+    }
+
+    fn written(text: &str, written: &str) -> Block {
         Block::Speech {
             text: text.into(),
+            written: written.into(),
             settings: Settings {
                 prosody: Prosody::NEUTRAL,
                 voice: None,
@@ -857,7 +885,7 @@ mod tests {
             [
                 speech("Hello"),
                 Block::Silence { ms: 700 },
-                speech("world. One. Two!"),
+                written("world. One. Two!", "world One Two!"),
                 Block::Silence { ms: 1750 },
                 speech("end"),
             ]
@@ -865,6 +893,23 @@ mod tests {
         // A bare break is medium; none is nothing at all.
         let b = parse("<speak>a<break/>b<break strength=\"none\"/>c</speak>").unwrap();
         assert_eq!(b, [speech("a"), Block::Silence { ms: 500 }, speech("b c")]);
+    }
+
+    #[test]
+    fn the_written_words_are_the_documents() {
+        let b = parse(
+            "<speak>On <say-as interpret-as=\"date\" format=\"mdy\">3/5/2024</say-as> \
+             <sub alias=\"Doctor\">Dr.</sub> Who ate a \
+             <phoneme alphabet=\"ipa\" ph=\"təˈmɑːtoʊ\">tomato</phoneme>.</speak>",
+        )
+        .unwrap();
+        assert_eq!(
+            b,
+            [written(
+                "On March 5th, 2024 Doctor Who ate a [[ təˈmɑːtoʊ ]].",
+                "On 3/5/2024 Dr. Who ate a tomato."
+            )]
+        );
     }
 
     #[test]
@@ -920,7 +965,7 @@ mod tests {
         let settings: Vec<(&str, Settings)> = b
             .iter()
             .map(|b| match b {
-                Block::Speech { text, settings } => (text.as_str(), settings.clone()),
+                Block::Speech { text, settings, .. } => (text.as_str(), settings.clone()),
                 Block::Silence { .. } => panic!(),
             })
             .collect();
