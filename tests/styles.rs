@@ -247,6 +247,32 @@ fn styles_are_routed_honored_or_refused() {
         timing.contains("voice en_US-joe-medium; voice test-zh"),
         "{timing}"
     );
+    // Word timestamps follow the switch of voices (crossfaded over 10 ms):
+    // each ideograph is a word, in order, inside the audio.
+    let r = post_json(
+        port,
+        "/v1/tts",
+        &json!({"text": "Hello world. 你好，世界。", "pipeline": "mixed", "timestamps": true}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let j = r.json();
+    let words = j["words"].as_array().unwrap();
+    let texts: Vec<&str> = words.iter().map(|w| w["text"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["Hello", "world.", "你", "好", "世", "界"]);
+    let times: Vec<f64> = words
+        .iter()
+        .flat_map(|w| [w["start"].as_f64().unwrap(), w["end"].as_f64().unwrap()])
+        .collect();
+    assert!(times.windows(2).all(|p| p[0] <= p[1] + 1e-3), "{times:?}");
+    assert!(
+        times[times.len() - 1] <= j["audio_seconds"].as_f64().unwrap() + 1e-3,
+        "{times:?} {}",
+        j["audio_seconds"]
+    );
+    assert!(
+        times[4] > times[3],
+        "the Chinese run follows the English: {times:?}"
+    );
     let r = tts(port, "mixed", "我用Python编程。", Some("用四川话说"));
     let timing = voices_of(&r);
     assert!(

@@ -242,8 +242,48 @@ impl<'a> Speakers<'a> {
     }
 }
 
+/// How long the voices overlap where one hands over to another.
+const CROSSFADE_MS: u32 = 10;
+
+/// Samples of [`CROSSFADE_MS`] at `rate`.
+pub(super) fn crossfade_len(rate: u32) -> usize {
+    (rate * CROSSFADE_MS / 1000) as usize
+}
+
+/// The previous voice's last samples (`tail`) faded out over the start of
+/// the next voice's audio (`head`), which fades in: a linear crossfade, so
+/// the two overlap by the tail's length and a switch never clicks.
+pub(super) fn crossfade(head: &mut Vec<f32>, tail: Vec<f32>) {
+    let n = tail.len();
+    if n == 0 {
+        return;
+    }
+    if head.len() < n {
+        head.resize(n, 0.0);
+    }
+    for (k, (h, t)) in head.iter_mut().zip(tail).enumerate() {
+        let g = (k as f32 + 0.5) / n as f32;
+        *h = t * (1.0 - g) + *h * g;
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_crossfade_overlaps_and_blends() {
+        let mut head = vec![1.0f32; 6];
+        crossfade(&mut head, vec![0.0; 4]);
+        assert_eq!(head, [0.125, 0.375, 0.625, 0.875, 1.0, 1.0]);
+        // A head shorter than the tail takes the rest of the tail's fade.
+        let mut head = vec![1.0f32; 1];
+        crossfade(&mut head, vec![1.0; 2]);
+        assert_eq!(head, [1.0, 0.25]);
+        let mut untouched = vec![0.5f32; 3];
+        crossfade(&mut untouched, Vec::new());
+        assert_eq!(untouched, [0.5; 3]);
+        assert_eq!(crossfade_len(22050), 220);
+    }
+
     use super::*;
 
     #[test]

@@ -606,9 +606,16 @@ impl Runner<'_> {
                 }
             }
             let count = sentences.len();
+            // Where the voice changes (a run of another language), the last
+            // few ms of one voice are crossfaded into the first of the next.
+            let mut held: Vec<f32> = Vec::new();
             for (i, (p, ids)) in sentences.iter().enumerate() {
                 checkpoint.check()?;
                 let part_voice = &parts[*p].voice;
+                let switch_after = sentences
+                    .get(i + 1)
+                    .is_some_and(|(next, _)| !Arc::ptr_eq(&parts[*next].voice, part_voice));
+                let mut first_audio = true;
                 // Another voice's audio joins the main voice's rate.
                 let convert = |samples: &[f32]| -> Vec<f32> {
                     if part_voice.sample_rate() == voice.sample_rate() {
@@ -637,7 +644,14 @@ impl Runner<'_> {
                 let last_sentence = (ssml || last_piece) && i + 1 == count;
                 let mut failed = None;
                 let mut on_audio = |samples: &[f32], last_audio: bool, timings: &mut Timings| {
-                    let samples = convert(samples);
+                    let mut samples = convert(samples);
+                    if std::mem::take(&mut first_audio) {
+                        super::mixed::crossfade(&mut samples, std::mem::take(&mut held));
+                    }
+                    if switch_after && last_audio {
+                        let keep = super::mixed::crossfade_len(voice.sample_rate());
+                        held = samples.split_off(samples.len().saturating_sub(keep));
+                    }
                     with_words(&mut |w| w.input(&samples, voice.sample_rate()));
                     made_seconds += samples.len() as f64 / f64::from(voice.sample_rate());
                     let end = End {

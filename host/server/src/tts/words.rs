@@ -726,8 +726,9 @@ impl Clock {
         let Some(floor) = u.floor else {
             return Some((a, b));
         };
-        let a = self.output.snap(a, floor, true, u.output);
-        let b = self.output.snap(b, floor, false, u.output).max(a);
+        let clamp = |t: f64| t.clamp(u.output.0, u.output.1);
+        let a = clamp(self.output.snap(a, floor, true, u.output));
+        let b = clamp(self.output.snap(b, floor, false, u.output)).max(a);
         Some((a, b))
     }
 }
