@@ -9,8 +9,15 @@
 //! - refused, with file:line:column, while the last good version serves: an
 //!   unreachable registry, a digest the registry does not have, a registry that
 //!   answers with other bytes (manifest or layer), a layer that is not
-//!   `application/wasm`, a pull cut short, a tag without a digest, an https-only
-//!   registry;
+//!   `application/wasm`, a pull cut short, a tag without a digest, an
+//!   unreachable https registry;
+//! - a registry behind TLS (a test CA) and a password (htpasswd), on this
+//!   machine's own network address: push and pull with the Docker config
+//!   file's credentials and `SSL_CERT_FILE`; refused with a wrong password, with
+//!   none, and without the CA; a Bearer challenge answered with an anonymous
+//!   token from the registry's token service (a test double of ghcr.io's, in
+//!   front of the artifact the real registry stored), and refused when the
+//!   token service refuses;
 //! - the time to pull + verify + compile, cold and from the caches (printed).
 
 mod common;
@@ -238,6 +245,12 @@ enum Lie {
     CutLayer,
     /// Serves a manifest whose only layer is a tar layer.
     TarLayer,
+    /// Honest, behind a Bearer challenge whose token service (`/token`, on
+    /// the same port) hands anonymous tokens, as ghcr.io does for public
+    /// images.
+    Token,
+    /// The same, but the token service refuses.
+    TokenRefused,
 }
 
 /// The manifest a lying registry serves for `manifest`.
@@ -284,13 +297,43 @@ impl FakeRegistry {
                 if reader.read_line(&mut line).is_err() {
                     continue;
                 }
+                let mut bearer = false;
                 loop {
                     let mut h = String::new();
                     if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
                         break;
                     }
+                    bearer |= h.to_ascii_lowercase().trim() == "authorization: bearer tok-123";
                 }
                 let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                if matches!(lie, Lie::Token | Lie::TokenRefused) {
+                    let token = r#"{"token":"tok-123"}"#;
+                    let answer = if path.starts_with("/token?") {
+                        if matches!(lie, Lie::TokenRefused) || !path.contains("service=fake") {
+                            Some(("401 Unauthorized".to_string(), ""))
+                        } else {
+                            Some(("200 OK".to_string(), token))
+                        }
+                    } else if !bearer {
+                        Some((
+                            format!(
+                                "401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"fake\",scope=\"repository:voxpipe/x:pull\""
+                            ),
+                            "",
+                        ))
+                    } else {
+                        None
+                    };
+                    if let Some((status, body)) = answer {
+                        let _ = write!(
+                            conn,
+                            "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        );
+                        let _ = conn.flush();
+                        continue;
+                    }
+                }
                 let (body, declared): (Vec<u8>, usize) = if path.contains("/manifests/") {
                     let m = served_manifest(&manifest, lie);
                     let n = m.len();
@@ -456,9 +499,9 @@ fn a_pipeline_of_pulled_plugins_serves_and_every_bad_pull_is_refused() {
         strings(&["(tag_only)", "has no digest", "--dev"]),
     ));
     cases.push((
-        "an https-only registry",
-        uncached.replace(&host, "registry.example.com"),
-        strings(&["(needs_tls)", "no TLS stack"]),
+        "an https registry that cannot be reached",
+        uncached.replace(&host, "registry.invalid"),
+        strings(&["(unreachable)", "registry.invalid"]),
     ));
     let fakes: Vec<(Lie, &str, Vec<&str>)> = vec![
         (
@@ -658,4 +701,259 @@ fn pull_verify_compile_cold_and_cached() {
         String::from_utf8_lossy(&accepted.stderr)
     );
     assert!(String::from_utf8_lossy(&accepted.stdout).contains("loudness"));
+}
+
+/// This machine's first non-loopback IPv4 address: a TLS registry is reached
+/// over HTTPS only off loopback (loopback registries are plain HTTP).
+fn own_address() -> String {
+    let out = Command::new("hostname").arg("-I").output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .find(|a| {
+            a.parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|ip| !ip.is_loopback())
+        })
+        .expect("a non-loopback IPv4 address (`hostname -I`) for the TLS registry")
+        .to_string()
+}
+
+fn run_ok(cmd: &mut Command) {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A Docker config folder with `user:password` for `registry`.
+fn docker_config(registry: &str, user: &str, password: &str) -> tempfile::TempDir {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    std::fs::write(
+        dir.path().join("config.json"),
+        format!(r#"{{"auths": {{"{registry}": {{"auth": "{auth}"}}}}}}"#),
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn a_registry_behind_tls_and_a_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ip = own_address();
+    let port = free_port();
+    let registry = format!("{ip}:{port}");
+    // A test CA and a server certificate for the address (openssl's CLI).
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    run_ok(
+        Command::new("openssl")
+            .args(["req", "-x509", "-days", "2", "-subj", "/CN=voxpipe test CA"])
+            .args(ec)
+            .arg("-keyout")
+            .arg(d.join("ca.key"))
+            .arg("-out")
+            .arg(d.join("ca.pem")),
+    );
+    run_ok(
+        Command::new("openssl")
+            .args(["req", "-subj", &format!("/CN={ip}")])
+            .args(ec)
+            .arg("-keyout")
+            .arg(d.join("server.key"))
+            .arg("-out")
+            .arg(d.join("server.csr")),
+    );
+    std::fs::write(
+        d.join("ext"),
+        format!("subjectAltName=IP:{ip}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"),
+    )
+    .unwrap();
+    run_ok(
+        Command::new("openssl")
+            .args(["x509", "-req", "-days", "2", "-CAcreateserial"])
+            .arg("-in")
+            .arg(d.join("server.csr"))
+            .arg("-CA")
+            .arg(d.join("ca.pem"))
+            .arg("-CAkey")
+            .arg(d.join("ca.key"))
+            .arg("-extfile")
+            .arg(d.join("ext"))
+            .arg("-out")
+            .arg(d.join("server.pem")),
+    );
+    // htpasswd with a bcrypt hash (glibc's libxcrypt through Python's crypt).
+    let out = Command::new("python3")
+        .args([
+            "-W",
+            "ignore",
+            "-c",
+            "import crypt; print(crypt.crypt('s3cret', crypt.mksalt(crypt.METHOD_BLOWFISH)).replace('$2b$', '$2a$', 1))",
+        ])
+        .output()
+        .unwrap();
+    let hash = String::from_utf8(out.stdout).unwrap();
+    assert!(hash.starts_with("$2a$"), "no bcrypt: {hash}");
+    std::fs::write(d.join("htpasswd"), format!("tester:{}\n", hash.trim())).unwrap();
+    let bin = ["/usr/bin/docker-registry", "/usr/sbin/docker-registry"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("docker-registry (.ci/setup installs it)");
+    std::fs::write(
+        d.join("config.yml"),
+        format!(
+            "version: 0.1\nlog: {{ level: warn }}\nstorage:\n  filesystem: {{ rootdirectory: {data} }}\n\
+             http:\n  addr: {registry}\n  tls: {{ certificate: {dir}/server.pem, key: {dir}/server.key }}\n\
+             auth:\n  htpasswd: {{ realm: voxpipe-test, path: {dir}/htpasswd }}\n",
+            data = d.join("data").display(),
+            dir = d.display(),
+        ),
+    )
+    .unwrap();
+    let child = Command::new(bin)
+        .arg("serve")
+        .arg(d.join("config.yml"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(d.join("log")).unwrap())
+        .spawn()
+        .unwrap();
+    let mut running = Registry {
+        child,
+        port,
+        _dir: tempfile::tempdir().unwrap(),
+    };
+    let started = Instant::now();
+    while TcpStream::connect(&registry).is_err() {
+        if let Some(s) = running.child.try_wait().unwrap() {
+            panic!(
+                "docker-registry exited: {s:?}\n{}",
+                std::fs::read_to_string(d.join("log")).unwrap_or_default()
+            );
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "registry not up"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let good = docker_config(&registry, "tester", "s3cret");
+    let bad = docker_config(&registry, "tester", "wrong");
+    let none = tempfile::tempdir().unwrap();
+    let ca = d.join("ca.pem");
+    let voxpipe = |config: &Path, ca: Option<&Path>, args: &[&str]| {
+        let cache = tempfile::tempdir().unwrap();
+        let mut cmd = common::voxpipe();
+        cmd.args(args)
+            .arg("--cache-dir")
+            .arg(cache.path())
+            .env("DOCKER_CONFIG", config)
+            .env_remove("SSL_CERT_FILE");
+        if let Some(ca) = ca {
+            cmd.env("SSL_CERT_FILE", ca);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    // Push (Basic auth over TLS), then pull it back, verified.
+    let plugin = common::plugin("audio-gain");
+    let target = format!("{registry}/voxpipe/audio-gain:1");
+    let mut push = common::voxpipe();
+    push.args(["plugin", "push"])
+        .arg(&plugin)
+        .arg(&target)
+        .env("DOCKER_CONFIG", good.path())
+        .env("SSL_CERT_FILE", &ca);
+    let out = push.output().unwrap();
+    assert!(
+        out.status.success(),
+        "push over TLS with a password: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(d.join("log")).unwrap_or_default()
+    );
+    let pinned = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(
+        pinned.starts_with(&format!("oci://{target}@sha256:")),
+        "{pinned}"
+    );
+    let (ok, stdout, stderr) = voxpipe(good.path(), Some(&ca), &["plugin", "pull", &pinned]);
+    assert!(ok, "pull over TLS with a password: {stderr}");
+    assert!(stdout.contains("sha256:"), "{stdout}");
+    // Refused: a wrong password, no credentials, a CA the trust store lacks.
+    let (ok, _, stderr) = voxpipe(bad.path(), Some(&ca), &["plugin", "pull", &pinned]);
+    assert!(
+        !ok && stderr.contains("refused access"),
+        "wrong password: {stderr}"
+    );
+    assert!(
+        stderr.contains("the credentials of the Docker config file"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = voxpipe(none.path(), Some(&ca), &["plugin", "pull", &pinned]);
+    assert!(
+        !ok && stderr.contains("refused access"),
+        "no credentials: {stderr}"
+    );
+    assert!(stderr.contains("docker login"), "{stderr}");
+    eprintln!("wrong password / no credentials:\n{stderr}");
+    let (ok, _, stderr) = voxpipe(good.path(), None, &["plugin", "pull", &pinned]);
+    eprintln!("untrusted CA:\n{stderr}");
+    assert!(
+        !ok && stderr.contains("unreachable"),
+        "untrusted CA: {stderr}"
+    );
+    assert!(stderr.to_lowercase().contains("certificate"), "{stderr}");
+
+    // Bearer: a registry that wants a token from its token service, handed
+    // out anonymously (ghcr.io's way for public images), serving what the
+    // TLS registry stored; then one whose token service refuses.
+    let cache = tempfile::tempdir().unwrap();
+    let (ok, _, stderr) = {
+        let out = common::voxpipe()
+            .args(["plugin", "pull", &pinned, "--cache-dir"])
+            .arg(cache.path())
+            .env("DOCKER_CONFIG", good.path())
+            .env("SSL_CERT_FILE", &ca)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            (),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    assert!(ok, "{stderr}");
+    let digest = pinned.rsplit_once("@sha256:").unwrap().1;
+    let manifest = std::fs::read(cache.path().join("oci/manifests/sha256").join(digest)).unwrap();
+    let m: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    let layer_hex = m["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:");
+    let layer = std::fs::read(cache.path().join("oci/blobs/sha256").join(layer_hex)).unwrap();
+    for (lie, works) in [(Lie::Token, true), (Lie::TokenRefused, false)] {
+        let fake = FakeRegistry::start(manifest.clone(), layer.clone(), lie);
+        let reference = pinned.replace(&registry, &format!("127.0.0.1:{}", fake.port));
+        let (ok, _, stderr) = voxpipe(none.path(), None, &["plugin", "pull", &reference]);
+        if works {
+            assert!(ok, "anonymous Bearer token: {stderr}");
+        } else {
+            eprintln!("token refused:\n{stderr}");
+            assert!(!ok && stderr.contains("token service"), "{stderr}");
+            assert!(stderr.contains("HTTP 401"), "{stderr}");
+        }
+    }
+    drop(running);
 }

@@ -48,7 +48,7 @@ pub struct PluginsConfig {
     /// Size bound of the compiled-plugin disk cache, in MiB.
     pub cache_max_mb: u64,
     /// OCI registries (`host` or `host:port`) reached over plain HTTP besides
-    /// loopback ones: this build has no TLS stack (src/oci.rs).
+    /// loopback ones; every other registry is reached over HTTPS (src/oci/).
     pub insecure_registries: Vec<String>,
 }
 

@@ -39,7 +39,7 @@ pub struct Cli {
     #[arg(long, global = true)]
     no_cache: bool,
     /// A registry (HOST or HOST:PORT) reached over plain HTTP although it is
-    /// not loopback (this build has no TLS stack); adds to the config's
+    /// not loopback (every other one is reached over HTTPS); adds to the config's
     /// `[plugins] insecure_registries`. Repeatable.
     #[arg(long = "insecure-registry", global = true, value_name = "HOST")]
     insecure_registries: Vec<String>,

@@ -67,8 +67,9 @@ pub enum PluginCommand {
     #[command(after_help = "Example:\n  \
 voxpipe plugin push target/plugins/en-normalize.wasm 127.0.0.1:5000/voxpipe/en-normalize:0.2.0\n  \
 # prints oci://127.0.0.1:5000/voxpipe/en-normalize:0.2.0@sha256:…\n\n\
-Plain HTTP only: loopback registries, or hosts given with --insecure-registry \
-(this build has no TLS stack).")]
+HTTPS, verified against the system's trust store (or SSL_CERT_FILE), except loopback \
+registries and hosts given with --insecure-registry (plain HTTP). Credentials as `docker login` \
+writes them: $DOCKER_CONFIG/config.json, else ~/.docker/config.json.")]
     Push {
         /// The component (.wasm).
         file: PathBuf,

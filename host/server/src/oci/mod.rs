@@ -10,12 +10,18 @@
 //! image-layout-like folder (`blobs/sha256/<hex>`, `manifests/sha256/<hex>`) next
 //! to the compiled-code cache; a restart loads from there without the network.
 //!
-//! Transport: plain HTTP, and only to loopback registries and to hosts the
-//! operator lists in `[plugins] insecure_registries`: this build carries no
-//! TLS stack, so an `https` registry is refused with an error saying so rather
-//! than reached insecurely. No registry authentication either (a 401 says so).
-//! The client is reqwest's blocking client (already in the tree for OTLP): its
-//! calls run on the reload thread or the CLI's, never on the async executor.
+//! Transport: HTTPS (the system's OpenSSL through reqwest's `native-tls`,
+//! verified against the system's trust store — a private CA is added there or
+//! named by `SSL_CERT_FILE`), except for loopback registries and the hosts the
+//! operator lists in `[plugins] insecure_registries`, which are reached over
+//! plain HTTP. Authentication as registries ask for it (`WWW-Authenticate`):
+//! `Basic` with the credentials of the Docker config file (`auths`, as
+//! `docker login` / `oras login` write it; `$DOCKER_CONFIG/config.json`, else
+//! `~/.docker/config.json`), or `Bearer` — a token from the registry's token
+//! service, fetched with those credentials or anonymously, as ghcr.io and
+//! Docker Hub ask even for public pulls. The client is reqwest's blocking
+//! client (already in the tree for OTLP): its calls run on the reload thread
+//! or the CLI's, never on the async executor.
 
 use std::fmt;
 use std::io::Read;
@@ -25,6 +31,8 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
+
+mod auth;
 
 /// The media types of the Wasm OCI artifact.
 pub const WASM_LAYER: &str = "application/wasm";
@@ -202,12 +210,10 @@ pub enum OciError {
     BadReference { reference: String, reason: String },
     #[error("`{reference}` has no digest: pin it as {reference}@sha256:… (the digest `voxpipe plugin push` prints); a tag alone is accepted only by `voxpipe serve --dev`")]
     TagOnly { reference: String },
-    #[error("registry {registry} is not loopback and not in [plugins] insecure_registries: this build has no TLS stack, so it reaches registries over plain HTTP only where the operator allows it (see docs/deploy.md, \"Plugin distribution\")")]
-    NeedsTls { registry: String },
     #[error("registry {registry} unreachable: {reason}")]
     Unreachable { registry: String, reason: String },
-    #[error("registry {registry} asks for authentication, which voxpipe does not support: use a registry (or a mirror) that allows anonymous pulls")]
-    Unauthorized { registry: String },
+    #[error("registry {registry} refused access: {reason}")]
+    Unauthorized { registry: String, reason: String },
     #[error("{what} {url}: HTTP {status}{detail}")]
     Status {
         what: &'static str,
@@ -250,7 +256,6 @@ impl OciError {
         match self {
             OciError::BadReference { .. } => "bad_reference",
             OciError::TagOnly { .. } => "tag_only",
-            OciError::NeedsTls { .. } => "needs_tls",
             OciError::Unreachable { .. } => "unreachable",
             OciError::Unauthorized { .. } => "unauthorized",
             OciError::Status { .. } => "status",
@@ -327,8 +332,15 @@ fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
 
 struct Client {
     http: reqwest::blocking::Client,
+    /// `SCHEME://REGISTRY/v2/REPOSITORY`.
     base: String,
+    /// `SCHEME://REGISTRY`.
+    origin: String,
     registry: String,
+    /// This registry's user and password from the Docker config file.
+    credentials: Option<auth::Credentials>,
+    /// The `Authorization` value a challenge earned (sent from then on).
+    authorization: std::sync::Mutex<Option<String>>,
 }
 
 fn is_loopback(host: &str) -> bool {
@@ -338,16 +350,12 @@ fn is_loopback(host: &str) -> bool {
 
 impl Client {
     fn new(reference: &Reference, options: &OciOptions) -> Result<Client, OciError> {
-        let allowed = is_loopback(reference.host())
+        let plain = is_loopback(reference.host())
             || options
                 .insecure_registries
                 .iter()
                 .any(|r| r == &reference.registry || r == reference.host());
-        if !allowed {
-            return Err(OciError::NeedsTls {
-                registry: reference.registry.clone(),
-            });
-        }
+        let scheme = if plain { "http" } else { "https" };
         let http = reqwest::blocking::Client::builder()
             .connect_timeout(options.timeout.min(Duration::from_secs(10)))
             .timeout(options.timeout)
@@ -359,25 +367,67 @@ impl Client {
             })?;
         Ok(Client {
             http,
-            base: format!("http://{}/v2/{}", reference.registry, reference.repository),
+            base: format!(
+                "{scheme}://{}/v2/{}",
+                reference.registry, reference.repository
+            ),
+            origin: format!("{scheme}://{}", reference.registry),
             registry: reference.registry.clone(),
+            credentials: auth::credentials(&reference.registry),
+            authorization: std::sync::Mutex::new(None),
         })
     }
 
+    /// Sends `request` with the authorization earned so far; on a 401, earns
+    /// one as the registry's challenge says (once) and sends it again.
     fn send(
         &self,
         what: &'static str,
         request: reqwest::blocking::RequestBuilder,
         url: &str,
     ) -> Result<reqwest::blocking::Response, OciError> {
-        let response = request.send().map_err(|e| OciError::Unreachable {
+        let unreachable = |e: reqwest::Error| OciError::Unreachable {
             registry: self.registry.clone(),
             reason: error_chain(&e),
-        })?;
+        };
+        let retry = request.try_clone();
+        let mut response = self.authorized(request).send().map_err(unreachable)?;
+        if response.status() == reqwest::StatusCode::UNAUTHORIZED {
+            let challenge = response
+                .headers()
+                .get(reqwest::header::WWW_AUTHENTICATE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            let header = auth::answer(
+                &self.http,
+                &self.registry,
+                &challenge,
+                self.credentials.as_ref(),
+            )?;
+            let Some(retry) = retry else {
+                return Err(OciError::Unauthorized {
+                    registry: self.registry.clone(),
+                    reason: "the request cannot be repeated with credentials".into(),
+                });
+            };
+            *self.authorization.lock().unwrap_or_else(|e| e.into_inner()) = Some(header);
+            response = self.authorized(retry).send().map_err(unreachable)?;
+        }
         let status = response.status();
-        if status == reqwest::StatusCode::UNAUTHORIZED {
+        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
             return Err(OciError::Unauthorized {
                 registry: self.registry.clone(),
+                reason: format!(
+                    "HTTP {} with {}{}",
+                    status.as_u16(),
+                    if self.credentials.is_some() {
+                        "the credentials of the Docker config file"
+                    } else {
+                        "no credentials (none for this registry in the Docker config file)"
+                    },
+                    registry_error(response)
+                ),
             });
         }
         if !status.is_success() {
@@ -446,6 +496,24 @@ impl Client {
             });
         }
         Ok(bytes)
+    }
+}
+
+impl Client {
+    /// `request` with the `Authorization` earned by an earlier challenge.
+    fn authorized(
+        &self,
+        request: reqwest::blocking::RequestBuilder,
+    ) -> reqwest::blocking::RequestBuilder {
+        match self
+            .authorization
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            Some(value) => request.header(reqwest::header::AUTHORIZATION, value),
+            None => request,
+        }
     }
 }
 
@@ -788,10 +856,8 @@ fn push_here(file: &Path, reference: &Reference, options: &OciOptions) -> Result
 fn upload_blob(client: &Client, bytes: &[u8], digest: &str) -> Result<(), OciError> {
     let head = format!("{}/blobs/{digest}", client.base);
     if client
-        .http
-        .head(&head)
-        .send()
-        .is_ok_and(|r| r.status().is_success())
+        .send("blob check", client.http.head(&head), &head)
+        .is_ok()
     {
         return Ok(());
     }
@@ -810,7 +876,7 @@ fn upload_blob(client: &Client, bytes: &[u8], digest: &str) -> Result<(), OciErr
     let mut put = if location.starts_with("http://") || location.starts_with("https://") {
         location.to_string()
     } else {
-        format!("http://{}{location}", client.registry)
+        format!("{}{location}", client.origin)
     };
     put.push(if put.contains('?') { '&' } else { '?' });
     put.push_str("digest=");
@@ -883,17 +949,24 @@ mod tests {
     }
 
     #[test]
-    fn https_only_registries_are_refused_with_the_reason() {
+    fn registries_are_reached_over_https_unless_loopback_or_listed() {
         let dir = tempfile::tempdir().unwrap();
         let r = Reference::parse(&format!("oci://ghcr.io/ns/p:1@{D}")).unwrap();
         let mut opts = OciOptions::new(dir.path().to_path_buf(), 1 << 20);
-        let e = pull(&r, &opts).unwrap_err();
-        assert_eq!(e.kind(), "needs_tls", "{e}");
-        assert!(e.to_string().contains("no TLS stack"), "{e}");
-        // Listed as insecure: tried over plain HTTP (port 9 on loopback is closed,
-        // so use an unroutable listing only to check the gate opens).
+        assert!(Client::new(&r, &opts)
+            .unwrap()
+            .base
+            .starts_with("https://ghcr.io/v2/ns/p"));
         opts.insecure_registries = vec!["ghcr.io".into()];
-        assert!(Client::new(&r, &opts).is_ok());
+        assert!(Client::new(&r, &opts)
+            .unwrap()
+            .base
+            .starts_with("http://ghcr.io/"));
+        let local = Reference::parse(&format!("oci://127.0.0.1:5000/ns/p@{D}")).unwrap();
+        assert_eq!(
+            Client::new(&local, &opts).unwrap().origin,
+            "http://127.0.0.1:5000"
+        );
         assert!(is_loopback("localhost") && is_loopback("127.0.0.5") && is_loopback("[::1]"));
         assert!(!is_loopback("10.0.0.1"));
     }
