@@ -201,6 +201,8 @@ fn field_value(rng: &mut Rng, field: &str) -> Value {
         "sample_rate" => json!(*rng.pick(&[8_000u32, 16_000, 22_050, 44_100, 192_000, 7_999])),
         "seed" => json!(*rng.pick(&[0u64, 1, u64::MAX])),
         "stream" => json!(rng.chance(30)),
+        "timestamps" => json!(rng.chance(40)),
+        "input_format" => json!(*rng.pick(&["text", "ssml", "html", ""])),
         "stream_format" => json!(*rng.pick(&["audio", "sse", "video"])),
         "pipeline" | "model" => json!(*rng.pick(&["default", "tts-1", "nope", ""])),
         _ => any_value(rng, 0),
@@ -219,6 +221,8 @@ const TTS_FIELDS: &[&str] = &[
     "sample_rate",
     "seed",
     "stream",
+    "timestamps",
+    "input_format",
 ];
 const OPENAI_FIELDS: &[&str] = &[
     "model",
@@ -228,6 +232,8 @@ const OPENAI_FIELDS: &[&str] = &[
     "speed",
     "response_format",
     "stream_format",
+    "timestamps",
+    "input_format",
 ];
 
 /// One request body for `fields`' endpoint.
