@@ -724,6 +724,47 @@ fn word_timestamps_through_the_server() {
         assert!((words[0].1 - a).abs() <= 0.020, "{words:?} {regions:?}");
     }
 
+    // A stream longer than one piece (spoken a few sentences at a time):
+    // every word, in order, inside the audio.
+    let sentences = [
+        "The river ran high that spring, and the old bridge groaned under every cart.",
+        "Nobody could remember a flood like it since 1995.",
+        "It cost $3.50 to cross.",
+    ];
+    let long: Vec<&str> = (0..24).map(|i| sentences[i % 3]).collect();
+    let long = long.join(" ");
+    assert!(long.len() > 1100);
+    let events = sse(&post_json(
+        port,
+        "/v1/tts",
+        &json!({"text": long, "stream": true, "timestamps": true, "format": "pcm"}),
+    ));
+    let pcm: Vec<u8> = events
+        .iter()
+        .filter(|e| e["type"] == "speech.audio.delta")
+        .flat_map(|e| base64(e["audio"].as_str().unwrap()))
+        .collect();
+    let words: Vec<(String, f64, f64)> = events
+        .iter()
+        .filter(|e| e["type"] == "speech.words")
+        .flat_map(|e| word_list(&e["words"]))
+        .collect();
+    let texts: Vec<&str> = words.iter().map(|w| w.0.as_str()).collect();
+    assert_eq!(texts, long.split_whitespace().collect::<Vec<_>>());
+    for pair in words.windows(2) {
+        assert!(
+            pair[0].1 <= pair[0].2 && pair[0].2 <= pair[1].1 + 1e-3,
+            "{pair:?}"
+        );
+    }
+    let audio_seconds = pcm.len() as f64 / 2.0 / 22050.0;
+    assert!(
+        words.last().unwrap().2 <= audio_seconds + 1e-3
+            && words.last().unwrap().2 > audio_seconds - 1.0,
+        "{:?} of {audio_seconds} s",
+        words.last()
+    );
+
     // The OpenAI route, whole: JSON with the words; a raw audio stream
     // cannot carry them.
     let r = post_json(
