@@ -373,8 +373,10 @@ fn synth_speaks_text_into_a_wav() {
     let rms =
         (audio.samples.iter().map(|s| s * s).sum::<f32>() / audio.samples.len() as f32).sqrt();
     assert!(rms > 0.01, "silent output (rms {rms})");
-    // The same seed gives the same audio.
+    // The same seed gives the same audio; captions and word timings beside
+    // it change nothing in it.
     let again = dir.path().join("again.wav");
+    let (vtt, words) = (dir.path().join("again.vtt"), dir.path().join("again.json"));
     let o = run(&[
         "synth",
         "--text",
@@ -383,9 +385,31 @@ fn synth_speaks_text_into_a_wav() {
         again.to_str().unwrap(),
         "--seed",
         "3",
+        "--vtt",
+        vtt.to_str().unwrap(),
+        "--words",
+        words.to_str().unwrap(),
     ]);
-    assert!(o.status.success());
+    assert!(o.status.success(), "{}", text(&o.stderr));
     assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&again).unwrap());
+    let words: serde_json::Value = serde_json::from_slice(&std::fs::read(&words).unwrap()).unwrap();
+    let said: Vec<&str> = words
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(said, ["Hello,", "world.", "This", "is", "voxpipe."]);
+    let last = words[4]["end"].as_f64().unwrap();
+    assert!(
+        last <= audio.seconds() + 1e-3 && last > audio.seconds() - 0.5,
+        "{last}"
+    );
+    let vtt = std::fs::read_to_string(&vtt).unwrap();
+    assert!(
+        vtt.starts_with("WEBVTT\n\n00:00:00.") && vtt.contains("This is voxpipe."),
+        "{vtt}"
+    );
     fails_with(
         &[
             "synth",

@@ -159,6 +159,8 @@ pub struct SentenceAudio {
     pub model_time: Duration,
     /// The same, per module of the model.
     pub timings: super::vits::ModuleTimings,
+    /// Frames per id (see [`LoadedVoice::spoken_words`]).
+    pub durations: Vec<u32>,
 }
 
 /// A voice loaded into memory.
@@ -305,6 +307,7 @@ impl LoadedVoice {
             phonemes: run.phonemes,
             model_time: run.model_time,
             timings: run.timings,
+            durations: run.durations,
         })
     }
 

@@ -16,7 +16,8 @@ use voxpipe_types::Audio;
 #[derive(Args)]
 #[command(after_help = "Examples:\n  \
 voxpipe synth --text 'Hello, world. This is voxpipe.' -o hello.wav\n  \
-voxpipe synth --file chapter.txt -o chapter.wav --length-scale 1.1 --seed 7")]
+voxpipe synth --file chapter.txt -o chapter.wav --length-scale 1.1 --seed 7\n  \
+voxpipe synth --text 'It costs $3.50 today.' -o price.wav --vtt price.vtt --words price.json")]
 pub struct SynthArgs {
     /// Voice name (a NAME.onnx + NAME.onnx.json in the voices folder).
     #[arg(long, default_value = "en_US-joe-medium")]
@@ -52,6 +53,14 @@ pub struct SynthArgs {
     /// Where the model runs: cpu, cuda, cuda:N or auto (GPU when there is one).
     #[arg(long, default_value = "cpu", env = "VOXPIPE_DEVICE")]
     device: DeviceSpec,
+    /// Also write WebVTT captions of the text, timed by the voice's own
+    /// durations (a cue per phrase; docs/api.md, "Word timestamps").
+    #[arg(long, value_name = "FILE.vtt")]
+    vtt: Option<PathBuf>,
+    /// Also write every word of the text with when it is heard, as JSON
+    /// (`[{"text", "start", "end"}]`, seconds).
+    #[arg(long, value_name = "FILE.json")]
+    words: Option<PathBuf>,
 }
 
 impl SynthArgs {
@@ -90,12 +99,36 @@ impl SynthArgs {
         let started = Instant::now();
         let mut progress = Progress::new(sentences.len());
         let mut samples = Vec::new();
+        // No audio stages here: the voice's timeline is the file's.
+        let mut clock = (self.vtt.is_some() || self.words.is_some()).then(|| {
+            let mut c = voxpipe::tts::words::WordClock::new();
+            c.piece(&text, &text);
+            c.begin();
+            c
+        });
         for (i, ids) in sentences.iter().enumerate() {
             let sentence = voice.synthesize(ids, &options)?;
+            if let Some(c) = clock.as_mut() {
+                c.call_starts();
+                c.input(&sentence.samples, voice.sample_rate());
+                c.output(&sentence.samples, 1, voice.sample_rate());
+                c.call_words(voice.spoken_words(ids, &sentence.durations));
+            }
             samples.extend_from_slice(&sentence.samples);
             progress.update(i + 1, samples.len() as f64 / voice.sample_rate() as f64);
         }
         progress.finish();
+        if let Some(mut c) = clock {
+            let words = c.finish();
+            if let Some(path) = &self.vtt {
+                std::fs::write(path, voxpipe::tts::webvtt(&words))
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            if let Some(path) = &self.words {
+                std::fs::write(path, serde_json::to_vec_pretty(&words)?)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+        }
         let audio = Audio {
             sample_rate: voice.sample_rate(),
             channels: 1,

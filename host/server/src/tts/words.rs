@@ -324,20 +324,26 @@ struct Piece {
 }
 
 /// Word timestamps of one run, piece by piece (see the module doc).
-pub(super) struct WordClock {
+pub struct WordClock {
     clock: Clock,
     pieces: Vec<Piece>,
     /// The current piece and the input time its model calls start at.
     call_start: f64,
 }
 
-impl WordClock {
-    pub fn new() -> Self {
+impl Default for WordClock {
+    fn default() -> Self {
         WordClock {
             clock: Clock::default(),
             pieces: Vec::new(),
             call_start: 0.0,
         }
+    }
+}
+
+impl WordClock {
+    pub fn new() -> Self {
+        Self::default()
     }
 
     /// A new piece: `original` as the request gave it, `spoken` as the text
