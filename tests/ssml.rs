@@ -61,6 +61,14 @@ fn ssml_elements_through_the_server() {
          [[stages]]\nkind = \"model\"\n",
     )
     .unwrap();
+    // A Chinese pipeline whose normalizer takes say-as hints.
+    std::fs::write(
+        pipelines.path().join("zh.toml"),
+        "name = \"zh\"\nvoice = \"test-zh\"\nlanguage = \"zh-CN\"\n\
+         [[stages]]\nkind = \"text\"\nname = \"normalize\"\nplugin = \"zh-normalize\"\n\
+         [[stages]]\nkind = \"model\"\n",
+    )
+    .unwrap();
     let voices = common::voices_with_zh();
     let server = Server::start(
         pipelines.path(),
@@ -128,7 +136,9 @@ fn ssml_elements_through_the_server() {
         ),
         (
             "<say-as interpret-as=\"cardinal\">1,234</say-as> apples",
-            "1234 apples",
+            // A cardinal, not the year-like "twelve thirty-four" a bare
+            // 1234 could be: en-normalize reads the hint (docs/ssml.md).
+            "one thousand two hundred thirty-four apples",
         ),
         (
             "Pin <say-as interpret-as=\"digits\">4096</say-as>",
@@ -152,6 +162,32 @@ fn ssml_elements_through_the_server() {
         let b = ok(&plain(text));
         assert!(a == b, "{doc} is not read as {text:?}");
     }
+    // say-as reaches the pipeline's normalizer as a hint (its first text
+    // stage declares `say-as`), so it is read in the pipeline's language:
+    // the zh pipeline reads a date as zh-normalize does...
+    let in_pipeline = |pipeline: &str, text: &str, format: &str| {
+        ok(&post_json(
+            port,
+            "/v1/tts",
+            &json!({"text": text, "input_format": format, "seed": 1, "pipeline": pipeline}),
+        ))
+    };
+    assert!(
+        in_pipeline(
+            "zh",
+            "<speak><say-as interpret-as=\"date\" format=\"mdy\">3/5/2024</say-as></speak>",
+            "ssml"
+        ) == in_pipeline("zh", "二零二四年三月五日。", "text"),
+        "a say-as date in the zh pipeline is read in Chinese"
+    );
+    // ...and a pipeline with no such stage gets the host's own lowering.
+    assert!(
+        in_pipeline(
+            "bare",
+            "<speak><say-as interpret-as=\"ordinal\">3</say-as> place</speak>",
+            "ssml"
+        ) == in_pipeline("bare", "3rd place", "text")
+    );
     // ...and not as the markup's text: characters differ from the word.
     assert!(
         ok(&tts(

@@ -34,6 +34,17 @@ impl StageConfig {
         &self.0
     }
 
+    /// This table with `key` set to `value` (for one call: the host's
+    /// per-request additions, e.g. SSML `say_as` hints).
+    pub fn with(&self, key: &str, value: serde_json::Value) -> StageConfig {
+        let mut object = match serde_json::from_str::<serde_json::Value>(&self.0) {
+            Ok(serde_json::Value::Object(o)) => o,
+            _ => serde_json::Map::new(),
+        };
+        object.insert(key.to_string(), value);
+        StageConfig(serde_json::Value::Object(object).to_string())
+    }
+
     /// The JSON text, as the bindings want it.
     pub(crate) fn wit(&self) -> &String {
         &self.0

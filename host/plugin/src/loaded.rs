@@ -104,6 +104,9 @@ pub struct LoadedPlugin {
     /// (`plugin-info.applies`, checked: see [`voxpipe_types::Applies`]).
     /// Empty for plugins built against `voxpipe:stages@0.1.0`.
     pub applies: Vec<voxpipe_types::Applies>,
+    /// Text stages: the plugin declared `applies = ["say-as"]`: it reads
+    /// SSML `say-as` hints from its config's `say_as` key (docs/ssml.md).
+    pub say_as: bool,
     /// The version of the WIT package the plugin was built against.
     pub wit_version: &'static str,
     pub path: PathBuf,
@@ -150,6 +153,7 @@ impl LoadedPlugin {
             description: String::new(),
             mode: AudioMode::OnePass,
             applies: Vec::new(),
+            say_as: false,
             wit_version: "",
             path,
             imports,
@@ -193,7 +197,11 @@ impl LoadedPlugin {
                 });
             }
         }
-        plugin.applies = applies(&plugin.path, world, &info.applies)?;
+        if world == StageKind::Text && !info.applies.is_empty() {
+            plugin.say_as = text_applies(&plugin.path, &info.applies)?;
+        } else {
+            plugin.applies = applies(&plugin.path, world, &info.applies)?;
+        }
         plugin.id.name = info.name;
         plugin.id.version = info.version;
         plugin.description = one_line(&info.description, MAX_DESCRIPTION);
@@ -434,6 +442,25 @@ impl LoadedPlugin {
         (out.and_then(|r| r), peak)
     }
 }
+
+/// What a text stage may declare in `applies`: exactly `say-as` (it takes
+/// SSML `say-as` hints, docs/ssml.md). True when it did.
+fn text_applies(path: &std::path::Path, entries: &[String]) -> Result<bool, LoadError> {
+    match entries {
+        [one] if one == SAY_AS => Ok(true),
+        _ => Err(LoadError::BadInfo {
+            path: path.to_path_buf(),
+            field: "applies",
+            problem: format!(
+                "{entries:?}: a text stage may declare only [\"{SAY_AS}\"] (it reads SSML say-as \
+                 hints), or nothing"
+            ),
+        }),
+    }
+}
+
+/// The `applies` entry of a text stage that reads `say-as` hints.
+pub const SAY_AS: &str = "say-as";
 
 /// The checked `applies` of a plugin: audio stages only, each entry one of
 /// the documented fields ([`voxpipe_types::Applies`]), at most 32.

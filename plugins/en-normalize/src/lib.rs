@@ -23,6 +23,7 @@ mod normalize;
 mod number;
 mod numeric;
 mod phone;
+mod say_as;
 mod scan;
 mod settings;
 mod timeofday;
@@ -51,6 +52,8 @@ impl TextStage for EnNormalize {
             env!("CARGO_PKG_VERSION"),
             "English text normalizer: numbers, dates, times, currency, units, abbreviations, URLs",
         )
+        // SSML `say-as` reaches this stage as hints (say_as.rs).
+        .applies(&["say-as"])
     }
 
     fn check_config(config: &Config) -> Result<(), StageError> {
@@ -58,8 +61,9 @@ impl TextStage for EnNormalize {
     }
 
     fn normalize(_ctx: &Context, config: &Config, text: String) -> Result<String, StageError> {
-        let s = settings::settings(config)?;
-        Ok(normalize::normalize(&text, &s))
+        let (config, hints) = config.split_say_as()?;
+        let s = settings::settings(&config)?;
+        Ok(say_as::apply(&text, &hints, &s))
     }
 }
 

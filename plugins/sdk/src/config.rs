@@ -4,6 +4,7 @@
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use crate::say_as::{SayAs, SAY_AS_KEY};
 use crate::StageError;
 
 /// The stage's config table from the pipeline file.
@@ -88,12 +89,43 @@ impl Config {
     pub fn table(&self) -> &Map<String, Value> {
         &self.table
     }
+
+    /// For a text stage that declares `applies = ["say-as"]`: the SSML
+    /// `say-as` hints the host put in the `say_as` key for this call (none
+    /// for plain text), and the config without that key — the pipeline's
+    /// own table, to check as always.
+    pub fn split_say_as(&self) -> Result<(Config, Vec<SayAs>), StageError> {
+        let mut table = self.table.clone();
+        let hints = match table.remove(SAY_AS_KEY) {
+            None => Vec::new(),
+            Some(v) => serde_json::from_value(v).map_err(|e| {
+                StageError::InvalidConfig(format!("`{SAY_AS_KEY}` (the host's hints): {e}"))
+            })?,
+        };
+        Ok((Config { table }, hints))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn say_as_hints_come_out_of_the_table() {
+        let c = Config::from_value(json!({
+            "rules": {"dates": true},
+            "say_as": [{"start": 0, "end": 4, "interpret_as": "date", "format": "ymd"}]
+        }))
+        .unwrap();
+        let (rest, hints) = c.split_say_as().unwrap();
+        assert_eq!(rest.table().len(), 1);
+        assert_eq!(hints[0].format.as_deref(), Some("ymd"));
+        let (_, none) = Config::default().split_say_as().unwrap();
+        assert!(none.is_empty());
+        let bad = Config::from_value(json!({"say_as": 3})).unwrap();
+        assert!(bad.split_say_as().is_err());
+    }
 
     #[test]
     fn typed_get_names_the_key_on_a_type_error() {

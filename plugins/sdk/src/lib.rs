@@ -17,6 +17,7 @@ mod alloc;
 mod config;
 pub mod drive;
 pub mod log;
+pub mod say_as;
 pub mod state;
 mod types;
 
@@ -24,6 +25,7 @@ mod types;
 pub mod wit_glue;
 
 pub use config::Config;
+pub use say_as::{SayAs, SAY_AS_KEY};
 pub use types::*;
 
 /// The trait of a `text` stage: text in, text out.

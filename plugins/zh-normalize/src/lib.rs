@@ -80,6 +80,7 @@ mod normalizer;
 mod numbers;
 mod quantity;
 mod readings;
+mod say_as;
 mod scan;
 mod settings;
 mod times;
@@ -99,6 +100,8 @@ impl TextStage for ZhNormalize {
             env!("CARGO_PKG_VERSION"),
             "Reads Arabic numbers in Chinese text as Chinese words",
         )
+        // SSML `say-as` reaches this stage as hints (say_as.rs).
+        .applies(&["say-as"])
     }
 
     fn check_config(config: &Config) -> Result<(), StageError> {
@@ -106,8 +109,9 @@ impl TextStage for ZhNormalize {
     }
 
     fn normalize(_ctx: &Context, config: &Config, text: String) -> Result<String, StageError> {
-        let settings = settings::settings(config)?;
-        Ok(normalizer::normalize(&text, &settings))
+        let (config, hints) = config.split_say_as()?;
+        let settings = settings::settings(&config)?;
+        Ok(say_as::apply(&text, &hints, &settings))
     }
 }
 

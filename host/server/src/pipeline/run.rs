@@ -104,11 +104,38 @@ impl Pipeline {
         text: String,
         observe: &mut dyn FnMut(&Stage, Duration),
     ) -> Result<String, StageFailure> {
+        self.run_text_hinted(ctx, text, None, observe)
+    }
+
+    /// Whether the first text stage takes SSML `say-as` hints (it declared
+    /// `applies = ["say-as"]`).
+    pub fn takes_say_as(&self) -> bool {
+        self.plugin_stages(StageKind::Text)
+            .next()
+            .is_some_and(|(_, p)| p.plugin.say_as)
+    }
+
+    /// [`Pipeline::run_text_observed`], with SSML `say-as` hints (a JSON
+    /// list over `text`) for the first text stage, in its config's `say_as`
+    /// key, when it takes them ([`Pipeline::takes_say_as`]).
+    pub fn run_text_hinted(
+        &self,
+        ctx: &RequestContext,
+        text: String,
+        say_as: Option<serde_json::Value>,
+        observe: &mut dyn FnMut(&Stage, Duration),
+    ) -> Result<String, StageFailure> {
         let mut text = text;
+        let mut hints = say_as;
         for (stage, p) in self.plugin_stages(StageKind::Text) {
             let span = stage_span(stage, p, text.len());
             let started = Instant::now();
-            let out = span.in_scope(|| p.plugin.call_text(&p.limits, ctx, &p.config, &text));
+            let hinted = hints
+                .take()
+                .filter(|_| p.plugin.say_as)
+                .map(|h| p.config.with("say_as", h));
+            let config = hinted.as_ref().unwrap_or(&p.config);
+            let out = span.in_scope(|| p.plugin.call_text(&p.limits, ctx, config, &text));
             observe(stage, started.elapsed());
             text = finish(&span, stage, p, out, String::len)?;
         }

@@ -33,7 +33,12 @@ const STREAM_PIECE_CHARS: usize = 1000;
 enum Step<'a> {
     /// Text, its SSML settings, and (a whole SSML block) the words as the
     /// document wrote them, for word timestamps.
-    Speak(String, Option<&'a Settings>, Option<&'a str>),
+    Speak(
+        String,
+        Option<&'a Settings>,
+        Option<&'a str>,
+        Option<&'a super::ssml::Hinted>,
+    ),
     Silence(u32),
 }
 
@@ -201,15 +206,21 @@ impl Runner<'_> {
                     {
                         super::sentences::pieces(text, STREAM_PIECE_CHARS)
                             .into_iter()
-                            .map(|t| Step::Speak(t, Some(settings), None))
+                            .map(|t| Step::Speak(t, Some(settings), None, None))
                             .collect::<Vec<_>>()
                     }
                     Block::Speech {
                         text,
                         settings,
                         written,
+                        hinted,
                     } => {
-                        vec![Step::Speak(text.clone(), Some(settings), Some(written))]
+                        vec![Step::Speak(
+                            text.clone(),
+                            Some(settings),
+                            Some(written),
+                            hinted.as_ref(),
+                        )]
                     }
                     Block::Silence { ms } => vec![Step::Silence(*ms)],
                 })
@@ -217,14 +228,20 @@ impl Runner<'_> {
             None if streaming && job.text.len() > STREAM_PIECE_CHARS => {
                 super::sentences::pieces(&job.text, STREAM_PIECE_CHARS)
                     .into_iter()
-                    .map(|t| Step::Speak(t, None, None))
+                    .map(|t| Step::Speak(t, None, None, None))
                     .collect()
             }
-            None => vec![Step::Speak(job.text.clone(), None, None)],
+            None => vec![Step::Speak(job.text.clone(), None, None, None)],
         };
         let ssml = job.ssml.is_some();
+        // Each piece's text for the text stages: an SSML block with `say-as`
+        // goes as written, with hints, to a first text stage that takes them.
+        let takes_say_as = pipeline.takes_say_as();
         let mut pieces = steps.iter().filter_map(|s| match s {
-            Step::Speak(text, ..) => Some(text.clone()),
+            Step::Speak(_, _, _, Some(h)) if takes_say_as => {
+                Some((h.text.clone(), serde_json::to_value(&h.say_as).ok()))
+            }
+            Step::Speak(text, ..) => Some((text.clone(), None)),
             Step::Silence(_) => None,
         });
         // Word timestamps, when asked: each piece's text as given, against
@@ -232,7 +249,7 @@ impl Runner<'_> {
         let originals: Vec<&str> = steps
             .iter()
             .filter_map(|s| match s {
-                Step::Speak(text, _, written) => Some(written.unwrap_or(text)),
+                Step::Speak(text, _, written, _) => Some(written.unwrap_or(text)),
                 Step::Silence(_) => None,
             })
             .collect();
@@ -249,11 +266,8 @@ impl Runner<'_> {
         // Text stages run before the style stage: they never see a style.
         let text_ctx = ctx.clone();
         let mut observe = |stage: &Stage, d: Duration| record_stage(timings, stage, d);
-        let first_text = pipeline.run_text_observed(
-            &text_ctx,
-            pieces.next().unwrap_or_default(),
-            &mut observe,
-        )?;
+        let (first, hints) = pieces.next().unwrap_or_default();
+        let first_text = pipeline.run_text_hinted(&text_ctx, first, hints, &mut observe)?;
         checkpoint.check()?;
 
         let mut report = self.run_style(job, &mut ctx, timings)?;
@@ -338,7 +352,7 @@ impl Runner<'_> {
         let piece_ctxs: Vec<RequestContext> = steps
             .iter()
             .filter_map(|s| match s {
-                Step::Speak(_, Some(settings), _) => {
+                Step::Speak(_, Some(settings), ..) => {
                     let mut c = ctx.clone();
                     let st = c.style.get_or_insert_with(Style::default);
                     let prosody = settings.prosody;
@@ -483,7 +497,7 @@ impl Runner<'_> {
                     silence_ms.set(silence_ms.get() + ms);
                     continue;
                 }
-                Step::Speak(_, settings, _) => *settings,
+                Step::Speak(_, settings, ..) => *settings,
             };
             let n = spoken;
             spoken += 1;
@@ -504,8 +518,8 @@ impl Runner<'_> {
                 None => {
                     checkpoint.check()?;
                     let mut observe = |stage: &Stage, d: Duration| record_stage(timings, stage, d);
-                    let piece = pieces.next().unwrap_or_default();
-                    pipeline.run_text_observed(&text_ctx, piece, &mut observe)?
+                    let (piece, hints) = pieces.next().unwrap_or_default();
+                    pipeline.run_text_hinted(&text_ctx, piece, hints, &mut observe)?
                 }
             };
             // Runs of another script go to the voice the routes give their

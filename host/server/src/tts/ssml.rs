@@ -10,10 +10,15 @@
 //!   length); the voice's audio around it is a separate utterance.
 //! - `prosody`: `rate` multiplies the speed, `pitch` adds semitones, `volume`
 //!   adds decibels (nested elements combine), carried as [`Prosody`].
-//! - `say-as`: the content rewritten into the text a normalizer reads one
-//!   way only (`characters` → spaced letters, `ordinal` → "21st", `date` →
-//!   "March 5th, 2024", `telephone` → digit groups…). The text stages get
-//!   plain text, as for any request; no WIT change.
+//! - `say-as`: handed to the pipeline's first text stage as a hint when that
+//!   stage declares `applies = ["say-as"]` ([`Hinted`]: the block's text
+//!   with the content as written, and where each `say-as` lies, which the
+//!   stage reads from its config's `say_as` key) — the normalizer of the
+//!   pipeline's language reads it. Otherwise the host rewrites the content
+//!   into English text read one way only (`characters` → spaced letters,
+//!   `ordinal` → "21st", `date` → "March 5th, 2024", `telephone` → digit
+//!   groups…), and the text stages get plain text as for any request. No
+//!   WIT change either way.
 //!   Like any inline text, it joins the words around it as the document
 //!   spaces it.
 //! - `sub`: its `alias` instead of the content; `phoneme` (`alphabet="ipa"`):
@@ -103,9 +108,31 @@ pub enum Block {
         text: String,
         written: String,
         settings: Settings,
+        /// When the block has `say-as` elements: the text for a text stage
+        /// that takes them as hints.
+        hinted: Option<Hinted>,
     },
     /// Exact silence.
     Silence { ms: u32 },
+}
+
+/// A speech block's text with each `say-as` content as the document wrote
+/// it, and where those are: what a text stage that declares `say-as` gets
+/// (the hints as JSON in its config's `say_as` key).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hinted {
+    pub text: String,
+    pub say_as: Vec<SayAs>,
+}
+
+/// One `say-as` element over [`Hinted::text`]: `start..end` in bytes.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SayAs {
+    pub start: usize,
+    pub end: usize,
+    pub interpret_as: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
 }
 
 /// True when `text` is SSML by its look: a `<speak` root after optional
@@ -159,6 +186,8 @@ pub fn parse(doc: &str) -> Result<Vec<Block>, SsmlError> {
         blocks: Vec::new(),
         text: String::new(),
         written: String::new(),
+        hinted: String::new(),
+        say_as: Vec::new(),
         current: None,
         elements: 0,
         break_ms: 0,
@@ -192,6 +221,9 @@ struct Lower<'a, 'input> {
     text: String,
     /// The same, as the document wrote it.
     written: String,
+    /// The same, with `say-as` content as written, and where it lies.
+    hinted: String,
+    say_as: Vec<SayAs>,
     current: Option<Settings>,
     elements: usize,
     break_ms: u32,
@@ -274,16 +306,54 @@ impl<'input> Lower<'_, 'input> {
 
     /// Speech `text`, which the document wrote as `written`.
     fn push_text(&mut self, settings: &Settings, text: &str, written: &str) {
+        self.settle(settings);
+        append_words(&mut self.text, text);
+        append_words(&mut self.written, written);
+        append_words(&mut self.hinted, text);
+    }
+
+    /// A `say-as` element: `spoken` is the host's own reading of `content`.
+    fn push_say_as(
+        &mut self,
+        settings: &Settings,
+        spoken: &str,
+        content: &str,
+        interpret_as: &str,
+        format: Option<&str>,
+    ) {
+        self.settle(settings);
+        append_words(&mut self.text, spoken);
+        append_words(&mut self.written, content);
+        let before = self.hinted.len();
+        append_words(&mut self.hinted, content);
+        let added = &self.hinted[before..];
+        let start = before + (added.len() - added.trim_start().len());
+        let end = self.hinted.trim_end().len();
+        if start < end {
+            self.say_as.push(SayAs {
+                start,
+                end,
+                interpret_as: interpret_as.to_string(),
+                format: format.map(str::to_string),
+            });
+        }
+    }
+
+    /// Text with other settings starts a new block.
+    fn settle(&mut self, settings: &Settings) {
         if self.current.as_ref() != Some(settings) {
             self.flush();
             self.current = Some(settings.clone());
         }
-        append_words(&mut self.text, text);
-        append_words(&mut self.written, written);
     }
 
     /// Ends a sentence: a full stop unless the text already ends one.
     fn end_sentence(&mut self) {
+        let h = self.hinted.trim_end();
+        if !h.is_empty() {
+            let ends = h.ends_with(['.', '!', '?', ';', ':', '…', '。', '！', '？', '；']);
+            self.hinted = format!("{h}{} ", if ends { "" } else { "." });
+        }
         if !self.written.trim_end().is_empty() {
             self.written = format!("{} ", self.written.trim_end());
         }
@@ -309,10 +379,27 @@ impl<'input> Lower<'_, 'input> {
                 text: text.to_string(),
                 written: self.written.trim().to_string(),
                 settings,
+                hinted: (!self.say_as.is_empty()).then(|| {
+                    // Ranges were made on the untrimmed text.
+                    let lead = self.hinted.len() - self.hinted.trim_start().len();
+                    Hinted {
+                        text: self.hinted.trim().to_string(),
+                        say_as: std::mem::take(&mut self.say_as)
+                            .into_iter()
+                            .map(|h| SayAs {
+                                start: h.start - lead,
+                                end: h.end - lead,
+                                ..h
+                            })
+                            .collect(),
+                    }
+                }),
             });
         }
         self.text.clear();
         self.written.clear();
+        self.hinted.clear();
+        self.say_as.clear();
     }
 
     fn silence(&mut self, node: Node<'_, 'input>, ms: u32) -> Result<(), SsmlError> {
@@ -328,6 +415,7 @@ impl<'input> Lower<'_, 'input> {
             // No pause: the words stay in one block, still two words.
             append_words(&mut self.text, " ");
             append_words(&mut self.written, " ");
+            append_words(&mut self.hinted, " ");
             return Ok(());
         }
         self.flush();
@@ -496,7 +584,7 @@ impl<'input> Lower<'_, 'input> {
                 let spoken = say_as(kind, attr(&attrs, "format"), &content).map_err(|e| {
                     self.unsupported(node, format!("<say-as interpret-as=\"{kind}\">: {e}"))
                 })?;
-                self.push_text(settings, &spoken, &content);
+                self.push_say_as(settings, &spoken, &content, kind, attr(&attrs, "format"));
                 Ok(())
             }
             "sub" => {
@@ -858,6 +946,7 @@ mod tests {
         Block::Speech {
             text: text.into(),
             written: written.into(),
+            hinted: None,
             settings: Settings {
                 prosody: Prosody::NEUTRAL,
                 voice: None,
@@ -903,13 +992,23 @@ mod tests {
              <phoneme alphabet=\"ipa\" ph=\"təˈmɑːtoʊ\">tomato</phoneme>.</speak>",
         )
         .unwrap();
-        assert_eq!(
-            b,
-            [written(
-                "On March 5th, 2024 Doctor Who ate a [[ təˈmɑːtoʊ ]].",
-                "On 3/5/2024 Dr. Who ate a tomato."
-            )]
+        let mut expected = written(
+            "On March 5th, 2024 Doctor Who ate a [[ təˈmɑːtoʊ ]].",
+            "On 3/5/2024 Dr. Who ate a tomato.",
         );
+        // For a text stage that takes say-as hints: the content as written.
+        if let Block::Speech { hinted, .. } = &mut expected {
+            *hinted = Some(Hinted {
+                text: "On 3/5/2024 Doctor Who ate a [[ təˈmɑːtoʊ ]].".into(),
+                say_as: vec![SayAs {
+                    start: 3,
+                    end: 11,
+                    interpret_as: "date".into(),
+                    format: Some("mdy".into()),
+                }],
+            });
+        }
+        assert_eq!(b, [expected]);
     }
 
     #[test]
