@@ -3,7 +3,9 @@
 //! marked range of the text is read the way its `interpret_as` says, and
 //! the rest is normalized as usual.
 
-use voxpipe_plugin_text::say_as::{date_fields, digit_groups, only_digits, ordinal_number};
+use voxpipe_plugin_text::say_as::{
+    characters, date_fields, only_digits, ordinal_number, telephone,
+};
 use voxpipe_plugin_text::SayAs;
 
 use crate::dates::spoken;
@@ -27,33 +29,8 @@ fn read(h: &SayAs, content: &str) -> Option<String> {
         // "21", "21st", "21." are all the twenty-first.
         "ordinal" => Some(ordinal(&integer(&ordinal_number(content)?))),
         "digits" => Some(spell_digits(&only_digits(content)?)),
-        "telephone" => {
-            let groups = digit_groups(content);
-            if groups.is_empty() {
-                return None;
-            }
-            let plus = if content.trim_start().starts_with('+') {
-                "plus "
-            } else {
-                ""
-            };
-            let read: Vec<String> = groups.iter().map(|g| spell_digits(g)).collect();
-            Some(format!("{plus}{}", read.join(", ")))
-        }
-        "characters" | "spell-out" | "verbatim" => {
-            let read: Vec<String> = content
-                .chars()
-                .filter(|c| !c.is_whitespace())
-                .map(|c| {
-                    if c.is_ascii_digit() {
-                        spell_digits(&c.to_string())
-                    } else {
-                        c.to_uppercase().to_string()
-                    }
-                })
-                .collect();
-            (!read.is_empty()).then(|| read.join(" "))
-        }
+        "telephone" => telephone(content, "plus ", ", ", &spell_digits),
+        "characters" | "spell-out" | "verbatim" => characters(content, &spell_digits),
         "date" => {
             let (y, m, d) = date_fields(content, h.format.as_deref())?;
             // A field the format has must be a number; one it lacks is None.

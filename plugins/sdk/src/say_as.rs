@@ -92,6 +92,45 @@ pub fn ordinal_number(s: &str) -> Option<String> {
     only_digits(s.trim_end_matches(['.', 's', 't', 'n', 'd', 'r', 'h']))
 }
 
+/// A telephone number read group by group: `plus` first when it starts
+/// with `+`, each digit group by `digits`, groups joined by `separator`
+/// ("+1 555 123" → "plus " + "one" + ", " + …). `None` without digits.
+pub fn telephone(
+    content: &str,
+    plus: &str,
+    separator: &str,
+    digits: &dyn Fn(&str) -> String,
+) -> Option<String> {
+    let groups = digit_groups(content);
+    if groups.is_empty() {
+        return None;
+    }
+    let plus = if content.trim_start().starts_with('+') {
+        plus
+    } else {
+        ""
+    };
+    let read: Vec<String> = groups.into_iter().map(digits).collect();
+    Some(format!("{plus}{}", read.join(separator)))
+}
+
+/// Character by character, space-separated: letters upper-case, each ASCII
+/// digit by `digit` ("b7" → "B seven"). `None` when there is nothing.
+pub fn characters(content: &str, digit: &dyn Fn(&str) -> String) -> Option<String> {
+    let read: Vec<String> = content
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .map(|c| {
+            if c.is_ascii_digit() {
+                digit(c.encode_utf8(&mut [0; 4]))
+            } else {
+                c.to_uppercase().to_string()
+            }
+        })
+        .collect();
+    (!read.is_empty()).then(|| read.join(" "))
+}
+
 /// A date's fields in the order `format` gives (`ymd` when absent, as ISO
 /// dates are): (year, month, day), each present when the format has it.
 /// `None` when the content has another number of fields than the format.
@@ -149,5 +188,12 @@ mod tests {
             Some((Some("2024"), Some("03"), Some("05")))
         );
         assert_eq!(date_fields("2024", None), None);
+        let spell = |d: &str| format!("<{d}>");
+        assert_eq!(
+            telephone("+1 (55) 6", "plus ", ", ", &spell).as_deref(),
+            Some("plus <1>, <55>, <6>")
+        );
+        assert_eq!(telephone("-", "plus ", ", ", &spell), None);
+        assert_eq!(characters("b 7", &spell).as_deref(), Some("B <7>"));
     }
 }

@@ -3,7 +3,9 @@
 //! marked range of the text is read the way its `interpret_as` says, in
 //! Mandarin, and the rest is normalized as usual.
 
-use voxpipe_plugin_text::say_as::{date_fields, digit_groups, only_digits, ordinal_number};
+use voxpipe_plugin_text::say_as::{
+    characters, date_fields, only_digits, ordinal_number, telephone,
+};
 use voxpipe_plugin_text::SayAs as Hint;
 
 use crate::normalizer::normalize;
@@ -38,32 +40,11 @@ fn read(h: &Hint, content: &str, settings: &Settings) -> Option<String> {
             cardinal(w, &ordinal_number(content)?, false)
         )),
         "digits" => Some(digit_by_digit(w, &only_digits(content)?, false)),
-        "telephone" => {
-            let groups = digit_groups(content);
-            if groups.is_empty() {
-                return None;
-            }
-            let plus = if content.trim_start().starts_with('+') {
-                "加"
-            } else {
-                ""
-            };
-            let read: Vec<String> = groups
-                .iter()
-                .map(|g| digit_by_digit(w, g, settings.yao_for_one))
-                .collect();
-            Some(format!("{plus}{}", read.join("，")))
-        }
+        "telephone" => telephone(content, "加", "，", &|g| {
+            digit_by_digit(w, g, settings.yao_for_one)
+        }),
         "characters" | "spell-out" | "verbatim" => {
-            let read: Vec<String> = content
-                .chars()
-                .filter(|c| !c.is_whitespace())
-                .map(|c| match c.to_digit(10) {
-                    Some(d) => w.digits[d as usize].to_string(),
-                    None => c.to_uppercase().to_string(),
-                })
-                .collect();
-            (!read.is_empty()).then(|| read.join(" "))
+            characters(content, &|d| digit_by_digit(w, d, false))
         }
         // Year, month, day, whatever the written order: 二零二四年三月五日.
         "date" => {
