@@ -98,15 +98,19 @@ pub(super) struct TimestampedAudio {
     channels: u16,
     audio_seconds: f64,
     /// Every word of the request, in order, with when it is heard.
-    words: Vec<WordTimingSchema>,
+    #[schema(value_type = Vec<WordTimingSchema>)]
+    words: Vec<WordTiming>,
     /// The same words as WebVTT captions, a cue per phrase.
     vtt: String,
 }
 
 /// One word of the request: its text as written (punctuation attached), and
-/// when it is heard, in seconds from the start of the audio.
-#[derive(Debug, serde::Serialize, ToSchema)]
+/// when it is heard, in seconds from the start of the audio. (The document's
+/// description of `tts::WordTiming`, which is what is serialized: the
+/// synthesis service stays free of OpenAPI.)
+#[derive(ToSchema)]
 #[schema(as = WordTiming)]
+#[allow(dead_code)]
 pub(super) struct WordTimingSchema {
     text: String,
     start: f64,
@@ -570,15 +574,6 @@ async fn whole(
 
 /// The JSON body of a whole response with word timestamps.
 fn timestamped_body(synthesis: &crate::tts::Synthesis, format: AudioFormat, audio: &[u8]) -> Bytes {
-    let words: Vec<WordTimingSchema> = synthesis
-        .words
-        .iter()
-        .map(|w: &WordTiming| WordTimingSchema {
-            text: w.text.clone(),
-            start: w.start,
-            end: w.end,
-        })
-        .collect();
     let body = TimestampedAudio {
         audio: base64::engine::general_purpose::STANDARD.encode(audio),
         format: format.as_str(),
@@ -587,7 +582,7 @@ fn timestamped_body(synthesis: &crate::tts::Synthesis, format: AudioFormat, audi
         channels: synthesis.audio.channels,
         audio_seconds: synthesis.audio.seconds(),
         vtt: webvtt(&synthesis.words),
-        words,
+        words: synthesis.words.clone(),
     };
     Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
 }

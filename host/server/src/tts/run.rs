@@ -28,18 +28,35 @@ use crate::pipeline::{AudioChain, End, OnUnhonored, Stage, StageFailure};
 /// characters, a few sentences each (see `sentences::pieces`).
 const STREAM_PIECE_CHARS: usize = 1000;
 
-/// One step of a run: a piece of text to speak (with its SSML settings, for
-/// an SSML request), or an SSML break's silence in milliseconds.
+/// One step of a run: a piece of text to speak, or an SSML break's
+/// silence in milliseconds.
 enum Step<'a> {
-    /// Text, its SSML settings, and (a whole SSML block) the words as the
-    /// document wrote them, for word timestamps.
-    Speak(
-        String,
-        Option<&'a Settings>,
-        Option<&'a str>,
-        Option<&'a super::ssml::Hinted>,
-    ),
+    Speak(Speech<'a>),
     Silence(u32),
+}
+
+/// A piece of text to speak and, for an SSML request, what its block says.
+struct Speech<'a> {
+    text: String,
+    settings: Option<&'a Settings>,
+    /// A whole SSML block: its words as the document wrote them (what word
+    /// timestamps report).
+    written: Option<&'a str>,
+    /// A whole SSML block with `say-as`: the text and hints for a first
+    /// text stage that takes them.
+    hinted: Option<&'a super::ssml::Hinted>,
+}
+
+impl<'a> Speech<'a> {
+    /// Plain text (or a piece of a long SSML block, with its settings).
+    fn plain(text: String, settings: Option<&'a Settings>) -> Step<'a> {
+        Step::Speak(Speech {
+            text,
+            settings,
+            written: None,
+            hinted: None,
+        })
+    }
 }
 
 /// For a whole SSML response's memory: how many times its first speech
@@ -48,7 +65,7 @@ fn ssml_extent(steps: &[Step]) -> (f64, f64) {
     let (mut first, mut all, mut ms) = (None, 0usize, 0u64);
     for step in steps {
         match step {
-            Step::Speak(text, ..) => {
+            Step::Speak(Speech { text, .. }) => {
                 let chars = text.chars().count().max(1);
                 first.get_or_insert(chars);
                 all += chars;
@@ -206,7 +223,7 @@ impl Runner<'_> {
                     {
                         super::sentences::pieces(text, STREAM_PIECE_CHARS)
                             .into_iter()
-                            .map(|t| Step::Speak(t, Some(settings), None, None))
+                            .map(|t| Speech::plain(t, Some(settings)))
                             .collect::<Vec<_>>()
                     }
                     Block::Speech {
@@ -214,34 +231,32 @@ impl Runner<'_> {
                         settings,
                         written,
                         hinted,
-                    } => {
-                        vec![Step::Speak(
-                            text.clone(),
-                            Some(settings),
-                            Some(written),
-                            hinted.as_ref(),
-                        )]
-                    }
+                    } => vec![Step::Speak(Speech {
+                        text: text.clone(),
+                        settings: Some(settings),
+                        written: Some(written),
+                        hinted: hinted.as_ref(),
+                    })],
                     Block::Silence { ms } => vec![Step::Silence(*ms)],
                 })
                 .collect(),
             None if streaming && job.text.len() > STREAM_PIECE_CHARS => {
                 super::sentences::pieces(&job.text, STREAM_PIECE_CHARS)
                     .into_iter()
-                    .map(|t| Step::Speak(t, None, None, None))
+                    .map(|t| Speech::plain(t, None))
                     .collect()
             }
-            None => vec![Step::Speak(job.text.clone(), None, None, None)],
+            None => vec![Speech::plain(job.text.clone(), None)],
         };
         let ssml = job.ssml.is_some();
         // Each piece's text for the text stages: an SSML block with `say-as`
         // goes as written, with hints, to a first text stage that takes them.
         let takes_say_as = pipeline.takes_say_as();
         let mut pieces = steps.iter().filter_map(|s| match s {
-            Step::Speak(_, _, _, Some(h)) if takes_say_as => {
-                Some((h.text.clone(), serde_json::to_value(&h.say_as).ok()))
-            }
-            Step::Speak(text, ..) => Some((text.clone(), None)),
+            Step::Speak(Speech {
+                hinted: Some(h), ..
+            }) if takes_say_as => Some((h.text.clone(), serde_json::to_value(&h.say_as).ok())),
+            Step::Speak(Speech { text, .. }) => Some((text.clone(), None)),
             Step::Silence(_) => None,
         });
         // Word timestamps, when asked: each piece's text as given, against
@@ -249,7 +264,7 @@ impl Runner<'_> {
         let originals: Vec<&str> = steps
             .iter()
             .filter_map(|s| match s {
-                Step::Speak(text, _, written, _) => Some(written.unwrap_or(text)),
+                Step::Speak(s) => Some(s.written.unwrap_or(&s.text)),
                 Step::Silence(_) => None,
             })
             .collect();
@@ -352,7 +367,10 @@ impl Runner<'_> {
         let piece_ctxs: Vec<RequestContext> = steps
             .iter()
             .filter_map(|s| match s {
-                Step::Speak(_, Some(settings), ..) => {
+                Step::Speak(Speech {
+                    settings: Some(settings),
+                    ..
+                }) => {
                     let mut c = ctx.clone();
                     let st = c.style.get_or_insert_with(Style::default);
                     let prosody = settings.prosody;
@@ -497,7 +515,7 @@ impl Runner<'_> {
                     silence_ms.set(silence_ms.get() + ms);
                     continue;
                 }
-                Step::Speak(_, settings, ..) => *settings,
+                Step::Speak(s) => s.settings,
             };
             let n = spoken;
             spoken += 1;
