@@ -82,6 +82,26 @@ fn step_start(j: u64, rate: u32) -> u64 {
     j * u64::from(rate) / 10
 }
 
+/// What one frame did to a [`BlockMeter`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Fed {
+    /// The frame's K-weighted energy, channels weighted: `Σ_ch G_ch · y_ch²`.
+    pub(crate) energy: f64,
+    /// Whether the frame completed a 100 ms step.
+    pub(crate) step: bool,
+    /// The 400 ms block it completed, if it completed one.
+    pub(crate) block: Option<Block>,
+}
+
+/// A complete 400 ms block.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Block {
+    /// Mean power (channels weighted).
+    pub(crate) power: f64,
+    /// Its length in frames (the divisor of that mean).
+    pub(crate) frames: f64,
+}
+
 /// K-weighting and 400 ms block powers of one signal, fed frame by frame.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct BlockMeter {
@@ -119,20 +139,34 @@ impl BlockMeter {
         }
     }
 
-    /// Feed one frame, each sample scaled by `gain`; returns the mean power
-    /// of the 400 ms block this frame completes, if it completes one.
-    pub(crate) fn feed(&mut self, frame: &[f32], gain: f64) -> Option<f64> {
-        for ((&s, memory), sum) in frame.iter().zip(&mut self.memory).zip(&mut self.current) {
+    /// Feed one frame; returns the mean power of the 400 ms block this
+    /// frame completes, if it completes one.
+    pub(crate) fn feed(&mut self, frame: &[f32]) -> Option<f64> {
+        self.feed_frame(frame).block.map(|b| b.power)
+    }
+
+    /// Feed one frame and say what it did: its own K-weighted energy, and
+    /// whether it completed a 100 ms step or a 400 ms block.
+    pub(crate) fn feed_frame(&mut self, frame: &[f32]) -> Fed {
+        let mut frame_energy = 0.0;
+        for (((&s, memory), sum), &weight) in frame
+            .iter()
+            .zip(&mut self.memory)
+            .zip(&mut self.current)
+            .zip(&self.weights)
+        {
             let [pre, rlb] = &self.filters;
-            let y = rlb.step(
-                pre.step(f64::from(s) * gain, &mut memory[0]),
-                &mut memory[1],
-            );
+            let y = rlb.step(pre.step(f64::from(s), &mut memory[0]), &mut memory[1]);
             *sum += y * y;
+            frame_energy += weight * y * y;
         }
         self.frames += 1;
         if self.frames < self.step_end {
-            return None;
+            return Fed {
+                energy: frame_energy,
+                step: false,
+                block: None,
+            };
         }
         let mut energy = 0.0;
         for (sum, &weight) in self.current.iter_mut().zip(&self.weights) {
@@ -147,10 +181,18 @@ impl BlockMeter {
         self.step_end = step_start(self.steps + 1, self.rate);
         let [a, b, c] = self.recent;
         self.recent = [b, c, energy];
-        (j >= 3).then(|| {
-            let len = step_start(j + 1, self.rate) - step_start(j - 3, self.rate);
-            (a + b + c + energy) / len as f64
-        })
+        let block = (j >= 3).then(|| {
+            let frames = (step_start(j + 1, self.rate) - step_start(j - 3, self.rate)) as f64;
+            Block {
+                power: (a + b + c + energy) / frames,
+                frames,
+            }
+        });
+        Fed {
+            energy: frame_energy,
+            step: true,
+            block,
+        }
     }
 
     pub(crate) fn write(&self, mut w: Writer) -> Writer {
@@ -340,15 +382,16 @@ pub(crate) struct Loss {
 }
 
 impl Loss {
-    /// Record that a block of mean power `before` measured `after` limited.
-    pub(crate) fn add(&mut self, before: f64, after: f64) {
+    /// Record that a block of mean power `before` lost `lost` of it to
+    /// the limiter.
+    pub(crate) fn add(&mut self, before: f64, lost: f64) {
         let Some(b) = bin(lufs(before), BIN_LU, BINS) else {
             return;
         };
         let key = b >> self.shift;
         match self.bins.binary_search_by_key(&key, |e| e.0) {
-            Ok(i) => self.bins[i].1 += before - after,
-            Err(i) => self.bins.insert(i, (key, before - after)),
+            Ok(i) => self.bins[i].1 += lost,
+            Err(i) => self.bins.insert(i, (key, lost)),
         }
         while self.bins.len() > LOSS_BINS {
             self.shift += 1;
@@ -416,7 +459,7 @@ pub(crate) fn integrated(samples: &[f32], channels: usize, rate: u32) -> Option<
     let mut meter = BlockMeter::new(rate, channels);
     let mut histogram = Histogram::default();
     for frame in samples.chunks_exact(channels) {
-        if let Some(power) = meter.feed(frame, 1.0) {
+        if let Some(power) = meter.feed(frame) {
             histogram.add(power);
         }
     }

@@ -103,6 +103,8 @@ pub(crate) struct Lookahead {
     maxima: VecDeque<(u64, f64)>,
     /// The largest settled peak: the true peak so far.
     peak: f64,
+    /// The frame being given back (scratch).
+    frame: Vec<f32>,
 }
 
 impl Lookahead {
@@ -117,6 +119,7 @@ impl Lookahead {
             peaks: VecDeque::new(),
             maxima: VecDeque::new(),
             peak: 0.0,
+            frame: Vec::with_capacity(channels),
         }
     }
 
@@ -124,11 +127,6 @@ impl Lookahead {
     /// signal after [`Lookahead::finish`].
     pub(crate) fn peak(&self) -> f64 {
         self.peak
-    }
-
-    /// Frames given back so far.
-    pub(crate) fn given(&self) -> u64 {
-        self.given
     }
 
     /// Take one frame; `give` gets every frame that this one lets go, with
@@ -199,10 +197,12 @@ impl Lookahead {
             self.maxima.pop_front();
         }
         let largest = self.maxima.front().map_or(0.0, |&(_, p)| p);
-        let frame: Vec<f32> = self.samples.drain(..self.channels).collect();
+        // Through a scratch frame: one allocation per utterance, not per frame.
+        self.frame.clear();
+        self.frame.extend(self.samples.drain(..self.channels));
         self.peaks.pop_front();
         self.given += 1;
-        give(&frame, largest);
+        give(&self.frame, largest);
     }
 
     pub(crate) fn write(&self, mut w: Writer) -> Writer {
@@ -273,27 +273,6 @@ impl Envelope {
             next: 0,
             sum: 0.0,
         }
-    }
-
-    /// An envelope that has seen only frames needing no reduction.
-    pub(crate) fn at_rest(rate: u32) -> Self {
-        let new = Envelope::new(rate);
-        Envelope {
-            held: vec![1.0; new.width],
-            sum: new.width as f64,
-            ..new
-        }
-    }
-
-    /// Whether any frame so far needed a reduction (else the envelope is
-    /// [`Envelope::at_rest`], or new).
-    pub(crate) fn moved(&self) -> bool {
-        self.prev < 1.0
-    }
-
-    /// Whether it has seen a frame.
-    pub(crate) fn started(&self) -> bool {
-        !self.held.is_empty()
     }
 
     /// The gain of the next frame, whose window's largest required gain

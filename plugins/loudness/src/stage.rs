@@ -66,9 +66,7 @@ impl Measuring {
             lookahead: Lookahead::new(channels, rate),
             meter: BlockMeter::new(rate, channels),
             histogram: Histogram::default(),
-            probes: settings
-                .limiter
-                .then(|| Probes::new(rate, channels, settings)),
+            probes: settings.limiter.then(|| Probes::new(rate, settings)),
         }
     }
 
@@ -161,8 +159,7 @@ impl Measuring {
         let meter = BlockMeter::read(&mut r, rate, channels)?;
         let histogram = Histogram::read(&mut r)?;
         let probes = if settings.limiter {
-            let started = lookahead.given() > 0;
-            Some(Probes::read(&mut r, rate, channels, settings, started)?)
+            Some(Probes::read(&mut r, rate, settings)?)
         } else {
             None
         };
@@ -190,7 +187,7 @@ fn measure_frame(
     match probes {
         Some(p) => p.feed(frame, peak, meter, histogram),
         None => {
-            if let Some(power) = meter.feed(frame, 1.0) {
+            if let Some(power) = meter.feed(frame) {
                 histogram.add(power);
             }
         }

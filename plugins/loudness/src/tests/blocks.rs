@@ -373,7 +373,7 @@ fn makeup_model_matches_real_limiting() {
         let mut detector = Lookahead::new(1, rate);
         let mut meter = BlockMeter::new(rate, 1);
         let mut histogram = Histogram::default();
-        let mut probes = Probes::new(rate, 1, &settings);
+        let mut probes = Probes::new(rate, &settings);
         let mut give = |f: &[f32], p: f64| probes.feed(f, p, &mut meter, &mut histogram);
         for f in s.chunks(1) {
             detector.take(f, &mut give);
