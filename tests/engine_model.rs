@@ -279,6 +279,7 @@ fn the_decoder_in_windows_matches_the_whole_decode() {
                     first: 8,
                     frames: 16,
                     overlap,
+                    paced: None,
                 };
                 let mut joined = Vec::new();
                 let mut pieces = 0;
@@ -304,6 +305,51 @@ fn the_decoder_in_windows_matches_the_whole_decode() {
                 "{}: {text:.30}: (overlap, windows, SNR dB) {report:?}",
                 path.display()
             );
+            // Paced (a listener who plays the audio as it comes): even a
+            // sentence shorter than `frames` gives its first audio after
+            // `first` frames; then a decoder fast against the playback
+            // (frames that play for 1000 s) takes the rest in windows as
+            // large as `frames`, one slow against it (frames that play for
+            // nothing) in `first`-sized ones. The audio is the whole decode's.
+            let hop = model.hop_length();
+            let frames = whole.len() / hop;
+            for (frame_seconds, fast) in [(1e3, true), (0.0, false)] {
+                let chunks = DecoderChunks {
+                    paced: Some(frame_seconds),
+                    ..DEFAULT_DECODER_CHUNKS
+                };
+                let mut pieces = Vec::new();
+                let mut joined = Vec::new();
+                model
+                    .synthesize_chunked(&ids, &params, Some(chunks), &|| false, &mut |a, _| {
+                        joined.extend_from_slice(a);
+                        pieces.push(a.len() / hop);
+                        true
+                    })
+                    .unwrap();
+                assert_eq!(joined.len(), whole.len());
+                let snr = snr_db(&whole, &joined);
+                assert!(snr >= 60.0, "{text}: paced {frame_seconds}: {snr} dB");
+                assert_eq!(pieces.iter().sum::<usize>(), frames);
+                if frames <= chunks.first + 2 * chunks.overlap {
+                    assert_eq!(pieces, [frames], "{text}: too short to window");
+                    continue;
+                }
+                assert_eq!(pieces[0], chunks.first, "{text}: {pieces:?}");
+                let later = &pieces[1..];
+                let most = if fast { chunks.frames } else { chunks.first };
+                // The last window may take in a tail shorter than `first`.
+                assert!(
+                    later.iter().all(|&p| p <= most + chunks.first),
+                    "{text}: {pieces:?}"
+                );
+                let expected = (frames - chunks.first).div_ceil(most);
+                assert!(
+                    later.len() <= expected.max(1),
+                    "{text}: {pieces:?} ({frame_seconds} s per frame)"
+                );
+                eprintln!("{text:.30}: paced, {frame_seconds} s per frame: windows {pieces:?}, {snr:.0} dB");
+            }
         }
         // Stopping between windows.
         let phonemes = phonemizer
@@ -314,6 +360,7 @@ fn the_decoder_in_windows_matches_the_whole_decode() {
             first: 16,
             frames: 16,
             overlap: 8,
+            paced: None,
         };
         let mut windows = 0;
         let stopped =

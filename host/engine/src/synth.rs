@@ -116,6 +116,7 @@ pub const DEFAULT_DECODER_CHUNKS: DecoderChunks = DecoderChunks {
     first: 32,
     frames: 256,
     overlap: 12,
+    paced: None,
 };
 
 /// Synthesis knobs; `None` takes the voice's default from its config.
@@ -343,6 +344,17 @@ impl LoadedVoice {
         crate::words::spoken_words(ids, durations, self.seconds_per_frame(), &separators)
     }
 
+    /// The decoder windows for audio a listener plays as it comes (a
+    /// stream whose audio goes out window by window): the default windows,
+    /// paced at this voice's frame rate, so that a short sentence's first
+    /// audio too comes after the first window (see [`DecoderChunks::paced`]).
+    pub fn paced_decoder_chunks(&self) -> DecoderChunks {
+        DecoderChunks {
+            paced: Some(self.seconds_per_frame()),
+            ..DEFAULT_DECODER_CHUNKS
+        }
+    }
+
     fn frames_per_second(&self) -> f32 {
         self.sample_rate() as f32 / self.model.hop_length().max(1) as f32
     }
@@ -429,6 +441,7 @@ fn with_oom_retry<T>(
                 first: (chunks.first / 2).max(8),
                 frames: (chunks.frames / 2).max(16),
                 overlap: chunks.overlap,
+                paced: chunks.paced,
             };
             tracing::warn!(%device, %detail, frames = smaller.frames, "out of memory; retrying the sentence with smaller decoder windows");
             attempt(smaller)
@@ -507,6 +520,7 @@ mod tests {
             first: 8,
             frames: 16,
             overlap: 12,
+            paced: None,
         };
         let mut seen = Vec::new();
         let _ = with_oom_retry(tiny, |c| {

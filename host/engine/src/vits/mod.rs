@@ -123,7 +123,7 @@ pub enum VitsError {
 }
 
 /// How the decoder runs over a long sentence ([`Voice::synthesize_chunked`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DecoderChunks {
     /// Frames of the first window: small, so the first audio comes early.
     /// Each next window doubles, up to `frames`.
@@ -132,6 +132,15 @@ pub struct DecoderChunks {
     pub frames: usize,
     /// Frames of context decoded on each side of a window, then dropped.
     pub overlap: usize,
+    /// For audio that a listener plays as it comes (a stream that goes out
+    /// window by window): the seconds one latent frame plays for. Then a
+    /// sentence is windowed even when shorter than `frames` (its first audio
+    /// comes after `first` frames, not after the whole sentence), and each
+    /// later window is as large as half the audio not yet played covers at
+    /// the speed the last window decoded (at least `first`, at most
+    /// `frames`): few windows, so little context decoded twice, where the
+    /// decoder is fast; `first`-sized ones where it is slow.
+    pub paced: Option<f64>,
 }
 
 /// What [`Voice::synthesize_chunked`] reports besides the audio it handed out.
@@ -474,14 +483,24 @@ impl Voice {
         // audio matches the whole decode (tests/engine_model.rs measures it).
         let total = z.dim(2)?;
         let hop = self.dec.hop_length();
+        let windowed = |c: &DecoderChunks| {
+            let shortest = match c.paced {
+                Some(_) => c.first,
+                None => c.frames,
+            };
+            total > shortest + 2 * c.overlap
+        };
         let (mut step, max_step, overlap) = match chunks {
-            Some(c) if total > c.frames + 2 * c.overlap => (
+            Some(c) if windowed(&c) => (
                 c.first.clamp(1, c.frames.max(1)),
                 c.frames.max(1),
                 c.overlap,
             ),
             _ => (total.max(1), total.max(1), 0),
         };
+        let paced = chunks.filter(windowed).and_then(|c| c.paced);
+        let first = step;
+        let mut first_out: Option<std::time::Instant> = None;
         let mut start = 0;
         while start < total {
             let end = (start + step).min(total);
@@ -493,14 +512,31 @@ impl Voice {
             } else {
                 self.dec.forward(&z.narrow(2, lo, hi - lo)?, g)?
             };
-            timings.decoder += clock.elapsed();
+            let took = clock.elapsed();
+            timings.decoder += took;
             timings.macs.decoder += macs_since();
             let keep = &window[(start - lo) * hop..((end - lo) * hop).min(window.len())];
+            let out = *first_out.get_or_insert_with(std::time::Instant::now);
             if !on_audio(keep, end == total) {
                 return Err(VitsError::Stopped);
             }
+            let done = end - start;
             start = end;
-            step = (step * 2).min(max_step);
+            step = match paced {
+                Some(frame_seconds) => {
+                    let ahead = start as f64 * frame_seconds - out.elapsed().as_secs_f64();
+                    let per_frame = took.as_secs_f64() / done as f64;
+                    let fits = (0.5 * ahead / per_frame.max(1e-9)) as usize;
+                    let next = fits.clamp(first, max_step);
+                    // No window shorter than the first after this one.
+                    if total - start <= next + first {
+                        total - start
+                    } else {
+                        next
+                    }
+                }
+                None => (step * 2).min(max_step),
+            };
             if start < total {
                 stopped()?;
             }

@@ -97,6 +97,13 @@ pub struct Job {
     pub ssml: Option<Arc<Vec<super::ssml::Block>>>,
     /// Word timestamps asked (`SynthesisRequest::timestamps`).
     pub timestamps: bool,
+    /// The client plays the audio as it comes (HTTP `stream`, a Wyoming
+    /// `synthesize-start` stream): where the pipeline lets audio out window
+    /// by window, even a short sentence's first audio goes out after the
+    /// decoder's first window (`DecoderChunks::paced`), at the cost of a
+    /// little context decoded twice. A Wyoming `synthesize`, whose client
+    /// keeps the audio until `audio-stop`, is not.
+    pub streamed: bool,
     /// When the request arrived; the deadline counts from here.
     pub started: tokio::time::Instant,
 }

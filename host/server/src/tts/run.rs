@@ -385,6 +385,10 @@ impl Runner<'_> {
                 _ => None,
             })
             .collect();
+        // A listener who plays the audio as it comes hears a sentence's start
+        // after the decoder's first window, where no audio stage holds the
+        // sentence back anyway.
+        let paced = streaming && job.streamed && pipeline.audio_per_window();
         // Runs of another script go to the voice the routes give their
         // language (mixed.rs); one part, the main voice, otherwise.
         let synth_options = |part: &Part, speed: f32| -> Result<SynthOptions, TtsError> {
@@ -402,7 +406,7 @@ impl Runner<'_> {
                 seed: job.seed,
                 max_phonemes: Some(self.options.max_call_phonemes),
                 max_seconds: Some(self.options.max_sentence_seconds),
-                decoder_chunks: None,
+                decoder_chunks: paced.then(|| part.voice.paced_decoder_chunks()),
             })
         };
         // A check that stops the engine mid-way (between clauses, modules and
@@ -1269,6 +1273,7 @@ mod tests {
             text: text.into(),
             ssml: None,
             timestamps: false,
+            streamed: false,
             voice: None,
             speaker: None,
             language: None,
@@ -1343,6 +1348,30 @@ mod tests {
         assert_eq!(r.unwrap_err().kind(), "timeout");
         assert!(events.is_empty());
         assert_eq!(timings.get("model"), None);
+    }
+
+    #[test]
+    fn a_listener_playing_as_it_comes_gets_a_short_sentences_first_window_early() {
+        let text = "The weather today is sunny and warm with a light breeze.";
+        let (r, kept, _) = run(&job(text), true, Duration::from_secs(60), 99);
+        r.unwrap();
+        assert_eq!(kept.len(), 2, "one sentence, decoded whole: {kept:?}");
+        let mut played = job(text);
+        played.streamed = true;
+        let (r, paced, _) = run(&played, true, Duration::from_secs(60), 99);
+        r.unwrap();
+        let first = voxpipe_engine::synth::DEFAULT_DECODER_CHUNKS.first;
+        assert_eq!(
+            paced[1],
+            first * 256,
+            "the first window of joe (hop 256): {paced:?}"
+        );
+        assert!(paced.len() >= 3, "{paced:?}");
+        assert_eq!(paced[1..].iter().sum::<usize>(), kept[1]);
+        // Whole responses are never windowed for it.
+        let (r, whole, _) = run(&played, false, Duration::from_secs(60), 99);
+        r.unwrap();
+        assert_eq!(whole.len(), 2, "{whole:?}");
     }
 
     #[test]

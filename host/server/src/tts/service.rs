@@ -162,6 +162,7 @@ impl TtsService {
             pipeline,
             ssml,
             timestamps: req.timestamps,
+            streamed,
             text: super::request::without_controls(req.text),
             voice,
             speaker: non_empty(req.speaker),

@@ -141,6 +141,7 @@ pub fn engine_bench(
         first: usize::MAX,
         frames: usize::MAX,
         overlap: 0,
+        paced: None,
     };
     let options = SynthOptions {
         decoder_chunks: one_decode.then_some(whole),

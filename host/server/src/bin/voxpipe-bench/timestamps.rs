@@ -3,7 +3,7 @@
 //!
 //! SSML documents with breaks and commas are synthesized whole with
 //! `timestamps: true` through several pipelines: `default` (pitch, trim,
-//! loudness), the same at 16 kHz, `home-assistant` (trim only), a stretched
+//! loudness), the same at 16 kHz, `trimmed` (trim-fade only), a stretched
 //! copy of `default` (pitch-shift `tempo = 0.8`: the audio stages make it
 //! 25 % longer) and `bare` (no audio stage). Where the audio shows a word
 //! boundary — a speech region's edges by silence detection
@@ -73,7 +73,7 @@ fn accuracy(port: u16) -> anyhow::Result<Vec<(String, Vec<f64>)>> {
     for (pipeline, rate) in [
         ("default", None),
         ("default", Some(16000)),
-        ("home-assistant", None),
+        ("trimmed", None),
         ("stretched", None),
         ("bare", None),
     ] {
@@ -140,10 +140,14 @@ pub fn timestamps_bench(repeats: usize) -> anyhow::Result<()> {
             1,
         );
     std::fs::write(dir.join("stretched.toml"), stretched)?;
+    let bare = "voice = \"en_US-joe-medium\"\nlanguage = \"en-US\"\n[[stages]]\nkind = \"model\"\n";
+    std::fs::write(dir.join("bare.toml"), format!("name = \"bare\"\n{bare}"))?;
     std::fs::write(
-        dir.join("bare.toml"),
-        "name = \"bare\"\nvoice = \"en_US-joe-medium\"\nlanguage = \"en-US\"\n\
-         [[stages]]\nkind = \"model\"\n",
+        dir.join("trimmed.toml"),
+        format!(
+            "name = \"trimmed\"\n{bare}[[stages]]\nkind = \"audio\"\nname = \"trim\"\n\
+             plugin = \"trim-fade\"\n"
+        ),
     )?;
     let started = (|| -> anyhow::Result<_> {
         let pipelines = dir.to_string_lossy().to_string();
