@@ -156,6 +156,13 @@ fn inspect_shows_world_identity_and_imports() {
     );
     assert!(out.contains("takes audio  one-pass"), "{out}");
     assert!(out.contains("applies      volume"), "{out}");
+    // A text stage that reads SSML say-as hints says so, as it declared it.
+    let o = run(&["plugin", "inspect", &plugin("en-normalize"), "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["applies"], serde_json::json!(["say-as"]));
+    let o = run(&["plugin", "inspect", &plugin("text-replace"), "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["applies"], serde_json::json!([]));
     // Built against the frozen 0.1.0 WIT: still loads, declares nothing.
     let o = run(&["plugin", "inspect", &plugin("legacy-gain")]);
     let out = text(&o.stdout);

@@ -119,6 +119,19 @@ pub struct LoadedPlugin {
     pre: StagePre,
 }
 
+impl LoadedPlugin {
+    /// What the plugin declared in `plugin-info.applies`, as written: the style
+    /// fields of an audio plugin, or `say-as` for a text plugin that reads SSML
+    /// `say-as` hints (what `plugin inspect` and `GET /v1/pipelines` show).
+    pub fn declared_applies(&self) -> Vec<String> {
+        let mut all: Vec<String> = self.applies.iter().map(ToString::to_string).collect();
+        if self.say_as {
+            all.push("say-as".into());
+        }
+        all
+    }
+}
+
 impl std::fmt::Debug for LoadedPlugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LoadedPlugin")

@@ -394,7 +394,7 @@ fn print_inspect(p: &LoadedPlugin) {
     println!("kind         {}", p.kind);
     if p.kind == StageKind::Audio {
         println!("takes audio  {}", p.mode.as_str());
-        let applies: Vec<String> = p.applies.iter().map(|a| a.to_string()).collect();
+        let applies = p.declared_applies();
         println!(
             "applies      {}",
             if applies.is_empty() {
@@ -407,6 +407,8 @@ fn print_inspect(p: &LoadedPlugin) {
                 applies.join(", ")
             }
         );
+    } else if p.say_as {
+        println!("applies      say-as (reads SSML say-as hints, docs/ssml.md)");
     }
     println!("description  {}", p.description);
     println!("imports      {}", p.imports.join(", "));
@@ -436,7 +438,7 @@ fn inspect_json(p: &LoadedPlugin) -> serde_json::Value {
         "sha256": p.id.sha256,
         "world": format!("voxpipe:stages/{}@{}", p.kind.world().unwrap_or("?"), p.wit_version),
         "wit": p.wit_version,
-        "applies": p.applies,
+        "applies": p.declared_applies(),
         "name": p.id.name,
         "version": p.id.version,
         "kind": p.kind,

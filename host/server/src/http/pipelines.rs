@@ -19,7 +19,7 @@ use super::AppState;
 use crate::pipeline::{OnUnhonored, Pipeline, ReloadError, Route};
 use crate::tts::Timings;
 use voxpipe_plugin::PluginLimits;
-use voxpipe_types::{Applies, StageKind};
+use voxpipe_types::StageKind;
 
 /// The body of `GET /v1/pipelines`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -84,9 +84,9 @@ pub(super) struct PluginInfo {
     /// `whole` audio plugins: the longest utterance (seconds) they were
     /// measured to take with this stage's limits.
     whole_capacity_s: Option<f64>,
-    /// The style fields an audio plugin applies.
-    #[schema(value_type = Vec<String>)]
-    applies: Vec<Applies>,
+    /// What the plugin declares it applies: the style fields of an audio
+    /// plugin, or `say-as` for a text plugin that reads SSML `say-as` hints.
+    applies: Vec<String>,
     /// The WIT version the plugin was built against.
     wit: &'static str,
 }
@@ -136,7 +136,7 @@ fn pipeline_info(p: &Pipeline) -> PipelineInfo {
                     audio_mode: (ps.plugin.kind == voxpipe_types::StageKind::Audio)
                         .then(|| ps.plugin.mode.as_str()),
                     whole_capacity_s: ps.whole_capacity.map(|c| c.seconds),
-                    applies: ps.plugin.applies.clone(),
+                    applies: ps.plugin.declared_applies(),
                     wit: ps.plugin.wit_version,
                 }),
                 limits: s.plugin.as_ref().map(|ps| ps.limits),
