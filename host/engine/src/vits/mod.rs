@@ -528,9 +528,11 @@ impl Voice {
                     let per_frame = took.as_secs_f64() / done as f64;
                     let fits = (0.5 * ahead / per_frame.max(1e-9)) as usize;
                     let next = fits.clamp(first, max_step);
-                    // No window shorter than the first after this one.
-                    if total - start <= next + first {
-                        total - start
+                    // No window shorter than the first after this one, unless
+                    // that would make it longer than `frames` (the memory bound).
+                    let rest = total - start;
+                    if rest <= (next + first).min(max_step) {
+                        rest
                     } else {
                         next
                     }
