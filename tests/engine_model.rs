@@ -315,6 +315,7 @@ fn the_decoder_in_windows_matches_the_whole_decode() {
             let frames = whole.len() / hop;
             for (frame_seconds, fast) in [(1e3, true), (0.0, false)] {
                 let chunks = DecoderChunks {
+                    first: voxpipe_engine::synth::PACED_FIRST_FRAMES,
                     paced: Some(frame_seconds),
                     ..DEFAULT_DECODER_CHUNKS
                 };

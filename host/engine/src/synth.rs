@@ -102,22 +102,29 @@ pub const DEFAULT_MAX_SENTENCE_PHONEMES: usize = 2048;
 /// and the decoder cost memory in proportion (≈ 17 MB per second of speech).
 pub const DEFAULT_MAX_SENTENCE_SECONDS: f32 = 60.0;
 
-/// How the decoder runs over a sentence by default. A sentence of up to 280
-/// latent frames (3.3 s at 22.05 kHz) is decoded whole, as before; a longer
-/// one in windows of 32, 64, 128 and then 256 frames, each with 12 frames of
-/// context on both sides. Measured (tests/engine_model.rs, joe and the
-/// ResBlock1 test voice): an overlap of 8 frames gives 55–65 dB SNR against
-/// the whole decode, 10 gives > 120 dB, 12 the same samples as the whole
-/// decode (HiFi-GAN's receptive field is under 12 frames). The decoder's
-/// working memory is then that of a 280-frame window whatever the sentence's
-/// length, the first audio of a long sentence comes after a 56-frame window,
-/// and the extra work is 24/256 ≈ 9 % of the decoder on long sentences only.
+/// How the decoder runs over a sentence whose audio is wanted whole (a file, a
+/// sentence an audio stage measures before it answers, a Wyoming `synthesize`
+/// kept until `audio-stop`). A sentence of up to 280 latent frames (3.3 s at
+/// 22.05 kHz) is decoded whole; a longer one in windows of 256 frames, each with
+/// 12 frames of context on both sides. Measured (tests/engine_model.rs, joe and
+/// the ResBlock1 test voice): an overlap of 8 frames gives 55–65 dB SNR against
+/// the whole decode, 10 gives > 120 dB, 12 the same samples as the whole decode
+/// (HiFi-GAN's receptive field is under 12 frames). The decoder's working memory
+/// is then that of a 280-frame window whatever the sentence's length, and the
+/// extra work is 24/256 ≈ 9 % of the decoder on long sentences only. (Windows
+/// that start small, for an early first audio, are for a listener who plays the
+/// audio as it comes: [`LoadedVoice::paced_decoder_chunks`].)
 pub const DEFAULT_DECODER_CHUNKS: DecoderChunks = DecoderChunks {
-    first: 32,
+    first: 256,
     frames: 256,
     overlap: 12,
     paced: None,
 };
+
+/// The first decoder window for a listener who plays the audio as it comes
+/// ([`LoadedVoice::paced_decoder_chunks`]): 32 latent frames, 0.37 s of speech at
+/// 22.05 kHz.
+pub const PACED_FIRST_FRAMES: usize = 32;
 
 /// Synthesis knobs; `None` takes the voice's default from its config.
 #[derive(Debug, Clone, Copy, Default)]
@@ -350,6 +357,7 @@ impl LoadedVoice {
     /// audio too comes after the first window (see [`DecoderChunks::paced`]).
     pub fn paced_decoder_chunks(&self) -> DecoderChunks {
         DecoderChunks {
+            first: PACED_FIRST_FRAMES,
             paced: Some(self.seconds_per_frame()),
             ..DEFAULT_DECODER_CHUNKS
         }

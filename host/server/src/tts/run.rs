@@ -1360,7 +1360,7 @@ mod tests {
         played.streamed = true;
         let (r, paced, _) = run(&played, true, Duration::from_secs(60), 99);
         r.unwrap();
-        let first = voxpipe_engine::synth::DEFAULT_DECODER_CHUNKS.first;
+        let first = voxpipe_engine::synth::PACED_FIRST_FRAMES;
         assert_eq!(
             paced[1],
             first * 256,

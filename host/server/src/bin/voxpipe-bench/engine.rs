@@ -214,9 +214,12 @@ pub fn engine_bench(
         } else {
             let c = DEFAULT_DECODER_CHUNKS;
             format!(
-                "as the server runs it: in windows of {} frames, doubling up to {}, each with \
-                 {} frames of context on both sides (--one-decode: in one piece)",
-                c.first, c.frames, c.overlap
+                "as the server runs it for a whole response: a sentence of up to {} frames in one \
+                 piece, a longer one in windows of {} frames with {} frames of context on both \
+                 sides (--one-decode: every sentence in one piece)",
+                c.frames + 2 * c.overlap,
+                c.frames,
+                c.overlap
             )
         }
     );
