@@ -68,6 +68,12 @@ pub enum Kernels {
     Auto,
     /// candle's ops on every device.
     Candle,
+    /// The native CPU kernels with the convolution weights and inputs of the flow
+    /// and/or the decoder rounded to bfloat16, sums in f32 (the text encoder and the
+    /// duration predictor stay f32, so durations are exact): what a bf16 path would
+    /// compute, for measuring its fidelity on a CPU without bf16 units
+    /// (`voxpipe-bench bf16`). No faster than f32; not a serving option.
+    Bf16Emulated { flow: bool, decoder: bool },
 }
 
 /// Errors from loading or running a VITS voice.
@@ -250,6 +256,17 @@ impl Voice {
     /// Builds a voice from checkpoint-named weights and the hyperparameters inferred
     /// from them.
     pub fn from_weights(w: &Weights, hyper: &Hyper, device: &Device) -> Result<Self, VitsError> {
+        Self::build(w, hyper, device, (false, false))
+    }
+
+    /// [`Self::from_weights`]; `bf16`: the flow and/or the decoder built for
+    /// [`Kernels::Bf16Emulated`].
+    fn build(
+        w: &Weights,
+        hyper: &Hyper,
+        device: &Device,
+        bf16: (bool, bool),
+    ) -> Result<Self, VitsError> {
         let speakers = if w.contains("emb_g.weight") {
             Some(w.get_rank("emb_g.weight", 2)?)
         } else {
@@ -257,11 +274,16 @@ impl Voice {
         };
         // `hyper` read the same `emb_g` (0 without one).
         let gin = hyper.gin_channels;
+        // The text encoder and duration predictor are built outside: the durations
+        // (from the encoder's output) stay exact.
+        let (bf16_flow, bf16_decoder) = bf16;
+        let flow = conv::emulating_bf16(bf16_flow, || flow::Flow::load(w, &hyper.flow))?;
+        let dec = conv::emulating_bf16(bf16_decoder, || decoder::Decoder::load(w, &hyper.decoder))?;
         let voice = Self {
             enc_p: text_encoder::TextEncoder::load(w, hyper)?,
             dp: duration::DurationPredictor::load(w, &hyper.duration)?,
-            flow: flow::Flow::load(w, &hyper.flow)?,
-            dec: decoder::Decoder::load(w, &hyper.decoder)?,
+            flow,
+            dec,
             speakers,
             device: device.clone(),
         };
@@ -336,7 +358,11 @@ impl Voice {
         if kernels == Kernels::Candle {
             weights = weights.candle_only();
         }
-        Self::from_weights(&weights, &hyper, device)
+        let bf16 = match kernels {
+            Kernels::Bf16Emulated { flow, decoder } => (flow, decoder),
+            _ => (false, false),
+        };
+        Self::build(&weights, &hyper, device, bf16)
     }
 
     /// Where the model's tensors live.

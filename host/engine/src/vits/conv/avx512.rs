@@ -239,6 +239,7 @@ unsafe fn tr_chunk<const CB: usize, const NV: usize, const G: usize>(
         row,
         job.slope,
         c.isa,
+        c.bf16,
     );
     // Lane l of an accumulator holds frame offset l % G, phase l / G; output order
     // wants m-offset j = phase + s · frame, i.e. lane (j % s)·G + j / s.

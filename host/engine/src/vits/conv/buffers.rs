@@ -60,7 +60,8 @@ pub(super) fn with_cpu_f32<R>(x: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result
 
 /// Fills `buf` (`ch` rows of `row` floats) with `act(x[c][start + j])` for
 /// `j in 0..row`, zero where `start + j` is outside `0..len`: the padding zeros stay
-/// zero, as in the reference. The activation is compiled for `isa`.
+/// zero, as in the reference. The activation is compiled for `isa`. With `bf16`, each
+/// value is then rounded to bfloat16 (see [`super::emulating_bf16`]).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn fill_window(
     buf: &mut Vec<f32>,
@@ -71,6 +72,7 @@ pub(super) fn fill_window(
     row: usize,
     slope: Option<f32>,
     isa: Isa,
+    bf16: bool,
 ) {
     if buf.len() < ch * row {
         buf.resize(ch * row, 0.0);
@@ -101,6 +103,9 @@ pub(super) fn fill_window(
                     },
                 ),
                 None => dst.copy_from_slice(src),
+            }
+            if bf16 {
+                dst.iter_mut().for_each(|v| *v = super::bf16_round(*v));
             }
         }
     }

@@ -35,6 +35,8 @@ mod plan;
 mod scalar;
 mod transposed;
 
+use std::cell::Cell;
+
 use candle_core::{Device, Tensor};
 
 use super::isa::Isa;
@@ -45,6 +47,38 @@ use buffers::{alloc_out, assume_init, fill_window, read_bias, with_cpu_f32};
 pub(crate) use plan::Tile;
 use plan::{channel_groups, chunk_unit, plan, tiles, Block, MIN_TILES_PER_CHUNK, WINDOW_FLOATS};
 pub(crate) use transposed::DirectConvTranspose1d;
+
+thread_local! {
+    /// Set while [`emulating_bf16`] builds convolutions.
+    static BF16: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` (which builds convolutions) so that, with `on`, the direct and transposed
+/// convolutions it builds round their weights and their (activated) inputs to bfloat16
+/// and sum the products in f32 — the numerics of an AVX512-BF16 or AMX-BF16 kernel,
+/// whose products of two bf16 values are exact in f32. The arithmetic stays f32, so it
+/// is no faster: it measures what a bf16 path would cost in fidelity on a CPU that has
+/// none (`voxpipe-bench bf16`, issue 18).
+pub(crate) fn emulating_bf16<R>(on: bool, f: impl FnOnce() -> R) -> R {
+    let before = BF16.with(|b| b.replace(on));
+    let r = f();
+    BF16.with(|b| b.set(before));
+    r
+}
+
+fn bf16_now() -> bool {
+    BF16.with(Cell::get)
+}
+
+/// `x` rounded to the nearest bfloat16 (ties to even), as an f32.
+pub(crate) fn bf16_round(x: f32) -> f32 {
+    let bits = x.to_bits();
+    if x.is_nan() {
+        return x;
+    }
+    let rounded = bits.wrapping_add(0x7FFF + ((bits >> 16) & 1)) & 0xFFFF_0000;
+    f32::from_bits(rounded)
+}
 
 /// A dense 1-D convolution (`groups = 1`, stride 1) with "same" padding
 /// `dilation · (k − 1) / 2`, evaluated directly on `f32` buffers.
@@ -65,6 +99,8 @@ pub(crate) struct DirectConv1d {
     /// The distinct sample widths of the blocks' tiles (a window covers whole tiles
     /// of each).
     widths: Vec<usize>,
+    /// Weights and inputs rounded to bfloat16 ([`emulating_bf16`]).
+    bf16: bool,
 }
 
 impl DirectConv1d {
@@ -113,7 +149,11 @@ impl DirectConv1d {
                 "direct conv1d needs an odd kernel and dilation ≥ 1, got k={kernel} d={dilation}"
             )));
         }
-        let w = weight.flatten_all()?.to_vec1::<f32>()?;
+        let bf16 = bf16_now();
+        let mut w = weight.flatten_all()?.to_vec1::<f32>()?;
+        if bf16 {
+            w.iter_mut().for_each(|v| *v = bf16_round(*v));
+        }
         let bias = read_bias(bias, out_ch)?;
         let mut packed = vec![0.0f32; out_ch * in_ch * kernel];
         let mut blocks = Vec::new();
@@ -148,6 +188,7 @@ impl DirectConv1d {
             dilation,
             isa,
             widths,
+            bf16,
         })
     }
 
@@ -322,6 +363,7 @@ impl ConvJob<'_> {
             row,
             self.slope,
             c.isa,
+            c.bf16,
         );
         // SAFETY (both SIMD arms): the CPU has the features (checked when the
         // convolution was built for them); `buf` holds `in` rows of `row` floats
@@ -455,6 +497,54 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn bf16_emulation_rounds_weights_and_inputs_and_sums_in_f32() {
+        // Ties to even on the 16 bits dropped; exact values stay.
+        assert_eq!(bf16_round(1.0), 1.0);
+        assert_eq!(bf16_round(f32::from_bits(0x3F80_8000)), 1.0);
+        assert_eq!(
+            bf16_round(f32::from_bits(0x3F81_8000)),
+            f32::from_bits(0x3F82_0000)
+        );
+        assert_eq!(
+            bf16_round(f32::from_bits(0x3F80_8001)),
+            f32::from_bits(0x3F81_0000)
+        );
+        // A convolution built while emulating = the f32 one on rounded weights and
+        // rounded activated inputs.
+        let dev = Device::Cpu;
+        let (cin, cout, k, len) = (6, 5, 3, 40);
+        let x = noise(cin * len, 21);
+        let w = noise(cout * cin * k, 22);
+        let b = noise(cout, 23);
+        let bt = Tensor::from_vec(b, cout, &dev).unwrap();
+        let emulated = emulating_bf16(true, || {
+            DirectConv1d::new(
+                &Tensor::from_vec(w.clone(), (cout, cin, k), &dev).unwrap(),
+                Some(&bt),
+                1,
+            )
+        })
+        .unwrap();
+        assert!(!bf16_now(), "the scope ends with the closure");
+        let rounded_w: Vec<f32> = w.iter().map(|&v| bf16_round(v)).collect();
+        let act: Vec<f32> = x
+            .iter()
+            .map(|&v| bf16_round(if v > 0.0 { v } else { v * 0.1 }))
+            .collect();
+        let plain = DirectConv1d::new(
+            &Tensor::from_vec(rounded_w, (cout, cin, k), &dev).unwrap(),
+            Some(&bt),
+            1,
+        )
+        .unwrap();
+        let got = emulated.run(&x, len, Some(0.1), false);
+        let want = plain.run(&act, len, None, false);
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() < 1e-6, "{g} vs {w}");
         }
     }
 

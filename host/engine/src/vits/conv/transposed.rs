@@ -46,6 +46,8 @@ pub(crate) struct DirectConvTranspose1d {
     pub(super) isa: Isa,
     /// Register tile: `co_block` channels × `nv` vectors of `8 / s` frames × `s` phases.
     pub(super) tile: Tile,
+    /// Weights and inputs rounded to bfloat16 ([`super::emulating_bf16`]).
+    pub(super) bf16: bool,
 }
 
 impl DirectConvTranspose1d {
@@ -84,7 +86,11 @@ impl DirectConvTranspose1d {
                  got k={kernel} s={stride}"
             )));
         }
-        let w = weight.flatten_all()?.to_vec1::<f32>()?;
+        let bf16 = super::bf16_now();
+        let mut w = weight.flatten_all()?.to_vec1::<f32>()?;
+        if bf16 {
+            w.iter_mut().for_each(|v| *v = super::bf16_round(*v));
+        }
         let bias = read_bias(bias, out_ch)?;
         let taps = kernel.div_ceil(stride);
         let lanes = isa.lanes();
@@ -124,6 +130,7 @@ impl DirectConvTranspose1d {
             simd,
             isa,
             tile,
+            bf16,
         })
     }
 
@@ -160,7 +167,9 @@ impl DirectConvTranspose1d {
         if !self.simd {
             // Groups of output channels, straight from the activated input.
             let mut act = Vec::new();
-            fill_window(&mut act, input, self.in_ch, len, 0, len, slope, isa);
+            fill_window(
+                &mut act, input, self.in_ch, len, 0, len, slope, isa, self.bf16,
+            );
             let per = 8;
             run_items(self.out_ch.div_ceil(per), threads, |chunk, _| {
                 let cos = chunk * per..(chunk * per + per).min(self.out_ch);

@@ -24,6 +24,29 @@ const TEXTS: [&str; 5] = [
     "Loudness normalization, sentence splitting and pitch shifting all run as sandboxed plugins, while the voice itself runs natively, sentence by sentence, on the CPU or a GPU, and every stage appears as one span in a trace that an operator can open from a user's trace id.",
 ];
 
+/// The phoneme ids of [`TEXTS`] for `voice`, and `sentences.json` in `dir` listing them
+/// (what tests/engine/ort_bench.py and golden.py read).
+pub(crate) fn sentence_cases(
+    voice: &LoadedVoice,
+    dir: &Path,
+) -> anyhow::Result<(Vec<Vec<i64>>, std::path::PathBuf)> {
+    let phonemizer = Phonemizer::new()?;
+    let mut cases: Vec<Vec<i64>> = Vec::new();
+    for t in TEXTS {
+        cases.push(voice.sentence_ids(&phonemizer, t)?.remove(0));
+    }
+    let sentences = dir.join("sentences.json");
+    let json: Vec<_> = cases
+        .iter()
+        .map(|ids| serde_json::json!({ "ids": ids }))
+        .collect();
+    std::fs::write(
+        &sentences,
+        serde_json::json!({ "sentences": json }).to_string(),
+    )?;
+    Ok((cases, sentences))
+}
+
 /// Pause before each timed call.
 const SETTLE: Duration = Duration::from_millis(50);
 
@@ -115,21 +138,8 @@ pub fn engine_bench(
     let gpu_before = gpu_memory(&device);
     let voice = LoadedVoice::load_on(&root.join(voices), voice_name, &device)?;
     let (rss_loaded, _) = memory_mib();
-    let phonemizer = Phonemizer::new()?;
-    let mut cases: Vec<Vec<i64>> = Vec::new();
-    for t in TEXTS {
-        cases.push(voice.sentence_ids(&phonemizer, t)?.remove(0));
-    }
     let dir = tempfile::tempdir()?;
-    let sentences = dir.path().join("sentences.json");
-    let json: Vec<_> = cases
-        .iter()
-        .map(|ids| serde_json::json!({ "ids": ids }))
-        .collect();
-    std::fs::write(
-        &sentences,
-        serde_json::json!({ "sentences": json }).to_string(),
-    )?;
+    let (cases, sentences) = sentence_cases(&voice, dir.path())?;
     // The roofline's peak, before the rounds and again after them (a shared machine's
     // clock and load drift; the higher of the two is the ceiling reported).
     let on_cpu = device_label(&device).starts_with("cpu");

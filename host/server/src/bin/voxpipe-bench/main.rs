@@ -32,6 +32,7 @@
 //! `cargo run --release --bin voxpipe-bench -- wyoming` — voxpipe's Wyoming
 //! listener next to wyoming-piper in one wyoming-bench run (see wyoming.rs).
 
+mod bf16;
 mod bounded;
 mod conv;
 mod engine;
@@ -97,6 +98,23 @@ enum Bench {
         /// server's windows with their recomputed context (DEFAULT_DECODER_CHUNKS).
         #[arg(long)]
         one_decode: bool,
+    },
+    /// bf16 fidelity: the voice with its flow's and decoder's convolutions rounded to
+    /// bfloat16 (sums in f32, as a bf16 kernel computes; emulated, so no faster)
+    /// against ONNX Runtime f32: durations, SNR, mel-cepstral distortion
+    Bf16 {
+        /// Timed runs per sentence and path (medians are reported).
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+        /// The voice to measure.
+        #[arg(long, default_value = "en_US-joe-medium")]
+        voice: String,
+        /// Folder of Piper voices.
+        #[arg(long, default_value = "voices", value_name = "DIR")]
+        voices: PathBuf,
+        /// The parts run in bf16: `flow`, `decoder` (comma-separated).
+        #[arg(long, value_delimiter = ',', default_values_t = ["flow".to_string(), "decoder".to_string()])]
+        parts: Vec<String>,
     },
     /// The engine's direct convolution vs candle's im2col conv1d, per model shape.
     Conv {
@@ -211,6 +229,12 @@ fn main() -> anyhow::Result<()> {
         } => ssml::ssml_bench(chars, parses, stream_chars),
         Bench::Timestamps { repeats } => timestamps::timestamps_bench(repeats),
         Bench::Conv { reps, tile } => conv::conv_bench(reps, tile.as_deref()),
+        Bench::Bf16 {
+            reps,
+            voice,
+            voices,
+            parts,
+        } => bf16::bf16_bench(&voices, &voice, reps, &parts),
         Bench::Wyoming {
             rounds,
             warmup,
