@@ -3,11 +3,12 @@
 //!
 //! A bf16 kernel (AVX512-BF16 dot products, AMX-BF16 tiles) multiplies bf16 weights by
 //! bf16 activations — products exact in f32 — and sums in f32. `Kernels::Bf16Emulated`
-//! computes exactly that with the f32 kernels: the flow's and the decoder's
-//! convolution weights and activated inputs rounded to bf16, sums in f32, the text encoder
-//! and the duration predictor left in f32 (so durations stay exact; they are 12 % of the
-//! model's time, the flow and the decoder the rest). It is no faster — the point is the fidelity a bf16 kernel
-//! would have, before anyone writes one for hardware this machine may lack.
+//! computes exactly that with the f32 kernels: the flow's and the decoder's convolution
+//! weights and activated inputs rounded to bf16, sums in f32, the text encoder and the
+//! duration predictor left in f32 (so durations stay exact; they are about 13 % of the
+//! model's time, the flow and the decoder the rest). It is no faster — the point is the
+//! fidelity a bf16 kernel would have, before anyone writes one for hardware this machine
+//! may lack.
 //!
 //! Against ONNX Runtime in f32 (tests/engine/golden.py, noise scales 0 so both sides are
 //! deterministic) on the engine bench's five sentences: durations, SNR, and a
