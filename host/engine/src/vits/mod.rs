@@ -131,8 +131,8 @@ pub enum VitsError {
 /// How the decoder runs over a long sentence ([`Voice::synthesize_chunked`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DecoderChunks {
-    /// Frames of the first window: small, so the first audio comes early.
-    /// Each next window doubles, up to `frames`.
+    /// Frames of the first window (small for an early first audio). Each next
+    /// window doubles, up to `frames`, unless [`Self::paced`].
     pub first: usize,
     /// Latent frames whose audio one decoder call delivers at most.
     pub frames: usize,
