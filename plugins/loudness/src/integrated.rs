@@ -139,6 +139,11 @@ impl BlockMeter {
         }
     }
 
+    /// Frames fed so far.
+    pub(crate) fn frames(&self) -> u64 {
+        self.frames
+    }
+
     /// Feed one frame; returns the mean power of the 400 ms block this
     /// frame completes, if it completes one.
     pub(crate) fn feed(&mut self, frame: &[f32]) -> Option<f64> {

@@ -88,8 +88,6 @@ pub(crate) struct Probes {
     /// Per-frame release coefficient and `1 / (L + 1)`.
     release: f64,
     inverse_width: f64,
-    /// Frames fed so far (0: the rings are not filled yet).
-    frames: u64,
     /// Per probe: `h` of the previous frame (the limiter's steps 3–4,
     /// [`crate::limiter::Envelope`]).
     prev: Vec<f64>,
@@ -118,7 +116,6 @@ impl Probes {
             limited: 0,
             release: release_coefficient(rate),
             inverse_width: 1.0 / width as f64,
-            frames: 0,
             prev: vec![1.0; n],
             ring: vec![1.0; width * n],
             next: 0,
@@ -149,6 +146,9 @@ impl Probes {
         meter: &mut BlockMeter,
         histogram: &mut Histogram,
     ) {
+        // The meter sees every frame the probes see: before its first, the
+        // rings are not filled yet.
+        let first_frame = meter.frames() == 0;
         let fed = meter.feed_frame(frame);
         let n = self.thresholds.len();
         while self.limited < n && largest_peak > self.thresholds[self.limited] {
@@ -159,7 +159,7 @@ impl Probes {
         // applying pass's to the last bit, unlike its own).
         let inverse = 1.0 / largest_peak;
         let slot = self.next * n;
-        if self.frames == 0 {
+        if first_frame {
             // The frames before the first count as the first (as in the
             // limiter's envelope).
             let width = self.ring.len() / n.max(1);
@@ -190,7 +190,6 @@ impl Probes {
             let g = (*sum * inverse_width).min(1.0);
             *current += (1.0 - g * g) * energy;
         }
-        self.frames += 1;
         self.next += 1;
         if self.next * n == self.ring.len() {
             self.next = 0;
@@ -299,7 +298,6 @@ impl Probes {
         let (n, k) = (self.thresholds.len(), self.limited);
         w = w
             .u64(k as u64)
-            .u64(self.frames)
             .u64(self.next as u64)
             .f64s(&self.prev[..k])
             .f64s(&self.sums[..k])
@@ -325,7 +323,6 @@ impl Probes {
         let width = probes.ring.len() / n.max(1);
         let k = bounded_len(r, n, "probes")?;
         probes.limited = k;
-        probes.frames = r.u64()?;
         probes.next = r.u64()? as usize;
         if probes.next >= width {
             return Err(malformed("probes"));
