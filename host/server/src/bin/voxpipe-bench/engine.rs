@@ -16,7 +16,7 @@ use voxpipe_engine::vits::DecoderChunks;
 
 use super::{repo_root, stats};
 
-const TEXTS: [&str; 5] = [
+pub(crate) const TEXTS: [&str; 5] = [
     "Hi!",
     "The weather is nice today.",
     "Is this the right way to the station, or should we turn left at the next corner?",

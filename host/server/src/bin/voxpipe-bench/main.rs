@@ -38,6 +38,7 @@ mod conv;
 mod engine;
 mod http;
 mod longform;
+mod process;
 mod sandbox;
 mod ssml;
 mod telemetry;
@@ -115,6 +116,19 @@ enum Bench {
         /// The parts run in bf16: `flow`, `decoder` (comma-separated).
         #[arg(long, value_delimiter = ',', default_values_t = ["flow".to_string(), "decoder".to_string()])]
         parts: Vec<String>,
+    },
+    /// The whole process, start-up and voice loading included: `voxpipe synth` vs Piper's
+    /// command line (`piper`) on the same text and voice, alternating
+    Process {
+        /// Timed runs per text and program (medians are reported).
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// The voice both speak with.
+        #[arg(long, default_value = "en_US-joe-medium")]
+        voice: String,
+        /// Folder of Piper voices.
+        #[arg(long, default_value = "voices", value_name = "DIR")]
+        voices: PathBuf,
     },
     /// The engine's direct convolution vs candle's im2col conv1d, per model shape.
     Conv {
@@ -228,6 +242,11 @@ fn main() -> anyhow::Result<()> {
             stream_chars,
         } => ssml::ssml_bench(chars, parses, stream_chars),
         Bench::Timestamps { repeats } => timestamps::timestamps_bench(repeats),
+        Bench::Process {
+            rounds,
+            voice,
+            voices,
+        } => process::process_bench(rounds.max(1), &voices, &voice),
         Bench::Conv { reps, tile } => conv::conv_bench(reps, tile.as_deref()),
         Bench::Bf16 {
             reps,

@@ -45,7 +45,7 @@ fn wait_for_port(port: u16, child: &mut Child, what: &str) -> anyhow::Result<()>
 }
 
 /// The `voxpipe` next to this benchmark's binary (the same build), else target/release.
-fn voxpipe_binary() -> PathBuf {
+pub(crate) fn voxpipe_binary() -> PathBuf {
     std::env::current_exe()
         .ok()
         .and_then(|exe| Some(exe.parent()?.join("voxpipe")))
