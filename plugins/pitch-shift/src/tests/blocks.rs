@@ -60,11 +60,15 @@ fn distance(got: &Audio, want: &Audio) -> (f64, bool) {
     (20.0 * (diff as f64 / peak.max(1e-30) as f64).log10(), exact)
 }
 
-/// Runs the stage at each block size and checks it against the reference:
-/// within −60 dB, and bit for bit (which the port achieves).
+/// Runs the stage at each block size and checks it against the reference
+/// (within −100 dB: the block port was bit-exact; since then the resampler
+/// sums its kernel from a bank of filters, whose roundings differ from the
+/// reference's table lookups by about −110 dB) and against the first block
+/// size, bit for bit: the block size never changes a sample.
 fn check(ctx: &Context, cfg: &serde_json::Value, audio: &Audio, blocks: &[usize]) {
     let c = config(cfg.clone());
     let want = reference::process(ctx, &c, audio.clone()).unwrap();
+    let mut first: Option<Audio> = None;
     for &block in blocks {
         let got = run_blocks::<PitchShift>(ctx, &c, audio, block).unwrap();
         let (db, exact) = distance(&got, &want);
@@ -75,11 +79,18 @@ fn check(ctx: &Context, cfg: &serde_json::Value, audio: &Audio, blocks: &[usize]
             audio.sample_rate,
             audio.channels
         );
-        assert!(db <= -60.0, "{cfg}, blocks of {block}: {db:.1} dB");
-        assert!(
-            exact,
-            "{cfg}, blocks of {block}: not bit-exact ({db:.1} dB)"
-        );
+        assert!(db <= -100.0, "{cfg}, blocks of {block}: {db:.1} dB");
+        match &first {
+            None => first = Some(got),
+            Some(first) => {
+                let (db, exact) = distance(&got, first);
+                assert!(
+                    exact,
+                    "{cfg}, blocks of {block}: not bit-exact with blocks of {} ({db:.1} dB)",
+                    blocks[0]
+                );
+            }
+        }
     }
 }
 
