@@ -130,14 +130,19 @@ impl Lookahead {
     }
 
     /// Take one frame; `give` gets every frame that this one lets go, with
-    /// its window's largest peak.
-    pub(crate) fn take(&mut self, frame: &[f32], give: &mut impl FnMut(&[f32], f64)) {
+    /// its window's largest peak. Peaks at or below `floor` need not be
+    /// exact (any value up to `floor` may stand for them): the caller only
+    /// compares them with levels at least that high. `floor` must not fall
+    /// from one frame to the next; 0 asks for every peak exactly.
+    pub(crate) fn take(&mut self, frame: &[f32], floor: f64, give: &mut impl FnMut(&[f32], f64)) {
         let sample_peak = frame.iter().fold(0.0f64, |m, &s| m.max(f64::from(s).abs()));
-        self.samples.extend(frame);
+        for &s in frame {
+            self.samples.push_back(s);
+        }
         self.peaks.push_back(sample_peak);
         let window = self.taken;
         self.taken += 1;
-        let v = self.interpolator.push(frame);
+        let v = self.interpolator.push_above(frame, floor);
         self.credit(window, v);
         if window >= SETTLE {
             self.settle(window - SETTLE, give);
@@ -197,12 +202,22 @@ impl Lookahead {
             self.maxima.pop_front();
         }
         let largest = self.maxima.front().map_or(0.0, |&(_, p)| p);
-        // Through a scratch frame: one allocation per utterance, not per frame.
-        self.frame.clear();
-        self.frame.extend(self.samples.drain(..self.channels));
         self.peaks.pop_front();
         self.given += 1;
-        give(&self.frame, largest);
+        // Straight from the queue when the frame is in one piece (almost
+        // always), else through a scratch frame (one allocation per
+        // utterance, not per frame).
+        let (front, _) = self.samples.as_slices();
+        if front.len() >= self.channels {
+            give(&front[..self.channels], largest);
+        } else {
+            self.frame.clear();
+            self.frame.extend(self.samples.iter().take(self.channels));
+            give(&self.frame, largest);
+        }
+        for _ in 0..self.channels {
+            self.samples.pop_front();
+        }
     }
 
     pub(crate) fn write(&self, mut w: Writer) -> Writer {

@@ -55,6 +55,18 @@ const PROBE_TOP_DBTP: f64 = 6.0;
 /// Most probes; wider ranges (large `max_gain_db`) space them further.
 pub(crate) const MAX_PROBES: usize = 48;
 
+/// `x.min(cap)` for the probes' loop, where nothing is NaN: a plain
+/// comparison, which vectorizes (Wasm's vector `min` propagates NaN and
+/// `f64::min` does not, so `min` keeps the loop scalar).
+#[inline(always)]
+fn at_most(x: f64, cap: f64) -> f64 {
+    if x < cap {
+        x
+    } else {
+        cap
+    }
+}
+
 /// The limiter threshold after the gain (the peak target), linear.
 pub(crate) fn threshold(settings: &Settings) -> f64 {
     10f64.powf((settings.true_peak_dbtp - MARGIN_DB) / 20.0)
@@ -127,6 +139,12 @@ impl Probes {
         }
     }
 
+    /// The lowest threshold (linear over the input): peaks at or below it
+    /// leave every probe as it is.
+    pub(crate) fn lowest(&self) -> f64 {
+        self.thresholds.first().copied().unwrap_or(f64::INFINITY)
+    }
+
     /// Feed one frame (given back by the detector with its window's
     /// largest peak) to the unlimited `meter` and `histogram`, and to
     /// every probe.
@@ -182,12 +200,12 @@ impl Probes {
             .zip(&mut self.current[..k])
         {
             // Steps 2–4 of the limiter's envelope, then the energy lost.
-            let m = (theta * inverse).min(1.0);
-            let h = m.min(1.0 - (1.0 - *prev) * release);
+            let m = at_most(theta * inverse, 1.0);
+            let h = at_most(m, 1.0 - (1.0 - *prev) * release);
             *prev = h;
             *sum += h - *held;
             *held = h;
-            let g = (*sum * inverse_width).min(1.0);
+            let g = at_most(*sum * inverse_width, 1.0);
             *current += (1.0 - g * g) * energy;
         }
         self.next += 1;

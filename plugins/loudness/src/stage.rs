@@ -80,8 +80,13 @@ impl Measuring {
             channels,
             ..
         } = self;
+        // What the peaks are compared with: the probes' thresholds (the
+        // lowest first) and the true peak so far. A window below both
+        // changes neither, so the detector need not interpolate it.
+        let lowest = probes.as_ref().map_or(f64::INFINITY, Probes::lowest);
         for frame in samples.chunks_exact(*channels) {
-            lookahead.take(frame, &mut |f, peak| {
+            let floor = lowest.min(lookahead.peak());
+            lookahead.take(frame, floor, &mut |f, peak| {
                 measure_frame(f, peak, meter, histogram, probes)
             });
         }
@@ -303,14 +308,14 @@ pub(crate) fn apply(mut audio: Audio, last: bool, state: &[u8]) -> Result<BlockO
             let mut out = Vec::with_capacity(audio.samples.len());
             let mut give = |frame: &[f32], peak: f64| {
                 let e = envelope.gain(required(peak, *threshold));
-                out.extend(
-                    frame
-                        .iter()
-                        .map(|&s| ((f64::from(s) * *factor * e) as f32).clamp(-1.0, 1.0)),
-                );
+                for &s in frame {
+                    out.push(((f64::from(s) * *factor * e) as f32).clamp(-1.0, 1.0));
+                }
             };
+            // Peaks up to the threshold all ask for no gain change.
+            let floor = *threshold;
             for frame in audio.samples.chunks_exact(channels) {
-                lookahead.take(frame, &mut give);
+                lookahead.take(frame, floor, &mut give);
             }
             if last {
                 lookahead.finish(&mut give);

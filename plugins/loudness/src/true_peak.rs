@@ -78,6 +78,28 @@ pub(crate) const PHASES: [[f64; 12]; 4] = [
 
 pub(crate) const TAPS: usize = 12;
 
+/// The most any phase can amplify: `max_p Σ_k |PHASES[p][k]|` (about 2.02),
+/// with a hair of margin for the sums' rounding. An interpolated value is
+/// at most this times the largest |input| of its window.
+const GAIN_BOUND: f64 = {
+    let mut most = 0.0;
+    let mut p = 0;
+    while p < 4 {
+        let mut sum = 0.0;
+        let mut k = 0;
+        while k < TAPS {
+            let c = PHASES[p][k];
+            sum += if c < 0.0 { -c } else { c };
+            k += 1;
+        }
+        if sum > most {
+            most = sum;
+        }
+        p += 1;
+    }
+    most * (1.0 + 1e-9)
+};
+
 /// Linear true peak of interleaved `samples` with `channels` channels
 /// (validated by the caller: `channels > 0`, all samples finite). 0.0 for
 /// empty input.
@@ -104,6 +126,10 @@ pub(crate) struct Interpolator {
     channels: usize,
     /// The last `TAPS − 1` inputs, per channel, oldest first.
     history: Vec<f64>,
+    /// Frames in a row, up to the newest, that [`Interpolator::push_above`]
+    /// found quiet (not carried in the state: after a read it starts at 0,
+    /// which only costs the windows of the first few frames).
+    quiet: usize,
 }
 
 impl Interpolator {
@@ -111,7 +137,32 @@ impl Interpolator {
         Interpolator {
             channels,
             history: vec![0.0; channels * (TAPS - 1)],
+            quiet: 0,
         }
+    }
+
+    /// [`Interpolator::push`] for a caller to whom values at or below
+    /// `floor` all mean the same (the limiter: a peak under its threshold
+    /// asks for no gain change, whatever its size). A window whose inputs
+    /// are all at most `floor / GAIN_BOUND` cannot exceed `floor`, so it is
+    /// not computed: 0 is returned and only the history moves on. `floor`
+    /// must not fall from one call to the next (a frame judged quiet stays
+    /// judged by the level it was taken at).
+    pub(crate) fn push_above(&mut self, frame: &[f32], floor: f64) -> f64 {
+        let quiet_below = floor / GAIN_BOUND;
+        if frame.iter().all(|&s| f64::from(s).abs() <= quiet_below) {
+            self.quiet += 1;
+        } else {
+            self.quiet = 0;
+        }
+        if self.quiet < TAPS {
+            return self.push(frame);
+        }
+        for (&s, history) in frame.iter().zip(self.history.chunks_exact_mut(TAPS - 1)) {
+            history.copy_within(1.., 0);
+            history[TAPS - 2] = f64::from(s);
+        }
+        0.0
     }
 
     /// Take the next frame; returns the largest |interpolated value| over
@@ -149,6 +200,7 @@ impl Interpolator {
         Ok(Interpolator {
             channels,
             history: sized(history, channels * (TAPS - 1), "interpolator history")?,
+            quiet: 0,
         })
     }
 }

@@ -376,7 +376,7 @@ fn makeup_model_matches_real_limiting() {
         let mut probes = Probes::new(rate, &settings);
         let mut give = |f: &[f32], p: f64| probes.feed(f, p, &mut meter, &mut histogram);
         for f in s.chunks(1) {
-            detector.take(f, &mut give);
+            detector.take(f, 0.0, &mut give);
         }
         detector.finish(&mut give);
         let peaks = reference::frame_peaks(&s, 1);

@@ -888,7 +888,8 @@ fn envelope_is_smooth_and_keeps_peaks_under_the_threshold() {
 /// The detector gives every frame back with the largest true peak of its
 /// look-ahead window, exactly as the whole-utterance limiter's per-frame
 /// peaks and forward window had it, whatever the block boundaries; and the
-/// largest of them is the true-peak meter's reading.
+/// largest of them is the true-peak meter's reading. With a floor, the
+/// peaks above it are still exact and those below stay below.
 #[test]
 fn detector_agrees_with_the_whole_utterance_peaks() {
     let rate = 22050;
@@ -920,7 +921,7 @@ fn detector_agrees_with_the_whole_utterance_peaks() {
             };
             for chunk in s.chunks(block * ch) {
                 for frame in chunk.chunks_exact(ch) {
-                    d.take(frame, &mut give);
+                    d.take(frame, 0.0, &mut give);
                 }
             }
             d.finish(&mut give);
@@ -928,6 +929,26 @@ fn detector_agrees_with_the_whole_utterance_peaks() {
             assert_eq!(samples, s, "block {block}");
             assert_eq!(d.peak(), reference::true_peak_linear(&s, ch));
             assert_eq!(d.peak(), true_peak::true_peak_linear(&s, ch));
+        }
+        // With a floor, the windows below it may be skipped: every peak
+        // above the floor is still exact, every one at or below it stays
+        // there (what the limiter's gain and the probes depend on).
+        let top = want.iter().copied().fold(0.0, f64::max);
+        for floor in [0.05 * top, 0.3 * top, 0.8 * top, top] {
+            let mut d = limiter::Lookahead::new(ch, rate);
+            let mut got = Vec::new();
+            let mut give = |_: &[f32], p: f64| got.push(p);
+            for frame in s.chunks_exact(ch) {
+                d.take(frame, floor, &mut give);
+            }
+            d.finish(&mut give);
+            for (n, (&g, &w)) in got.iter().zip(&want).enumerate() {
+                if w > floor {
+                    assert_eq!(g, w, "floor {floor}, frame {n}");
+                } else {
+                    assert!(g <= floor, "floor {floor}, frame {n}: {g} > {floor}");
+                }
+            }
         }
     }
 }
