@@ -16,8 +16,8 @@ use std::f64::consts::PI;
 /// Complex FFT of a fixed power-of-two size.
 pub struct Fft {
     n: usize,
-    /// Bit-reversed index of every position.
-    rev: Vec<u32>,
+    /// The pairs of positions `i < j` that bit reversal exchanges.
+    swaps: Vec<(u32, u32)>,
     /// The twiddles of every butterfly stage, stage after stage: the stage
     /// of span `size` has `cos(2πj/size)`, `sin(2πj/size)` for
     /// `j < size/2` at `size/2 − 1 ..`. Contiguous per stage, so that the
@@ -34,8 +34,9 @@ impl Fft {
             return None;
         }
         let bits = n.trailing_zeros();
-        let rev = (0..n as u32)
-            .map(|i| i.reverse_bits() >> (32 - bits))
+        let swaps = (0..n as u32)
+            .map(|i| (i, i.reverse_bits() >> (32 - bits)))
+            .filter(|&(i, j)| i < j)
             .collect();
         let mut size = 2;
         let (mut cos, mut sin) = (Vec::with_capacity(n), Vec::with_capacity(n));
@@ -48,7 +49,7 @@ impl Fft {
             }
             size *= 2;
         }
-        Some(Fft { n, rev, cos, sin })
+        Some(Fft { n, swaps, cos, sin })
     }
 
     /// The transform size.
@@ -73,14 +74,33 @@ impl Fft {
     fn run(&self, re: &mut [f32], im: &mut [f32], sign: f32) {
         let n = self.n;
         let (re, im) = (&mut re[..n], &mut im[..n]);
-        for i in 0..n {
-            let j = self.rev[i] as usize;
-            if j > i {
-                re.swap(i, j);
-                im.swap(i, j);
-            }
+        for &(i, j) in &self.swaps {
+            re.swap(i as usize, j as usize);
+            im.swap(i as usize, j as usize);
         }
+        // The first two stages, whose twiddles are 1 and ∓i, as one pass
+        // of four-point butterflies without multiplications (they are too
+        // short to vectorize as stages of their own).
         let mut size = 2;
+        if n >= 4 {
+            for (re, im) in re.chunks_exact_mut(4).zip(im.chunks_exact_mut(4)) {
+                let (a0r, a0i) = (re[0] + re[1], im[0] + im[1]);
+                let (a1r, a1i) = (re[0] - re[1], im[0] - im[1]);
+                let (a2r, a2i) = (re[2] + re[3], im[2] + im[3]);
+                let (a3r, a3i) = (re[2] - re[3], im[2] - im[3]);
+                // a3 times the size-4 twiddle (0, sign).
+                let (tr, ti) = (-sign * a3i, sign * a3r);
+                re[0] = a0r + a2r;
+                im[0] = a0i + a2i;
+                re[2] = a0r - a2r;
+                im[2] = a0i - a2i;
+                re[1] = a1r + tr;
+                im[1] = a1i + ti;
+                re[3] = a1r - tr;
+                im[3] = a1i - ti;
+            }
+            size = 8;
+        }
         while size <= n {
             let half = size / 2;
             let (cos, sin) = (&self.cos[half - 1..size - 1], &self.sin[half - 1..size - 1]);

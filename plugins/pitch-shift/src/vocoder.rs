@@ -72,6 +72,8 @@ pub struct Stretcher {
     ana_hop: f64,
     fft: RealFft,
     window: Vec<f32>,
+    /// The window squared, which every frame adds to the normalisation.
+    window_sq: Vec<f32>,
 }
 
 /// What a stretch carries from one call to the next, per channel.
@@ -117,6 +119,7 @@ impl Stretcher {
             ana_hop,
             fft,
             window: hann(frame),
+            window_sq: hann(frame).iter().map(|w| w * w).collect(),
         })
     }
 
@@ -216,12 +219,22 @@ impl Stretcher {
         // its end (only reached on the last call). Input before
         // `input_from` was dropped only once no frame could read it, so
         // what lies there is before the start.
-        for (j, b) in s.buf.iter_mut().enumerate() {
-            let t = centre - half as i64 + j as i64 - state.input_from as i64;
-            *b = match usize::try_from(t).ok().and_then(|t| state.input.get(t)) {
-                Some(&x) => x * self.window[j],
-                None => 0.0,
-            };
+        // Frame position j reads input index `start + j`; the ones that
+        // exist are j in `lo..hi`.
+        let start = centre - half as i64 - state.input_from as i64;
+        let lo = (-start).clamp(0, n as i64) as usize;
+        let hi = (state.input.len() as i64 - start).clamp(lo as i64, n as i64) as usize;
+        s.buf[..lo].fill(0.0);
+        s.buf[hi..].fill(0.0);
+        if lo < hi {
+            let input = &state.input[(start + lo as i64) as usize..(start + hi as i64) as usize];
+            for ((b, &x), &w) in s.buf[lo..hi]
+                .iter_mut()
+                .zip(input)
+                .zip(&self.window[lo..hi])
+            {
+                *b = x * w;
+            }
         }
         self.fft.forward(&s.buf, &mut s.xr, &mut s.xi);
         let (xr, xi) = (&s.xr, &s.xi);
@@ -291,10 +304,16 @@ impl Stretcher {
             state.norm.resize(reach, 0.0);
         }
         let skip = (-base).max(0) as usize;
-        for j in skip..n {
-            let at = (base + j as i64) as usize;
-            state.sum[at] += s.buf[j] * self.window[j];
-            state.norm[at] += self.window[j] * self.window[j];
+        let at = (base + skip as i64) as usize..(base + n as i64) as usize;
+        for ((sum, &b), &w) in state.sum[at.clone()]
+            .iter_mut()
+            .zip(&s.buf[skip..])
+            .zip(&self.window[skip..])
+        {
+            *sum += b * w;
+        }
+        for (norm, &w2) in state.norm[at].iter_mut().zip(&self.window_sq[skip..]) {
+            *norm += w2;
         }
     }
 }
