@@ -27,7 +27,9 @@ pub(super) fn conv_blocks(
             let co = blk.co0 + lane;
             acc.iter_mut().for_each(|a| *a = 0.0);
             for ci in 0..cin {
-                let x = &buf[ci * row..(ci + 1) * row];
+                // From the row's start on: the last row of the input read in place
+                // (a pointwise convolution) ends with the buffer, not `row` later.
+                let x = &buf[ci * row..];
                 for tap in 0..k {
                     let w = c.packed[blk.offset + (ci * k + tap) * cb + lane];
                     let x = &x[tap * dil..tap * dil + n];

@@ -11,13 +11,15 @@ use candle_core::{DType, Device, Tensor};
 use voxpipe_engine::vits::bench::{set_max_threads, DirectConv};
 
 /// (in, out, kernel, dilation, length, what): decoder stages 0–2 of a 15 s sentence, a
-/// flow WaveNet in_layer and a text-encoder FFN conv at its frame rate.
-const SHAPES: [(usize, usize, usize, usize, usize, &str); 6] = [
+/// flow WaveNet in_layer and its pointwise res/skip, and a text-encoder FFN conv at its
+/// frame rate.
+const SHAPES: [(usize, usize, usize, usize, usize, &str); 7] = [
     (128, 128, 3, 1, 10_776, "decoder stage 0"),
     (128, 128, 7, 3, 10_776, "decoder stage 0"),
     (64, 64, 5, 2, 86_208, "decoder stage 1"),
     (32, 32, 5, 2, 344_832, "decoder stage 2"),
     (192, 384, 5, 1, 1_347, "flow in_layer"),
+    (192, 384, 1, 1, 1_347, "flow res_skip"),
     (192, 768, 3, 1, 623, "text-encoder FFN"),
 ];
 
