@@ -354,14 +354,16 @@ impl ConvJob<'_> {
             .max()
             .unwrap_or(n);
         let row = cover + 2 * self.pad;
-        // A pointwise convolution of the plain input (no activation, no halo, no
-        // bf16 rounding) reads the input rows where they are: the window would be a
-        // copy, and with one tap per input channel that copy cost as much as a third
-        // of the multiply-adds (192 → 384 channels: 27 → 44 GMAC/s on one thread,
-        // `voxpipe-bench conv`). Not for the last chunk, whose tiles may reach past
-        // the input's end.
-        if c.kernel == 1 && self.slope.is_none() && !c.bf16 && t0 + cover <= self.len {
-            self.run_kernels(blocks, &self.input[t0..], self.len, t0, n);
+        // A convolution of the plain input (no activation, no bf16 rounding) reads the
+        // input rows where they are when its window, halo included, lies inside them:
+        // the window would only be a copy, which for a pointwise convolution (one tap
+        // per input channel) cost as much as a third of the multiply-adds (192 → 384
+        // channels: 27 → 44 GMAC/s on one thread, `voxpipe-bench conv`). The first and
+        // last chunks, whose halo or tiles reach past the input's ends, still take the
+        // window with its zeros.
+        if self.slope.is_none() && !c.bf16 && t0 >= self.pad && t0 + cover + self.pad <= self.len {
+            let start = t0 - self.pad;
+            self.run_kernels(blocks, &self.input[start..], self.len, t0, n);
             return;
         }
         fill_window(
@@ -587,14 +589,19 @@ mod tests {
     }
 
     #[test]
-    fn pointwise_reads_its_input_in_place_except_in_the_last_chunk() {
+    fn plain_input_is_read_in_place_except_at_the_ends() {
         // 192 input channels: chunks of 144 samples on one thread (the first four read
         // the input in place, the fifth, a partial tile, through the window), and of
         // 48 on two (7.7 M multiply-adds), with and without a residual.
         check(192, 12, 1, 1, 700, None);
         check(192, 40, 1, 1, 1000, None);
         check(192, 192, 1, 1, 250, None);
-        // With an activation or a bf16 rounding to apply, the window is still used.
+        // With a halo: the first chunk's reaches before the input (the window's
+        // zeros), the middle ones' lie inside it, the last one's past its end.
+        check(192, 12, 5, 1, 700, None);
+        check(192, 12, 3, 4, 700, None);
+        check(192, 192, 3, 1, 1000, None);
+        // With an activation to apply, the window is still used.
         check(192, 12, 1, 1, 700, Some(0.1));
         // `dst += W·x + b` (the flow's res/skip), at every level.
         let dev = Device::Cpu;
